@@ -1,0 +1,130 @@
+//! Typed configuration errors that carry the field path of the offending value.
+
+use std::fmt;
+
+/// A configuration error: where (a field path such as `routes[2].http.rules[0].path`) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub kind: ConfigErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigErrorKind {
+    /// The JSON does not fit the schema (syntax, type, unknown or missing field).
+    Schema(String),
+    /// A route must have exactly one of `http` or `tcp`.
+    RouteKind,
+    /// A rule needs exactly one terminal action.
+    ActionCount(usize),
+    /// `path` and `matches` are exclusive; so are `backend` and `backends`.
+    Exclusive(&'static str, &'static str),
+    /// A modifier that only applies to backends was given with another action.
+    ModifierWithoutBackend(&'static str),
+    InvalidHost(String),
+    DuplicateHost(String),
+    DuplicateTcpPort(u16),
+    InvalidPath(String),
+    InvalidRegex(String),
+    /// Two matchit patterns of one host overlap in a way matchit cannot order.
+    ConflictingPattern(String),
+    InvalidStatusCode(u16),
+    InvalidRedirectCode(u16),
+    InvalidHeaderName(String),
+    InvalidHeaderValue(String),
+    InvalidMethod(String),
+    MissingValue,
+    /// A `{name}` template refers to a capture that not every match of the rule provides.
+    UnknownCapture(String),
+    /// `ReplacePrefixMatch` needs every match of the rule to be a PathPrefix.
+    PrefixRewriteWithoutPrefix,
+    EmptyBackends,
+    EmptyName,
+    UnknownService(String),
+    NoMembers,
+    DuplicateMember(String),
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, kind: ConfigErrorKind) -> Self {
+        ConfigError {
+            path: path.into(),
+            kind,
+        }
+    }
+}
+
+impl fmt::Display for ConfigErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ConfigErrorKind::*;
+        match self {
+            Schema(m) => write!(f, "{m}"),
+            RouteKind => write!(f, "a route needs exactly one of `http` or `tcp`"),
+            ActionCount(0) => write!(
+                f,
+                "a rule needs an action: `backend`, `backends`, `statusCode` or `redirect`"
+            ),
+            ActionCount(n) => write!(
+                f,
+                "a rule takes one action of `backend(s)`, `statusCode`, `redirect`; found {n}"
+            ),
+            Exclusive(a, b) => write!(f, "`{a}` and `{b}` cannot be used together"),
+            ModifierWithoutBackend(m) => write!(f, "`{m}` applies only to backend actions"),
+            InvalidHost(h) => write!(
+                f,
+                "invalid host {h:?}: expected a DNS name, `*.` followed by one, or `*`"
+            ),
+            DuplicateHost(h) => write!(f, "host {h:?} is already defined by an earlier route"),
+            DuplicateTcpPort(p) => write!(f, "tcp port {p} is already defined by an earlier route"),
+            InvalidPath(m) => write!(f, "invalid path: {m}"),
+            InvalidRegex(m) => write!(f, "invalid regular expression: {m}"),
+            ConflictingPattern(m) => write!(f, "conflicting path pattern: {m}"),
+            InvalidStatusCode(c) => write!(f, "invalid status code {c}: expected 200..=599"),
+            InvalidRedirectCode(c) => {
+                write!(f, "invalid redirect code {c}: expected 301, 302, 303, 307 or 308")
+            }
+            InvalidHeaderName(n) => write!(f, "invalid header name {n:?}"),
+            InvalidHeaderValue(v) => write!(f, "invalid header value {v:?}"),
+            InvalidMethod(m) => write!(f, "invalid method {m:?}"),
+            MissingValue => write!(f, "a value is required for this match type"),
+            UnknownCapture(c) => write!(
+                f,
+                "template uses {{{c}}}, which not every path pattern of the rule captures"
+            ),
+            PrefixRewriteWithoutPrefix => write!(
+                f,
+                "ReplacePrefixMatch needs every match of the rule to use a PathPrefix path"
+            ),
+            EmptyBackends => write!(f, "at least one backend is required"),
+            EmptyName => write!(f, "must not be empty"),
+            UnknownService(s) => write!(f, "no multi-cluster service named {s:?}"),
+            NoMembers => write!(f, "a multi-cluster service needs at least one member"),
+            DuplicateMember(m) => write!(f, "member {m:?} is listed twice"),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.kind)
+        } else {
+            write!(f, "{}: {}", self.path, self.kind)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses JSON into `T`, reporting schema errors with their field path.
+pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        ConfigError::new(path, ConfigErrorKind::Schema(e.into_inner().to_string()))
+    })?;
+    de.end()
+        .map_err(|e| ConfigError::new("", ConfigErrorKind::Schema(e.to_string())))?;
+    Ok(value)
+}

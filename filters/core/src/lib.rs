@@ -1,0 +1,16 @@
+//! wasmgate's core: the filter-config schema, its validation, the compiled route table and
+//! backend selection. Plain Rust with no proxy-wasm dependency, so it is tested and
+//! benchmarked natively; the filters are thin adapters over it.
+
+pub mod config;
+pub mod error;
+pub mod host;
+pub mod request;
+pub mod table;
+pub mod template;
+pub mod weighted;
+
+pub use config::{BalancerConfig, RouterConfig};
+pub use error::{ConfigError, ConfigErrorKind};
+pub use request::{FixedRandom, Random, RequestView, XorShift};
+pub use table::{Forward, HeaderEdits, Outcome, Reply, RouteTable, RuleRef};

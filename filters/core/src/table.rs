@@ -1,0 +1,1021 @@
+//! The compiled route table: built once at configure time, consulted once per request.
+//!
+//! Per host the rules are indexed by path kind so that a lookup costs one hash probe per
+//! path element instead of a scan over every route. Candidates (one per rule match) are
+//! visited in Gateway API precedence: exact path, then matchit pattern, then regular
+//! expression, then the longest path prefix; within one path the candidate with a method,
+//! then more header matches, then more query matches, then the earliest in configuration.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+
+use regex_lite::Regex;
+
+use crate::config::*;
+use crate::error::{ConfigError, ConfigErrorKind as K};
+use crate::host::{normalize_authority, HostIndex, HostPattern};
+use crate::request::{query_param, split_query, Random, RequestView};
+use crate::template::{Captures, Template};
+use crate::weighted::WeightedSet;
+
+/// Where a rule came from in the configuration, for logs and `explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleRef {
+    pub route: usize,
+    pub rule: usize,
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<'t> {
+    Forward(Forward<'t>),
+    Reply(Reply<'t>),
+    NoMatch(NoMatch),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward<'t> {
+    pub rule: RuleRef,
+    pub service: &'t str,
+    pub cluster: &'t str,
+    /// New `:authority`, when the rule rewrites the hostname.
+    pub authority: Option<Cow<'t, str>>,
+    /// New `:path` (query kept), when the rule rewrites the path.
+    pub path: Option<String>,
+    pub request_headers: HeaderEdits<'t>,
+    pub response_headers: HeaderEdits<'t>,
+}
+
+/// A local reply: the seed's status-code action, a redirect, or an error the router defines
+/// (404 for no match, 500 when every backend weight is zero).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply<'t> {
+    pub rule: Option<RuleRef>,
+    pub status: u16,
+    pub headers: Vec<(&'t str, Cow<'t, str>)>,
+    pub body: &'t str,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeaderEdits<'t> {
+    pub set: Vec<(&'t str, Cow<'t, str>)>,
+    pub add: Vec<(&'t str, Cow<'t, str>)>,
+    pub remove: &'t [String],
+}
+
+impl HeaderEdits<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+#[derive(Debug)]
+pub struct RouteTable {
+    hosts: HostIndex<HostRules>,
+    rules: Vec<CompiledRule>,
+    tcp: HashMap<u16, CompiledBackends>,
+    header_names: Vec<String>,
+    needs_method: bool,
+    no_match: NoMatch,
+    cluster_header: String,
+    clear_route_cache: bool,
+}
+
+#[derive(Debug, Default)]
+struct HostRules {
+    exact: HashMap<Box<[u8]>, Vec<Candidate>>,
+    patterns: Option<matchit::Router<usize>>,
+    pattern_candidates: Vec<Vec<Candidate>>,
+    pattern_ids: HashMap<String, usize>,
+    regexes: Vec<Candidate>,
+    /// Keyed by the prefix without trailing slashes; `/` is the empty key.
+    prefixes: HashMap<Box<[u8]>, Vec<Candidate>>,
+}
+
+#[derive(Debug)]
+struct Candidate {
+    rule: usize,
+    order: usize,
+    regex: Option<Regex>,
+    /// Length of the matched prefix, for `ReplacePrefixMatch`.
+    prefix_len: usize,
+    method: Option<Box<[u8]>>,
+    headers: Vec<HeaderCond>,
+    query: Vec<QueryCond>,
+}
+
+impl Candidate {
+    fn precedence(&self) -> (bool, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>, usize) {
+        (
+            self.method.is_none(),
+            std::cmp::Reverse(self.headers.len()),
+            std::cmp::Reverse(self.query.len()),
+            self.order,
+        )
+    }
+
+    fn conditions_hold(&self, req: &RequestView<'_>, query: Option<&[u8]>) -> bool {
+        if let Some(m) = &self.method {
+            if req.method != &**m {
+                return false;
+            }
+        }
+        self.headers.iter().all(|h| h.holds(req))
+            && self.query.iter().all(|q| {
+                query
+                    .and_then(|qs| query_param(qs, &q.name))
+                    .is_some_and(|v| q.value.holds(v))
+            })
+    }
+}
+
+#[derive(Debug)]
+enum ValueMatch {
+    Exact(Box<[u8]>),
+    Regex(Regex),
+}
+
+impl ValueMatch {
+    fn holds(&self, v: &[u8]) -> bool {
+        match self {
+            ValueMatch::Exact(e) => v == &**e,
+            ValueMatch::Regex(r) => std::str::from_utf8(v).is_ok_and(|s| r.is_match(s)),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum HeaderCond {
+    Value(String, ValueMatch),
+    Present(String),
+    Absent(String),
+}
+
+impl HeaderCond {
+    fn holds(&self, req: &RequestView<'_>) -> bool {
+        match self {
+            HeaderCond::Value(n, m) => req.header(n).is_some_and(|v| m.holds(v)),
+            HeaderCond::Present(n) => req.header(n).is_some(),
+            HeaderCond::Absent(n) => req.header(n).is_none(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct QueryCond {
+    name: String,
+    value: ValueMatch,
+}
+
+#[derive(Debug)]
+struct CompiledRule {
+    at: RuleRef,
+    action: Action,
+}
+
+#[derive(Debug)]
+enum Action {
+    Forward {
+        backends: CompiledBackends,
+        authority: Option<Template>,
+        path: Option<PathEdit>,
+        request: CompiledEdits,
+        response: CompiledEdits,
+    },
+    Reply {
+        status: u16,
+        headers: Vec<(String, Template)>,
+        body: String,
+    },
+    Redirect {
+        status: u16,
+        scheme: Option<String>,
+        hostname: Option<String>,
+        port: Option<u16>,
+        path: Option<PathEdit>,
+    },
+}
+
+#[derive(Debug)]
+enum PathEdit {
+    Full(Template),
+    Prefix(Template),
+}
+
+#[derive(Debug, Default)]
+struct CompiledEdits {
+    set: Vec<(String, Template)>,
+    add: Vec<(String, Template)>,
+    remove: Vec<String>,
+}
+
+impl CompiledEdits {
+    fn render<'t>(&'t self, caps: &Captures<'_>) -> HeaderEdits<'t> {
+        let render = |v: &'t Vec<(String, Template)>| {
+            v.iter()
+                .map(|(n, t)| (n.as_str(), t.render(caps)))
+                .collect()
+        };
+        HeaderEdits {
+            set: render(&self.set),
+            add: render(&self.add),
+            remove: &self.remove,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct CompiledBackends {
+    targets: Vec<(String, String)>,
+    weights: WeightedSet,
+}
+
+impl CompiledBackends {
+    fn pick(&self, rng: &mut dyn Random) -> Option<(&str, &str)> {
+        let i = self.weights.pick(rng)?;
+        self.targets.get(i).map(|(s, c)| (s.as_str(), c.as_str()))
+    }
+}
+
+/// The cluster a backend without an explicit `cluster` is reached through.
+pub fn default_cluster_name(service: &str, port: Option<u16>) -> String {
+    match port {
+        Some(p) => format!("{service}_{p}"),
+        None => service.to_string(),
+    }
+}
+
+impl RouteTable {
+    /// Parses and compiles a router configuration; the whole config or nothing.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let config: RouterConfig = crate::error::from_json(bytes)?;
+        Self::compile(&config)
+    }
+
+    pub fn compile(config: &RouterConfig) -> Result<Self, ConfigError> {
+        let mut c = Compiler::default();
+        let err = |path: String, kind| ConfigError::new(path, kind);
+        check_header_name(&config.cluster_header).map_err(|k| err("clusterHeader".into(), k))?;
+        let services = compile_services(&config.multi_cluster_services)?;
+        let mut hosts = HostIndex::default();
+        let mut tcp = HashMap::new();
+        for (ri, route) in config.routes.iter().enumerate() {
+            let at = format!("routes[{ri}]");
+            match (&route.http, &route.tcp) {
+                (Some(http), None) => {
+                    let pattern = HostPattern::parse(&http.host)
+                        .map_err(|k| err(format!("{at}.http.host"), k))?;
+                    let rules = c.compile_host(ri, http, &services)?;
+                    if !hosts.insert(pattern, rules) {
+                        return Err(err(
+                            format!("{at}.http.host"),
+                            K::DuplicateHost(http.host.clone()),
+                        ));
+                    }
+                }
+                (None, Some(t)) => {
+                    let backends = compile_tcp(&format!("{at}.tcp"), t, &services)?;
+                    if tcp.insert(t.port, backends).is_some() {
+                        return Err(err(format!("{at}.tcp.port"), K::DuplicateTcpPort(t.port)));
+                    }
+                }
+                _ => return Err(err(at, K::RouteKind)),
+            }
+        }
+        Ok(RouteTable {
+            hosts,
+            rules: c.rules,
+            tcp,
+            header_names: c.header_names.into_iter().collect(),
+            needs_method: c.needs_method,
+            no_match: config.no_match,
+            cluster_header: config.cluster_header.to_ascii_lowercase(),
+            clear_route_cache: config.clear_route_cache,
+        })
+    }
+
+    /// Headers (lower-case) that some rule reads, beyond `:authority`, `:path`, `:method`.
+    pub fn header_names(&self) -> &[String] {
+        &self.header_names
+    }
+
+    /// Whether any rule matches on the method.
+    pub fn needs_method(&self) -> bool {
+        self.needs_method
+    }
+
+    pub fn cluster_header(&self) -> &str {
+        &self.cluster_header
+    }
+
+    pub fn clear_route_cache(&self) -> bool {
+        self.clear_route_cache
+    }
+
+    pub fn host_count(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// The cluster for a new TCP connection on `port`; `None` when no route takes the port
+    /// or every backend weight is zero.
+    pub fn route_tcp(&self, port: u16, rng: &mut dyn Random) -> Option<&str> {
+        self.tcp.get(&port)?.pick(rng).map(|(_, c)| c)
+    }
+
+    /// Routes one request.
+    pub fn route<'t>(&'t self, req: &RequestView<'_>, rng: &mut dyn Random) -> Outcome<'t> {
+        let Some(host) = normalize_authority(req.authority) else {
+            return self.no_match();
+        };
+        let (path, query) = split_query(req.path);
+        let found = self
+            .hosts
+            .find_map(&host, |rules| rules.find(path, query, req));
+        match found {
+            Some((cand, caps)) => self.act(cand, &caps, req, &host, path, query, rng),
+            None => self.no_match(),
+        }
+    }
+
+    fn no_match(&self) -> Outcome<'_> {
+        Outcome::NoMatch(self.no_match)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn act<'t>(
+        &'t self,
+        cand: &Candidate,
+        caps: &Captures<'_>,
+        req: &RequestView<'_>,
+        host: &str,
+        path: &[u8],
+        query: Option<&[u8]>,
+        rng: &mut dyn Random,
+    ) -> Outcome<'t> {
+        let Some(rule) = self.rules.get(cand.rule) else {
+            return self.no_match();
+        };
+        let at = Some(rule.at);
+        match &rule.action {
+            Action::Reply {
+                status,
+                headers,
+                body,
+            } => Outcome::Reply(Reply {
+                rule: at,
+                status: *status,
+                headers: headers
+                    .iter()
+                    .map(|(n, t)| (n.as_str(), t.render(caps)))
+                    .collect(),
+                body,
+            }),
+            Action::Redirect {
+                status,
+                scheme,
+                hostname,
+                port,
+                path: edit,
+            } => {
+                let scheme_in = req.header(":scheme").unwrap_or(b"http");
+                let scheme_out = match scheme {
+                    Some(s) => s.as_str(),
+                    None => std::str::from_utf8(scheme_in).unwrap_or("http"),
+                };
+                // An explicit scheme implies its well-known port; otherwise keep the request's.
+                let port = match (port, scheme) {
+                    (Some(p), _) => Some(p.to_string()),
+                    (None, Some(_)) => None,
+                    (None, None) => authority_port(req.authority).map(str::to_string),
+                };
+                let mut location = format!("{scheme_out}://{}", hostname.as_deref().unwrap_or(host));
+                if let Some(p) = port.filter(|p| !is_default_port(scheme_out, p)) {
+                    location.push(':');
+                    location.push_str(&p);
+                }
+                location.push_str(&rewrite_path(edit.as_ref(), cand, caps, path, query));
+                Outcome::Reply(Reply {
+                    rule: at,
+                    status: *status,
+                    headers: vec![("location", Cow::Owned(location))],
+                    body: "",
+                })
+            }
+            Action::Forward {
+                backends,
+                authority,
+                path: edit,
+                request,
+                response,
+            } => match backends.pick(rng) {
+                None => Outcome::Reply(Reply {
+                    rule: at,
+                    status: 500,
+                    headers: Vec::new(),
+                    body: "no backend with a non-zero weight\n",
+                }),
+                Some((service, cluster)) => Outcome::Forward(Forward {
+                    rule: rule.at,
+                    service,
+                    cluster,
+                    authority: authority.as_ref().map(|t| t.render(caps)),
+                    path: edit
+                        .as_ref()
+                        .map(|e| rewrite_path(Some(e), cand, caps, path, query)),
+                    request_headers: request.render(caps),
+                    response_headers: response.render(caps),
+                }),
+            },
+        }
+    }
+}
+
+fn authority_port(authority: &[u8]) -> Option<&str> {
+    let after_bracket = authority
+        .iter()
+        .rposition(|&b| b == b']')
+        .map_or(0, |i| i + 1);
+    let rest = authority.get(after_bracket..)?;
+    let colon = rest.iter().position(|&b| b == b':')?;
+    std::str::from_utf8(rest.get(colon + 1..)?)
+        .ok()
+        .filter(|p| !p.is_empty())
+}
+
+fn is_default_port(scheme: &str, port: &str) -> bool {
+    matches!((scheme, port), ("http", "80") | ("https", "443"))
+}
+
+/// Applies a path edit, keeping the query string.
+fn rewrite_path(
+    edit: Option<&PathEdit>,
+    cand: &Candidate,
+    caps: &Captures<'_>,
+    path: &[u8],
+    query: Option<&[u8]>,
+) -> String {
+    let mut out = match edit {
+        None => String::from_utf8_lossy(path).into_owned(),
+        Some(PathEdit::Full(t)) => t.render(caps).into_owned(),
+        Some(PathEdit::Prefix(t)) => {
+            let rest = path.get(cand.prefix_len..).unwrap_or_default();
+            let replacement = t.render(caps);
+            let mut s = replacement.trim_end_matches('/').to_string();
+            let rest = String::from_utf8_lossy(rest);
+            if rest.is_empty() || rest == "/" {
+                // `/foo` -> `/bar`, `/foo/` -> `/bar/`; a `/` replacement never yields "".
+                s.push_str(&rest);
+                if s.is_empty() {
+                    s.push('/');
+                }
+            } else {
+                s.push_str(&rest);
+            }
+            s
+        }
+    };
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(&String::from_utf8_lossy(q));
+    }
+    out
+}
+
+impl HostRules {
+    fn find<'s, 'p>(
+        &'s self,
+        path: &'p [u8],
+        query: Option<&[u8]>,
+        req: &RequestView<'_>,
+    ) -> Option<(&'s Candidate, Vec<(&'s str, &'p str)>)> {
+        let first = |cands: &'s [Candidate]| {
+            cands.iter().find(|c| c.conditions_hold(req, query))
+        };
+        if let Some(c) = self.exact.get(path).and_then(|cs| first(cs)) {
+            return Some((c, Vec::new()));
+        }
+        let path_str = std::str::from_utf8(path).ok();
+        if let (Some(router), Some(p)) = (&self.patterns, path_str) {
+            if let Ok(m) = router.at(p) {
+                if let Some(c) = self.pattern_candidates.get(*m.value).and_then(|cs| first(cs)) {
+                    return Some((c, m.params.iter().collect()));
+                }
+            }
+        }
+        if let Some(p) = path_str {
+            let hit = self.regexes.iter().find(|c| {
+                c.regex.as_ref().is_some_and(|r| r.is_match(p)) && c.conditions_hold(req, query)
+            });
+            if let Some(c) = hit {
+                return Some((c, Vec::new()));
+            }
+        }
+        if self.prefixes.is_empty() {
+            return None;
+        }
+        // Element-wise prefixes, longest first: `/a/b/` tries `/a/b`, `/a`, then `/` ("").
+        let mut key = trim_trailing_slashes(path);
+        loop {
+            if let Some(c) = self.prefixes.get(key).and_then(|cs| first(cs)) {
+                return Some((c, Vec::new()));
+            }
+            if key.is_empty() {
+                return None;
+            }
+            let cut = key.iter().rposition(|&b| b == b'/').unwrap_or(0);
+            key = trim_trailing_slashes(key.get(..cut).unwrap_or_default());
+        }
+    }
+}
+
+fn trim_trailing_slashes(p: &[u8]) -> &[u8] {
+    let end = p.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+    p.get(..end).unwrap_or_default()
+}
+
+#[derive(Default)]
+struct Compiler {
+    rules: Vec<CompiledRule>,
+    header_names: BTreeSet<String>,
+    needs_method: bool,
+    order: usize,
+}
+
+type Services = HashMap<String, (Vec<String>, WeightedSet)>;
+
+fn compile_services(
+    services: &std::collections::BTreeMap<String, MultiClusterService>,
+) -> Result<Services, ConfigError> {
+    let mut out = HashMap::new();
+    for (name, svc) in services {
+        let at = format!("multiClusterServices.{name}");
+        if svc.members.is_empty() {
+            return Err(ConfigError::new(format!("{at}.members"), K::NoMembers));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, m) in svc.members.iter().enumerate() {
+            if m.cluster.is_empty() {
+                return Err(ConfigError::new(format!("{at}.members[{i}].cluster"), K::EmptyName));
+            }
+            if !seen.insert(&m.name) {
+                return Err(ConfigError::new(
+                    format!("{at}.members[{i}].name"),
+                    K::DuplicateMember(m.name.clone()),
+                ));
+            }
+        }
+        let clusters = svc.members.iter().map(|m| m.cluster.clone()).collect();
+        let weights = WeightedSet::new(svc.members.iter().map(|m| m.weight));
+        out.insert(name.clone(), (clusters, weights));
+    }
+    Ok(out)
+}
+
+/// Expands backends to (service, cluster) targets; a multi-cluster service contributes its
+/// members, each with its share of the backend's weight.
+fn compile_backends(
+    at: &str,
+    single: Option<&Backend>,
+    many: &[Backend],
+    services: &Services,
+) -> Result<CompiledBackends, ConfigError> {
+    if single.is_some() && !many.is_empty() {
+        return Err(ConfigError::new(at, K::Exclusive("backend", "backends")));
+    }
+    let list: Vec<&Backend> = single.into_iter().chain(many).collect();
+    if list.is_empty() {
+        return Err(ConfigError::new(at, K::EmptyBackends));
+    }
+    let mut targets = Vec::new();
+    let mut weights = Vec::new();
+    for (i, b) in list.into_iter().enumerate() {
+        let bat = if single.is_some() {
+            format!("{at}.backend")
+        } else {
+            format!("{at}.backends[{i}]")
+        };
+        if b.service.is_empty() {
+            return Err(ConfigError::new(format!("{bat}.service"), K::EmptyName));
+        }
+        match (&b.cluster, services.get(&b.service)) {
+            (None, Some((clusters, member_weights))) => {
+                // Scale member weights so the backend's weight splits among them exactly.
+                let total = member_weights.total().max(1);
+                let mut prev = 0;
+                for (cluster, cum) in clusters.iter().zip(member_weight_steps(member_weights)) {
+                    let share = u64::from(b.weight) * (cum - prev);
+                    prev = cum;
+                    targets.push((b.service.clone(), cluster.clone()));
+                    weights.push((share * 1000 / total).min(u64::from(u32::MAX)) as u32);
+                }
+            }
+            (cluster, _) => {
+                let cluster = cluster
+                    .clone()
+                    .unwrap_or_else(|| default_cluster_name(&b.service, b.port));
+                targets.push((b.service.clone(), cluster));
+                weights.push(b.weight.saturating_mul(1000));
+            }
+        }
+    }
+    Ok(CompiledBackends {
+        targets,
+        weights: WeightedSet::new(weights),
+    })
+}
+
+fn member_weight_steps(set: &WeightedSet) -> Vec<u64> {
+    set.cumulative().to_vec()
+}
+
+fn compile_tcp(at: &str, t: &TcpRoute, services: &Services) -> Result<CompiledBackends, ConfigError> {
+    match t.rules.as_slice() {
+        [rule] => compile_backends(&format!("{at}.rules[0]"), rule.backend.as_ref(), &rule.backends, services),
+        _ => Err(ConfigError::new(
+            format!("{at}.rules"),
+            K::Schema("a tcp route takes exactly one rule".into()),
+        )),
+    }
+}
+
+fn check_header_name(name: &str) -> Result<(), K> {
+    let ok = !name.is_empty()
+        && name.bytes().enumerate().all(|(i, b)| {
+            (i == 0 && b == b':') || b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(K::InvalidHeaderName(name.to_string()))
+    }
+}
+
+fn check_header_value(value: &str) -> Result<(), K> {
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        Err(K::InvalidHeaderValue(value.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+fn anchored_regex(re: &str) -> Result<Regex, K> {
+    Regex::new(&format!("^(?:{re})$")).map_err(|e| K::InvalidRegex(e.to_string()))
+}
+
+impl Compiler {
+    fn compile_host(
+        &mut self,
+        ri: usize,
+        http: &HttpRoute,
+        services: &Services,
+    ) -> Result<HostRules, ConfigError> {
+        let mut host = HostRules::default();
+        for (ui, rule) in http.rules.iter().enumerate() {
+            let at = format!("routes[{ri}].http.rules[{ui}]");
+            self.compile_rule(&at, RuleRef { route: ri, rule: ui }, rule, services, &mut host)?;
+        }
+        for list in host
+            .exact
+            .values_mut()
+            .chain(host.prefixes.values_mut())
+            .chain(host.pattern_candidates.iter_mut())
+            .chain(std::iter::once(&mut host.regexes))
+        {
+            list.sort_by_key(|c| c.precedence());
+        }
+        Ok(host)
+    }
+
+    fn compile_rule(
+        &mut self,
+        at: &str,
+        rref: RuleRef,
+        rule: &HttpRule,
+        services: &Services,
+        host: &mut HostRules,
+    ) -> Result<(), ConfigError> {
+        let e = |field: &str, kind| ConfigError::new(format!("{at}{field}"), kind);
+        if rule.path.is_some() && !rule.matches.is_empty() {
+            return Err(e("", K::Exclusive("path", "matches")));
+        }
+        // The seed's `path` is a prefix; no path at all matches everything (prefix `/`).
+        let shorthand;
+        let matches: &[HttpMatch] = match (&rule.path, rule.matches.is_empty()) {
+            (Some(p), _) => {
+                shorthand = [HttpMatch {
+                    path: Some(PathMatch {
+                        kind: PathMatchKind::PathPrefix,
+                        value: p.clone(),
+                    }),
+                    ..HttpMatch::default()
+                }];
+                &shorthand
+            }
+            (None, true) => {
+                shorthand = [HttpMatch::default()];
+                &shorthand
+            }
+            (None, false) => &rule.matches,
+        };
+        let rule_index = self.rules.len();
+        // Captures every match of the rule provides: the only names templates may use.
+        let mut common_caps: Option<BTreeSet<String>> = None;
+        let mut all_prefix = true;
+        for (mi, m) in matches.iter().enumerate() {
+            let mat = if rule.path.is_some() {
+                String::new()
+            } else {
+                format!(".matches[{mi}]")
+            };
+            let caps = self.compile_match(at, &mat, rule_index, m, host)?;
+            all_prefix &= m
+                .path
+                .as_ref()
+                .is_none_or(|p| p.kind == PathMatchKind::PathPrefix);
+            common_caps = Some(match common_caps {
+                None => caps,
+                Some(c) => c.intersection(&caps).cloned().collect(),
+            });
+        }
+        let caps = common_caps.unwrap_or_default();
+        let template = |field: &str, raw: &str| -> Result<Template, ConfigError> {
+            let t = Template::parse(raw).map_err(|k| e(field, k))?;
+            if let Some(missing) = t.captures().find(|c| !caps.contains(*c)) {
+                return Err(e(field, K::UnknownCapture(missing.to_string())));
+            }
+            Ok(t)
+        };
+        let path_edit = |field: &str, m: &PathModifier| -> Result<PathEdit, ConfigError> {
+            if !m.value.starts_with('/') {
+                return Err(e(field, K::InvalidPath(format!("{:?} must start with `/`", m.value))));
+            }
+            let t = template(&format!("{field}.value"), &m.value)?;
+            match m.kind {
+                PathModifierKind::ReplaceFullPath => Ok(PathEdit::Full(t)),
+                PathModifierKind::ReplacePrefixMatch if all_prefix => Ok(PathEdit::Prefix(t)),
+                PathModifierKind::ReplacePrefixMatch => Err(e(field, K::PrefixRewriteWithoutPrefix)),
+            }
+        };
+        let edits = |field: &str, m: Option<&HeaderModifier>| -> Result<CompiledEdits, ConfigError> {
+            let Some(m) = m else {
+                return Ok(CompiledEdits::default());
+            };
+            let pairs = |list: &[HeaderValue], kind: &str| {
+                list.iter()
+                    .enumerate()
+                    .map(|(i, hv)| {
+                        let f = format!("{field}.{kind}[{i}]");
+                        check_header_name(&hv.name).map_err(|k| e(&format!("{f}.name"), k))?;
+                        check_header_value(&hv.value).map_err(|k| e(&format!("{f}.value"), k))?;
+                        Ok((hv.name.to_ascii_lowercase(), template(&format!("{f}.value"), &hv.value)?))
+                    })
+                    .collect::<Result<Vec<_>, ConfigError>>()
+            };
+            let remove = m
+                .remove
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    check_header_name(n).map_err(|k| e(&format!("{field}.remove[{i}]"), k))?;
+                    Ok(n.to_ascii_lowercase())
+                })
+                .collect::<Result<Vec<_>, ConfigError>>()?;
+            Ok(CompiledEdits {
+                set: pairs(&m.set, "set")?,
+                add: pairs(&m.add, "add")?,
+                remove,
+            })
+        };
+
+        let has_backend = rule.backend.is_some() || !rule.backends.is_empty();
+        let actions = usize::from(has_backend)
+            + usize::from(rule.status_code.is_some())
+            + usize::from(rule.redirect.is_some());
+        if actions != 1 {
+            return Err(e("", K::ActionCount(actions)));
+        }
+        if !has_backend {
+            if rule.url_rewrite.is_some() {
+                return Err(e(".urlRewrite", K::ModifierWithoutBackend("urlRewrite")));
+            }
+            if rule.request_headers.is_some() {
+                return Err(e(".requestHeaders", K::ModifierWithoutBackend("requestHeaders")));
+            }
+        }
+        let action = if let Some(sc) = &rule.status_code {
+            if !(200..=599).contains(&sc.code) {
+                return Err(e(".statusCode.code", K::InvalidStatusCode(sc.code)));
+            }
+            let headers = edits(
+                ".statusCode",
+                Some(&HeaderModifier {
+                    set: sc.headers.clone(),
+                    ..HeaderModifier::default()
+                }),
+            )
+            .map_err(|mut err| {
+                err.path = err.path.replace(".statusCode.set", ".statusCode.headers");
+                err
+            })?;
+            Action::Reply {
+                status: sc.code,
+                headers: headers.set,
+                body: sc.body.clone().unwrap_or_default(),
+            }
+        } else if let Some(r) = &rule.redirect {
+            let status = r.status_code.unwrap_or(302);
+            if ![301, 302, 303, 307, 308].contains(&status) {
+                return Err(e(".redirect.statusCode", K::InvalidRedirectCode(status)));
+            }
+            if let Some(h) = &r.hostname {
+                match HostPattern::parse(h) {
+                    Ok(HostPattern::Exact(_)) => {}
+                    _ => return Err(e(".redirect.hostname", K::InvalidHost(h.clone()))),
+                }
+            }
+            if let Some(s) = &r.scheme {
+                if !matches!(s.as_str(), "http" | "https") {
+                    return Err(e(
+                        ".redirect.scheme",
+                        K::Schema(format!("unsupported scheme {s:?}: expected http or https")),
+                    ));
+                }
+                self.header_names.insert(":scheme".into());
+            } else {
+                self.header_names.insert(":scheme".into());
+            }
+            Action::Redirect {
+                status,
+                scheme: r.scheme.clone(),
+                hostname: r.hostname.clone(),
+                port: r.port,
+                path: r
+                    .path
+                    .as_ref()
+                    .map(|p| path_edit(".redirect.path", p))
+                    .transpose()?,
+            }
+        } else {
+            let backends = compile_backends(at, rule.backend.as_ref(), &rule.backends, services)?;
+            let rewrite = rule.url_rewrite.as_ref();
+            let authority = rewrite
+                .and_then(|r| r.hostname.as_ref())
+                .map(|h| {
+                    let t = template(".urlRewrite.hostname", h)?;
+                    if t.captures().next().is_none() && !matches!(HostPattern::parse(h), Ok(HostPattern::Exact(_))) {
+                        return Err(e(".urlRewrite.hostname", K::InvalidHost(h.clone())));
+                    }
+                    Ok(t)
+                })
+                .transpose()?;
+            Action::Forward {
+                backends,
+                authority,
+                path: rewrite
+                    .and_then(|r| r.path.as_ref())
+                    .map(|p| path_edit(".urlRewrite.path", p))
+                    .transpose()?,
+                request: edits(".requestHeaders", rule.request_headers.as_ref())?,
+                response: edits(".responseHeaders", rule.response_headers.as_ref())?,
+            }
+        };
+        // Response header edits on a local reply apply to that reply.
+        let action = match (action, &rule.response_headers) {
+            (Action::Reply { status, mut headers, body }, Some(m)) => {
+                let extra = edits(".responseHeaders", Some(m))?;
+                headers.extend(extra.set);
+                headers.extend(extra.add);
+                Action::Reply { status, headers, body }
+            }
+            (a, _) => a,
+        };
+        self.rules.push(CompiledRule { at: rref, action });
+        Ok(())
+    }
+
+    /// Compiles one match into a candidate in the host's index; returns its capture names.
+    fn compile_match(
+        &mut self,
+        at: &str,
+        mat: &str,
+        rule: usize,
+        m: &HttpMatch,
+        host: &mut HostRules,
+    ) -> Result<BTreeSet<String>, ConfigError> {
+        let e = |field: &str, kind| ConfigError::new(format!("{at}{mat}{field}"), kind);
+        let method = match &m.method {
+            Some(me) => {
+                if me.is_empty() || !me.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err(e(".method", K::InvalidMethod(me.clone())));
+                }
+                self.needs_method = true;
+                Some(me.as_bytes().into())
+            }
+            None => None,
+        };
+        let mut headers = Vec::new();
+        for (i, h) in m.headers.iter().enumerate() {
+            let f = format!(".headers[{i}]");
+            check_header_name(&h.name).map_err(|k| e(&format!("{f}.name"), k))?;
+            let name = h.name.to_ascii_lowercase();
+            self.header_names.insert(name.clone());
+            let value = || h.value.as_deref().ok_or_else(|| e(&format!("{f}.value"), K::MissingValue));
+            headers.push(match h.kind {
+                HeaderMatchKind::Exact => HeaderCond::Value(name, ValueMatch::Exact(value()?.as_bytes().into())),
+                HeaderMatchKind::RegularExpression => HeaderCond::Value(
+                    name,
+                    ValueMatch::Regex(anchored_regex(value()?).map_err(|k| e(&format!("{f}.value"), k))?),
+                ),
+                HeaderMatchKind::Present => HeaderCond::Present(name),
+                HeaderMatchKind::Absent => HeaderCond::Absent(name),
+            });
+        }
+        let mut query = Vec::new();
+        for (i, q) in m.query_params.iter().enumerate() {
+            let f = format!(".queryParams[{i}]");
+            if q.name.is_empty() {
+                return Err(e(&format!("{f}.name"), K::EmptyName));
+            }
+            let value = match q.kind {
+                QueryMatchKind::Exact => ValueMatch::Exact(q.value.as_bytes().into()),
+                QueryMatchKind::RegularExpression => ValueMatch::Regex(
+                    anchored_regex(&q.value).map_err(|k| e(&format!("{f}.value"), k))?,
+                ),
+            };
+            query.push(QueryCond { name: q.name.clone(), value });
+        }
+        let mut cand = Candidate {
+            rule,
+            order: self.order,
+            regex: None,
+            prefix_len: 0,
+            method,
+            headers,
+            query,
+        };
+        self.order += 1;
+        let mut caps = BTreeSet::new();
+        let (kind, value) = match &m.path {
+            Some(p) => (p.kind, p.value.as_str()),
+            None => (PathMatchKind::PathPrefix, "/"),
+        };
+        let path_field = if mat.is_empty() { ".path" } else { ".path.value" };
+        if kind != PathMatchKind::RegularExpression {
+            if !value.starts_with('/') {
+                return Err(e(path_field, K::InvalidPath(format!("{value:?} must start with `/`"))));
+            }
+            if value.contains('?') || value.contains('#') {
+                return Err(e(path_field, K::InvalidPath(format!("{value:?} must not contain `?` or `#`"))));
+            }
+        }
+        match kind {
+            PathMatchKind::Exact => {
+                host.exact.entry(value.as_bytes().into()).or_default().push(cand);
+            }
+            PathMatchKind::PathPrefix => {
+                let key = trim_trailing_slashes(value.as_bytes());
+                cand.prefix_len = key.len();
+                host.prefixes.entry(key.into()).or_default().push(cand);
+            }
+            PathMatchKind::RegularExpression => {
+                cand.regex = Some(anchored_regex(value).map_err(|k| e(path_field, k))?);
+                host.regexes.push(cand);
+            }
+            PathMatchKind::Pattern => {
+                let id = match host.pattern_ids.get(value) {
+                    Some(id) => *id,
+                    None => {
+                        let router = host.patterns.get_or_insert_with(matchit::Router::new);
+                        let id = host.pattern_candidates.len();
+                        router
+                            .insert(value, id)
+                            .map_err(|err| e(path_field, K::ConflictingPattern(err.to_string())))?;
+                        host.pattern_ids.insert(value.to_string(), id);
+                        host.pattern_candidates.push(Vec::new());
+                        id
+                    }
+                };
+                caps = pattern_captures(value);
+                if let Some(list) = host.pattern_candidates.get_mut(id) {
+                    list.push(cand);
+                }
+            }
+        }
+        Ok(caps)
+    }
+}
+
+/// Parameter names of a matchit pattern: `{id}` and `{*rest}`.
+fn pattern_captures(pattern: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        let Some(after) = rest.get(open + 1..) else { break };
+        let Some(close) = after.find('}') else { break };
+        if let Some(name) = after.get(..close) {
+            out.insert(name.trim_start_matches('*').to_string());
+        }
+        rest = after.get(close + 1..).unwrap_or_default();
+    }
+    out
+}

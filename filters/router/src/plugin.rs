@@ -1,0 +1,269 @@
+//! The proxy-wasm side: contexts, host calls, and nothing that can panic.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use log::{info, warn};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use wasmgate_core::{HeaderEdits, Outcome, Random, RequestView, RouteTable, XorShift};
+
+use crate::protobuf::set_filter_state_args;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(RouterRoot { shared: None, tcp: false })
+    });
+}}
+
+/// What every stream of this root shares: the compiled table and the random state.
+struct Shared {
+    table: RouteTable,
+    rng: Cell<XorShift>,
+}
+
+impl Shared {
+    fn with_rng<R>(&self, f: impl FnOnce(&mut dyn Random) -> R) -> R {
+        let mut rng = self.rng.replace(XorShift::new(0));
+        let r = f(&mut rng);
+        self.rng.set(rng);
+        r
+    }
+}
+
+struct RouterRoot {
+    shared: Option<Rc<Shared>>,
+    tcp: bool,
+}
+
+impl Context for RouterRoot {}
+
+impl RootContext for RouterRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let config = hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        match RouteTable::from_json(&config) {
+            Ok(table) => {
+                let root_id = hostcalls::get_property(vec!["plugin_root_id"]).ok().flatten();
+                self.tcp = root_id.is_some_and(|id| id.ends_with(b".tcp"));
+                let seed = hostcalls::get_current_time()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0x9e37_79b9, |d| d.as_nanos() as u64);
+                info!(
+                    "wasmgate.router: configured {} hosts{}",
+                    table.host_count(),
+                    if self.tcp { " (tcp)" } else { "" }
+                );
+                self.shared = Some(Rc::new(Shared {
+                    table,
+                    rng: Cell::new(XorShift::new(seed)),
+                }));
+                true
+            }
+            Err(e) => {
+                // Reject the whole config: the proxy refuses the plugin rather than run half of it.
+                log::error!("wasmgate.router: invalid configuration: {e}");
+                false
+            }
+        }
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(if self.tcp {
+            ContextType::StreamContext
+        } else {
+            ContextType::HttpContext
+        })
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(RouterHttp {
+            shared: self.shared.clone(),
+            response_edits: None,
+        }))
+    }
+
+    fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
+        Some(Box::new(RouterTcp {
+            shared: self.shared.clone(),
+        }))
+    }
+}
+
+/// Response-header edits owned past the request phase.
+struct OwnedEdits {
+    set: Vec<(String, String)>,
+    add: Vec<(String, String)>,
+    remove: Vec<String>,
+}
+
+impl From<&HeaderEdits<'_>> for OwnedEdits {
+    fn from(e: &HeaderEdits<'_>) -> Self {
+        let own = |v: &[(&str, std::borrow::Cow<'_, str>)]| {
+            v.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        };
+        OwnedEdits {
+            set: own(&e.set),
+            add: own(&e.add),
+            remove: e.remove.to_vec(),
+        }
+    }
+}
+
+struct RouterHttp {
+    shared: Option<Rc<Shared>>,
+    response_edits: Option<OwnedEdits>,
+}
+
+impl Context for RouterHttp {}
+
+fn get_header(name: &str) -> Option<Vec<u8>> {
+    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
+        .ok()
+        .flatten()
+}
+
+fn set_header(map: MapType, name: &str, value: Option<&str>) {
+    if let Err(status) = hostcalls::set_map_value(map, name, value) {
+        warn!("wasmgate.router: cannot set header {name}: {status:?}");
+    }
+}
+
+fn apply_edits(map: MapType, edits: &OwnedEdits) {
+    for (n, v) in &edits.set {
+        set_header(map, n, Some(v));
+    }
+    for (n, v) in &edits.add {
+        if let Err(status) = hostcalls::add_map_value(map, n, v) {
+            warn!("wasmgate.router: cannot add header {n}: {status:?}");
+        }
+    }
+    for n in &edits.remove {
+        set_header(map, n, None);
+    }
+}
+
+fn send_reply(status: u16, headers: &[(&str, std::borrow::Cow<'_, str>)], body: &str) {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_ref())).collect();
+    let body = (!body.is_empty()).then_some(body.as_bytes());
+    if let Err(status) = hostcalls::send_http_response(u32::from(status), headers, body) {
+        warn!("wasmgate.router: cannot send local reply: {status:?}");
+    }
+}
+
+impl HttpContext for RouterHttp {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            send_reply(503, &[], "wasmgate router is not configured\n");
+            return Action::Pause;
+        };
+        let table = &shared.table;
+        let authority = get_header(":authority").unwrap_or_default();
+        let path = get_header(":path").unwrap_or_default();
+        let method = if table.needs_method() {
+            get_header(":method").unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let values: Vec<(&str, Vec<u8>)> = table
+            .header_names()
+            .iter()
+            .filter_map(|n| get_header(n).map(|v| (n.as_str(), v)))
+            .collect();
+        let headers: Vec<(&str, &[u8])> = values.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        let req = RequestView {
+            authority: &authority,
+            path: &path,
+            method: &method,
+            headers: &headers,
+        };
+        let outcome = shared.with_rng(|rng| table.route(&req, rng));
+        let route_header = table.cluster_header();
+        match outcome {
+            Outcome::Forward(f) => {
+                // Replacing also discards any value the client sent: clients never pick clusters.
+                set_header(MapType::HttpRequestHeaders, route_header, Some(f.cluster));
+                if let Some(a) = &f.authority {
+                    set_header(MapType::HttpRequestHeaders, ":authority", Some(a));
+                }
+                if let Some(p) = &f.path {
+                    set_header(MapType::HttpRequestHeaders, ":path", Some(p));
+                }
+                if !f.request_headers.is_empty() {
+                    apply_edits(MapType::HttpRequestHeaders, &OwnedEdits::from(&f.request_headers));
+                }
+                if !f.response_headers.is_empty() {
+                    self.response_edits = Some(OwnedEdits::from(&f.response_headers));
+                }
+                if table.clear_route_cache() {
+                    if let Err(status) = hostcalls::call_foreign_function("clear_route_cache", None) {
+                        warn!("wasmgate.router: clear_route_cache failed: {status:?}");
+                    }
+                }
+                Action::Continue
+            }
+            Outcome::Reply(r) => {
+                send_reply(r.status, &r.headers, r.body);
+                Action::Pause
+            }
+            Outcome::NoMatch(wasmgate_core::config::NoMatch::NotFound) => {
+                send_reply(404, &[], "no route matches\n");
+                Action::Pause
+            }
+            Outcome::NoMatch(wasmgate_core::config::NoMatch::PassThrough) => {
+                set_header(MapType::HttpRequestHeaders, route_header, None);
+                Action::Continue
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(edits) = &self.response_edits {
+            apply_edits(MapType::HttpResponseHeaders, edits);
+        }
+        Action::Continue
+    }
+}
+
+struct RouterTcp {
+    shared: Option<Rc<Shared>>,
+}
+
+impl Context for RouterTcp {}
+
+/// The listener port of this connection (Envoy encodes integers as 8 bytes little-endian).
+fn listener_port() -> Option<u16> {
+    let raw = hostcalls::get_property(vec!["destination", "port"]).ok()??;
+    let bytes: [u8; 8] = raw.get(..8)?.try_into().ok()?;
+    u16::try_from(u64::from_le_bytes(bytes)).ok()
+}
+
+impl StreamContext for RouterTcp {
+    fn on_new_connection(&mut self) -> Action {
+        let Some(shared) = &self.shared else {
+            return Action::Continue;
+        };
+        let port = listener_port();
+        let cluster = port.and_then(|p| shared.with_rng(|rng| shared.table.route_tcp(p, rng).map(str::to_string)));
+        match cluster {
+            Some(cluster) => {
+                let args = set_filter_state_args("envoy.tcp_proxy.cluster", &cluster);
+                if let Err(status) = hostcalls::call_foreign_function("set_envoy_filter_state", Some(&args)) {
+                    warn!("wasmgate.router: set_envoy_filter_state failed: {status:?}");
+                }
+            }
+            None => {
+                warn!("wasmgate.router: no tcp route for listener port {port:?}; closing");
+                if let Err(status) = hostcalls::close_downstream() {
+                    warn!("wasmgate.router: close failed: {status:?}");
+                }
+            }
+        }
+        Action::Continue
+    }
+}
