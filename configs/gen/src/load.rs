@@ -1,0 +1,166 @@
+//! Reads multi-document YAML from files and directories into typed objects.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::error::{ErrorKind, Errors, GenError, Location};
+use crate::model::*;
+
+/// One typed input object and where it came from.
+#[derive(Debug, Clone)]
+pub struct Sourced<T> {
+    pub at: Location,
+    pub value: T,
+}
+
+/// Everything read from the inputs, by kind.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub services: Vec<Sourced<Service>>,
+    pub virtual_hosts: Vec<Sourced<VirtualHost>>,
+    pub inventories: Vec<Sourced<ClusterInventory>>,
+}
+
+/// Expands directories (their `*.yaml` / `*.yml` files, sorted) and reads every document.
+/// Every error of every file is collected before returning.
+pub fn load(paths: &[PathBuf]) -> Result<Inputs, Errors> {
+    let mut inputs = Inputs::default();
+    let mut errors = Vec::new();
+    for file in expand(paths, &mut errors) {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => load_str(&file, &text, &mut inputs, &mut errors),
+            Err(e) => errors.push(GenError {
+                at: Location {
+                    file,
+                    ..Location::default()
+                },
+                kind: ErrorKind::Io(e.to_string()),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(inputs)
+    } else {
+        Err(Errors(errors))
+    }
+}
+
+fn expand(paths: &[PathBuf], errors: &mut Vec<GenError>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            match std::fs::read_dir(p) {
+                Ok(entries) => {
+                    let mut found: Vec<PathBuf> = entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|f| is_yaml(f))
+                        .collect();
+                    found.sort();
+                    files.extend(found);
+                }
+                Err(e) => errors.push(GenError {
+                    at: Location {
+                        file: p.clone(),
+                        ..Location::default()
+                    },
+                    kind: ErrorKind::Io(e.to_string()),
+                }),
+            }
+        } else {
+            files.push(p.clone());
+        }
+    }
+    files
+}
+
+fn is_yaml(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    metadata: Option<HeadMeta>,
+}
+
+#[derive(Deserialize)]
+struct HeadMeta {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Reads the documents of one file's text.
+pub fn load_str(file: &Path, text: &str, inputs: &mut Inputs, errors: &mut Vec<GenError>) {
+    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let mut at = Location {
+            file: file.to_path_buf(),
+            document: i + 1,
+            ..Location::default()
+        };
+        let value = match serde_yaml_ng::Value::deserialize(doc) {
+            Ok(serde_yaml_ng::Value::Null) => continue,
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(GenError {
+                    at,
+                    kind: ErrorKind::Yaml(e.to_string()),
+                });
+                // The YAML stream cannot be resumed after a syntax error.
+                break;
+            }
+        };
+        let head: Head = serde_yaml_ng::from_value(value.clone()).unwrap_or(Head {
+            kind: None,
+            metadata: None,
+        });
+        let kind = head.kind.unwrap_or_default();
+        let name = head.metadata.and_then(|m| m.name).unwrap_or_default();
+        at.object = Some(format!("{kind} {name}").trim().to_string());
+        let value = strip_type_fields(value);
+        match kind.as_str() {
+            "Service" => push(&mut inputs.services, at, value, errors),
+            "VirtualHost" => push(&mut inputs.virtual_hosts, at, value, errors),
+            "ClusterInventory" => push(&mut inputs.inventories, at, value, errors),
+            _ => errors.push(GenError {
+                at,
+                kind: ErrorKind::UnknownKind(kind),
+            }),
+        }
+    }
+}
+
+/// `apiVersion` and `kind` select the type; the typed structs do not repeat them.
+fn strip_type_fields(mut v: serde_yaml_ng::Value) -> serde_yaml_ng::Value {
+    if let serde_yaml_ng::Value::Mapping(m) = &mut v {
+        m.remove("apiVersion");
+        m.remove("kind");
+        m.remove("status");
+    }
+    v
+}
+
+fn push<T: DeserializeOwned>(
+    list: &mut Vec<Sourced<T>>,
+    mut at: Location,
+    value: serde_yaml_ng::Value,
+    errors: &mut Vec<GenError>,
+) {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(value) => list.push(Sourced { at, value }),
+        Err(e) => {
+            let path = e.path().to_string();
+            at.field = if path == "." { String::new() } else { path };
+            errors.push(GenError {
+                at,
+                kind: ErrorKind::Schema(e.into_inner().to_string()),
+            });
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Local backends that stand in for a service in one cluster.
+//!
+//! An HTTP backend answers every request with 200 and a JSON body naming itself and echoing
+//! what it received, so tests can assert both where a request went and how it arrived.
+//! A TCP backend greets each connection with its name and then echoes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+struct Server {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    served: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(
+        handler: impl Fn(TcpStream) + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicU64::new(0));
+        let handler = Arc::new(handler);
+        let thread = {
+            let stop = stop.clone();
+            let served = served.clone();
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    served.fetch_add(1, Ordering::Relaxed);
+                    let handler = handler.clone();
+                    std::thread::spawn(move || handler(conn));
+                }
+            })
+        };
+        Ok(Server {
+            addr,
+            stop,
+            served,
+            thread: Some(thread),
+        })
+    }
+
+    fn shutdown(&mut self) {
+        if !self.stop.swap(true, Ordering::SeqCst) {
+            // Wake the accept loop so it sees the flag; the listener closes with the thread.
+            let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// An HTTP/1.1 backend named `name`.
+pub struct Backend {
+    pub name: String,
+    server: Server,
+}
+
+impl Backend {
+    pub fn start(name: &str) -> std::io::Result<Self> {
+        let label = name.to_string();
+        let server = Server::start(move |conn| serve_http(&label, conn))?;
+        Ok(Backend {
+            name: name.to_string(),
+            server,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.server.addr.to_string()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.server.served.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting; later connections are refused.
+    pub fn stop(&mut self) {
+        self.server.shutdown();
+    }
+}
+
+fn serve_http(name: &str, conn: TcpStream) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let Ok(write_half) = conn.try_clone() else { return };
+    let mut reader = BufReader::new(conn);
+    let mut out = write_half;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let path = parts.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        let mut content_length = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                let k = k.trim().to_ascii_lowercase();
+                let v = v.trim().to_string();
+                if k == "content-length" {
+                    content_length = v.parse().unwrap_or(0);
+                }
+                headers.push((k, v));
+            }
+        }
+        let mut body = vec![0; content_length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let reply = serde_json::json!({
+            "backend": name,
+            "method": method,
+            "path": path,
+            "headers": headers,
+        })
+        .to_string();
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-backend: {name}\r\ncontent-length: {}\r\n\r\n{reply}",
+            reply.len()
+        );
+        if out.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A TCP backend: writes `<name>\n`, then echoes.
+pub struct TcpBackend {
+    pub name: String,
+    server: Server,
+}
+
+impl TcpBackend {
+    pub fn start(name: &str) -> std::io::Result<Self> {
+        let greeting = format!("{name}\n");
+        let server = Server::start(move |mut conn| {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            if conn.write_all(greeting.as_bytes()).is_err() {
+                return;
+            }
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = conn.read(&mut buf) {
+                if n == 0 || conn.write_all(buf.get(..n).unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+            let _ = conn.shutdown(Shutdown::Both);
+        })?;
+        Ok(TcpBackend {
+            name: name.to_string(),
+            server,
+        })
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.server.addr.to_string()
+    }
+}

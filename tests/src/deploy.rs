@@ -1,0 +1,119 @@
+//! Generated config, deployed: the generator's output running in a real Envoy on free
+//! loopback ports, with an inventory that points at the test's own backends.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use wasmgate_gen::{Options, Output};
+
+use crate::envoy::Envoy;
+use crate::paths::wasm;
+use crate::scratch::Scratch;
+use crate::free_port;
+
+/// One member cluster of the inventory: its name, labels and the endpoints of each service
+/// port in it.
+#[derive(Debug, Clone, Default)]
+pub struct Member {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    /// (service, service port, endpoint `host:port`)
+    pub endpoints: Vec<(String, u16, String)>,
+}
+
+/// Renders an inventory document in the generator's `ClusterInventory` format.
+pub fn inventory_yaml(members: &[Member]) -> String {
+    let mut y = String::from(
+        "apiVersion: wasmgate.io/v1alpha1\nkind: ClusterInventory\nmetadata:\n  name: test\nspec:\n  clusters:\n",
+    );
+    for m in members {
+        let _ = writeln!(y, "    - name: {}", m.name);
+        let _ = writeln!(y, "      labels: {{{}}}", m.labels.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", "));
+        let mut by_service: BTreeMap<&str, BTreeMap<u16, Vec<&str>>> = BTreeMap::new();
+        for (svc, port, ep) in &m.endpoints {
+            by_service.entry(svc).or_default().entry(*port).or_default().push(ep);
+        }
+        let _ = writeln!(y, "      services:");
+        for (svc, ports) in by_service {
+            let _ = writeln!(y, "        {svc}:");
+            for (port, eps) in ports {
+                let _ = writeln!(y, "          {port}: [{}]", eps.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join(", "));
+            }
+        }
+    }
+    y
+}
+
+pub struct Deployment {
+    pub envoy: Envoy,
+    /// The HTTP listener.
+    pub http: SocketAddr,
+    /// Declared TCP listener port -> where it really listens.
+    pub tcp: BTreeMap<u16, SocketAddr>,
+    pub output: Output,
+    pub config_path: PathBuf,
+    // Dropped last: Envoy's log lives here.
+    pub scratch: Scratch,
+}
+
+#[derive(Debug)]
+pub struct DeployError(pub String);
+
+impl std::fmt::Display for DeployError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DeployError {}
+
+/// Generates config from `inputs` plus an inventory of `members`, then starts Envoy on it.
+/// `tcp_ports` lists the declared TCP listener ports to move onto free ports.
+pub fn deploy(
+    label: &str,
+    inputs: &[PathBuf],
+    members: &[Member],
+    tcp_ports: &[u16],
+) -> Result<Deployment, DeployError> {
+    let err = |m: String| DeployError(m);
+    let scratch = Scratch::new(label).map_err(|e| err(e.to_string()))?;
+    let inv = scratch
+        .write("inventory.yaml", &inventory_yaml(members))
+        .map_err(|e| err(e.to_string()))?;
+    let mut files = inputs.to_vec();
+    files.push(inv);
+    let loaded = wasmgate_gen::load(&files).map_err(|e| err(e.to_string()))?;
+    let port = || free_port().map_err(|e| err(e.to_string()));
+    let mut opts = Options {
+        router_wasm: wasm("wasmgate_router"),
+        http_port: port()?,
+        admin_port: port()?,
+        ..Options::default()
+    };
+    let mut tcp = BTreeMap::new();
+    for declared in tcp_ports {
+        let actual = port()?;
+        opts.port_map.insert(*declared, actual);
+        tcp.insert(*declared, SocketAddr::from(([127, 0, 0, 1], actual)));
+    }
+    let output = wasmgate_gen::generate(&loaded, &opts).map_err(|e| err(e.to_string()))?;
+    let files = output.files().map_err(|e| err(e.to_string()))?;
+    let mut config_path = PathBuf::new();
+    for (name, text) in &files {
+        let p = scratch.write(name, text).map_err(|e| err(e.to_string()))?;
+        if *name == "envoy.yaml" {
+            config_path = p;
+        }
+    }
+    let envoy = Envoy::start(&config_path, opts.admin_port, 1).map_err(|e| err(e.to_string()))?;
+    Ok(Deployment {
+        envoy,
+        http: SocketAddr::from(([127, 0, 0, 1], opts.http_port)),
+        tcp,
+        output,
+        config_path,
+        scratch,
+    })
+}
