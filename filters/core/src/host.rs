@@ -16,11 +16,12 @@ pub enum HostPattern {
 impl HostPattern {
     pub fn parse(raw: &str) -> Result<Self, ConfigErrorKind> {
         let host = raw.trim().to_ascii_lowercase();
-        let host = host.strip_suffix('.').unwrap_or(&host);
         if host.is_empty() || host == "*" {
             return Ok(HostPattern::Any);
         }
         let invalid = || ConfigErrorKind::InvalidHost(raw.to_string());
+        // A fully qualified name may end in a dot; requests are compared without it.
+        let host = host.strip_suffix('.').unwrap_or(&host);
         if let Some(rest) = host.strip_prefix("*.") {
             if !is_dns_name(rest) {
                 return Err(invalid());

@@ -3,6 +3,7 @@
 //! benchmarked natively; the filters are thin adapters over it.
 
 pub mod config;
+pub mod effects;
 pub mod error;
 pub mod host;
 pub mod request;
@@ -11,6 +12,7 @@ pub mod template;
 pub mod weighted;
 
 pub use config::{BalancerConfig, RouterConfig};
+pub use effects::{apply_edits, apply_request, HeaderMap, Step, VecHeaders};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use request::{FixedRandom, Random, RequestView, XorShift};
 pub use table::{Forward, HeaderEdits, Outcome, Reply, RouteTable, RuleRef};

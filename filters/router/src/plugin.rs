@@ -1,5 +1,6 @@
 //! The proxy-wasm side: contexts, host calls, and nothing that can panic.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -7,7 +8,10 @@ use log::{info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
-use wasmgate_core::{HeaderEdits, Outcome, Random, RequestView, RouteTable, XorShift};
+use wasmgate_core::{
+    apply_edits, apply_request, HeaderEdits, HeaderMap, Outcome, Random, Reply, RequestView, RouteTable,
+    Step, XorShift,
+};
 
 use crate::protobuf::set_filter_state_args;
 
@@ -115,6 +119,41 @@ impl From<&HeaderEdits<'_>> for OwnedEdits {
     }
 }
 
+impl OwnedEdits {
+    fn apply(&self, map: &mut dyn HeaderMap) {
+        let edits = HeaderEdits {
+            set: self.set.iter().map(|(n, v)| (n.as_str(), Cow::Borrowed(v.as_str()))).collect(),
+            add: self.add.iter().map(|(n, v)| (n.as_str(), Cow::Borrowed(v.as_str()))).collect(),
+            remove: &self.remove,
+        };
+        apply_edits(map, &edits);
+    }
+}
+
+/// The proxy's header map of this stream, through host calls. Failures (a map that is gone,
+/// say) are logged, never unwrapped.
+struct HostHeaders(MapType);
+
+impl HeaderMap for HostHeaders {
+    fn set(&mut self, name: &str, value: &str) {
+        if let Err(status) = hostcalls::set_map_value(self.0, name, Some(value)) {
+            warn!("wasmgate.router: cannot set header {name}: {status:?}");
+        }
+    }
+
+    fn add(&mut self, name: &str, value: &str) {
+        if let Err(status) = hostcalls::add_map_value(self.0, name, value) {
+            warn!("wasmgate.router: cannot add header {name}: {status:?}");
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Err(status) = hostcalls::set_map_value(self.0, name, None) {
+            warn!("wasmgate.router: cannot remove header {name}: {status:?}");
+        }
+    }
+}
+
 struct RouterHttp {
     shared: Option<Rc<Shared>>,
     response_edits: Option<OwnedEdits>,
@@ -128,30 +167,10 @@ fn get_header(name: &str) -> Option<Vec<u8>> {
         .flatten()
 }
 
-fn set_header(map: MapType, name: &str, value: Option<&str>) {
-    if let Err(status) = hostcalls::set_map_value(map, name, value) {
-        warn!("wasmgate.router: cannot set header {name}: {status:?}");
-    }
-}
-
-fn apply_edits(map: MapType, edits: &OwnedEdits) {
-    for (n, v) in &edits.set {
-        set_header(map, n, Some(v));
-    }
-    for (n, v) in &edits.add {
-        if let Err(status) = hostcalls::add_map_value(map, n, v) {
-            warn!("wasmgate.router: cannot add header {n}: {status:?}");
-        }
-    }
-    for n in &edits.remove {
-        set_header(map, n, None);
-    }
-}
-
-fn send_reply(status: u16, headers: &[(&str, std::borrow::Cow<'_, str>)], body: &str) {
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_ref())).collect();
-    let body = (!body.is_empty()).then_some(body.as_bytes());
-    if let Err(status) = hostcalls::send_http_response(u32::from(status), headers, body) {
+fn send_reply(reply: &Reply<'_>) {
+    let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (*n, v.as_ref())).collect();
+    let body = (!reply.body.is_empty()).then_some(reply.body.as_bytes());
+    if let Err(status) = hostcalls::send_http_response(u32::from(reply.status), headers, body) {
         warn!("wasmgate.router: cannot send local reply: {status:?}");
     }
 }
@@ -159,7 +178,12 @@ fn send_reply(status: u16, headers: &[(&str, std::borrow::Cow<'_, str>)], body: 
 impl HttpContext for RouterHttp {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
-            send_reply(503, &[], "wasmgate router is not configured\n");
+            send_reply(&Reply {
+                rule: None,
+                status: 503,
+                headers: Vec::new(),
+                body: "wasmgate router is not configured\n",
+            });
             return Action::Pause;
         };
         let table = &shared.table;
@@ -183,48 +207,31 @@ impl HttpContext for RouterHttp {
             headers: &headers,
         };
         let outcome = shared.with_rng(|rng| table.route(&req, rng));
-        let route_header = table.cluster_header();
-        match outcome {
-            Outcome::Forward(f) => {
-                // Replacing also discards any value the client sent: clients never pick clusters.
-                set_header(MapType::HttpRequestHeaders, route_header, Some(f.cluster));
-                if let Some(a) = &f.authority {
-                    set_header(MapType::HttpRequestHeaders, ":authority", Some(a));
-                }
-                if let Some(p) = &f.path {
-                    set_header(MapType::HttpRequestHeaders, ":path", Some(p));
-                }
-                if !f.request_headers.is_empty() {
-                    apply_edits(MapType::HttpRequestHeaders, &OwnedEdits::from(&f.request_headers));
-                }
-                if !f.response_headers.is_empty() {
-                    self.response_edits = Some(OwnedEdits::from(&f.response_headers));
-                }
-                if table.clear_route_cache() {
+        if let Outcome::Forward(f) = &outcome {
+            if !f.response_headers.is_empty() {
+                self.response_edits = Some(OwnedEdits::from(&f.response_headers));
+            }
+        }
+        let forwarded = matches!(outcome, Outcome::Forward(_));
+        match apply_request(outcome, table.cluster_header(), &mut HostHeaders(MapType::HttpRequestHeaders)) {
+            Step::Continue => {
+                if forwarded && table.clear_route_cache() {
                     if let Err(status) = hostcalls::call_foreign_function("clear_route_cache", None) {
                         warn!("wasmgate.router: clear_route_cache failed: {status:?}");
                     }
                 }
                 Action::Continue
             }
-            Outcome::Reply(r) => {
-                send_reply(r.status, &r.headers, r.body);
+            Step::Reply(reply) => {
+                send_reply(&reply);
                 Action::Pause
-            }
-            Outcome::NoMatch(wasmgate_core::config::NoMatch::NotFound) => {
-                send_reply(404, &[], "no route matches\n");
-                Action::Pause
-            }
-            Outcome::NoMatch(wasmgate_core::config::NoMatch::PassThrough) => {
-                set_header(MapType::HttpRequestHeaders, route_header, None);
-                Action::Continue
             }
         }
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         if let Some(edits) = &self.response_edits {
-            apply_edits(MapType::HttpResponseHeaders, edits);
+            edits.apply(&mut HostHeaders(MapType::HttpResponseHeaders));
         }
         Action::Continue
     }
