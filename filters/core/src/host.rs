@@ -1,6 +1,8 @@
 //! Host patterns and the host index: exact, `*.` wildcard, catch-all.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+
+use crate::fxhash::FxHashMap;
 
 use crate::error::ConfigErrorKind;
 
@@ -50,7 +52,7 @@ fn is_dns_name(s: &str) -> bool {
 
 /// Lower-cases an `:authority` value and drops its port (and a trailing dot).
 /// `[::1]:8080` keeps its brackets. Returns `None` for bytes no host can have.
-pub fn normalize_authority(authority: &[u8]) -> Option<String> {
+pub fn normalize_authority(authority: &[u8]) -> Option<Cow<'_, str>> {
     let host = if authority.first() == Some(&b'[') {
         let end = authority.iter().position(|&b| b == b']')?;
         authority.get(..=end)?
@@ -64,11 +66,15 @@ pub fn normalize_authority(authority: &[u8]) -> Option<String> {
     if !host.is_ascii() {
         return None;
     }
+    // Borrow in the common case of an already lower-case host: no allocation per request.
+    if !host.iter().any(u8::is_ascii_uppercase) {
+        return std::str::from_utf8(host).ok().map(Cow::Borrowed);
+    }
     let mut s = String::with_capacity(host.len());
     for &b in host {
         s.push(b.to_ascii_lowercase() as char);
     }
-    Some(s)
+    Some(Cow::Owned(s))
 }
 
 /// Maps hosts to values of type `T`, and answers a lookup with every pattern that matches,
@@ -76,16 +82,16 @@ pub fn normalize_authority(authority: &[u8]) -> Option<String> {
 /// the catch-all.
 #[derive(Debug, Clone)]
 pub struct HostIndex<T> {
-    exact: HashMap<String, T>,
-    wildcard: HashMap<String, T>,
+    exact: FxHashMap<String, T>,
+    wildcard: FxHashMap<String, T>,
     any: Option<T>,
 }
 
 impl<T> Default for HostIndex<T> {
     fn default() -> Self {
         HostIndex {
-            exact: HashMap::new(),
-            wildcard: HashMap::new(),
+            exact: FxHashMap::default(),
+            wildcard: FxHashMap::default(),
             any: None,
         }
     }

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod effects;
 pub mod error;
+mod fxhash;
 pub mod host;
 pub mod request;
 pub mod table;

@@ -9,6 +9,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
+use crate::fxhash::FxHashMap;
+
 use regex_lite::Regex;
 
 use crate::config::*;
@@ -83,13 +85,13 @@ pub struct RouteTable {
 
 #[derive(Debug, Default)]
 struct HostRules {
-    exact: HashMap<Box<[u8]>, Vec<Candidate>>,
+    exact: FxHashMap<Box<[u8]>, Vec<Candidate>>,
     patterns: Option<matchit::Router<usize>>,
     pattern_candidates: Vec<Vec<Candidate>>,
     pattern_ids: HashMap<String, usize>,
     regexes: Vec<Candidate>,
     /// Keyed by the prefix without trailing slashes; `/` is the empty key.
-    prefixes: HashMap<Box<[u8]>, Vec<Candidate>>,
+    prefixes: FxHashMap<Box<[u8]>, Vec<Candidate>>,
 }
 
 #[derive(Debug)]
