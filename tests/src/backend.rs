@@ -108,20 +108,23 @@ fn serve_http(name: &str, conn: TcpStream) {
     let mut reader = BufReader::new(conn);
     let mut out = write_half;
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        // Header values may be any bytes: read raw lines, echo them lossily.
+        let mut raw = Vec::new();
+        if reader.read_until(b'\n', &mut raw).unwrap_or(0) == 0 {
             return;
         }
+        let line = String::from_utf8_lossy(&raw).into_owned();
         let mut parts = line.split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
         let path = parts.next().unwrap_or("").to_string();
         let mut headers = Vec::new();
         let mut content_length = 0usize;
         loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            let mut raw = Vec::new();
+            if reader.read_until(b'\n', &mut raw).unwrap_or(0) == 0 {
                 return;
             }
+            let h = String::from_utf8_lossy(&raw);
             let h = h.trim_end();
             if h.is_empty() {
                 break;

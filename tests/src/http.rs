@@ -47,9 +47,28 @@ pub fn request(
     path: &str,
     headers: &[(&str, &[u8])],
 ) -> std::io::Result<Response> {
+    request_bytes(addr, method, Some(host.as_bytes()), path.as_bytes(), headers)
+}
+
+/// Like [`request`], with a raw request target and an optional `Host` of any bytes.
+pub fn request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    host: Option<&[u8]>,
+    path: &[u8],
+    headers: &[(&str, &[u8])],
+) -> std::io::Result<Response> {
     let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n").into_bytes();
+    let mut req = format!("{method} ").into_bytes();
+    req.extend_from_slice(path);
+    req.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(h) = host {
+        req.extend_from_slice(b"host: ");
+        req.extend_from_slice(h);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"connection: close\r\n");
     for (k, v) in headers {
         req.extend_from_slice(k.as_bytes());
         req.extend_from_slice(b": ");

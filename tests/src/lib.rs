@@ -3,6 +3,7 @@
 //! when its handle drops, including while a failing test unwinds.
 
 pub mod backend;
+pub mod bootstrap;
 pub mod deploy;
 pub mod envoy;
 pub mod http;
@@ -11,7 +12,7 @@ pub mod scratch;
 
 pub use backend::{Backend, TcpBackend};
 pub use envoy::Envoy;
-pub use http::{get, request, Response};
+pub use http::{get, request, request_bytes, Response};
 pub use scratch::Scratch;
 
 /// Binds `127.0.0.1:0` and releases it, for configs that must name a port up front.
