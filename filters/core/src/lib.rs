@@ -2,6 +2,9 @@
 //! backend selection. Plain Rust with no proxy-wasm dependency, so it is tested and
 //! benchmarked natively; the filters are thin adapters over it.
 
+// Tests may unwrap and index: a failing test should panic loudly.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+
 pub mod config;
 pub mod effects;
 pub mod error;
