@@ -19,9 +19,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(
-        handler: impl Fn(TcpStream) + Send + Sync + 'static,
-    ) -> std::io::Result<Self> {
+    fn start(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0))?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -104,7 +102,9 @@ impl Backend {
 
 fn serve_http(name: &str, conn: TcpStream) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(write_half) = conn.try_clone() else { return };
+    let Ok(write_half) = conn.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(conn);
     let mut out = write_half;
     loop {

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use wasmgate_gen::{Options, Output};
 
 use crate::envoy::Envoy;
+use crate::free_port;
 use crate::paths::wasm;
 use crate::scratch::Scratch;
-use crate::free_port;
 
 /// One member cluster of the inventory: its name, labels and the endpoints of each service
 /// port in it.
@@ -30,16 +30,36 @@ pub fn inventory_yaml(members: &[Member]) -> String {
     );
     for m in members {
         let _ = writeln!(y, "    - name: {}", m.name);
-        let _ = writeln!(y, "      labels: {{{}}}", m.labels.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", "));
+        let _ = writeln!(
+            y,
+            "      labels: {{{}}}",
+            m.labels
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let mut by_service: BTreeMap<&str, BTreeMap<u16, Vec<&str>>> = BTreeMap::new();
         for (svc, port, ep) in &m.endpoints {
-            by_service.entry(svc).or_default().entry(*port).or_default().push(ep);
+            by_service
+                .entry(svc)
+                .or_default()
+                .entry(*port)
+                .or_default()
+                .push(ep);
         }
         let _ = writeln!(y, "      services:");
         for (svc, ports) in by_service {
             let _ = writeln!(y, "        {svc}:");
             for (port, eps) in ports {
-                let _ = writeln!(y, "          {port}: [{}]", eps.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join(", "));
+                let _ = writeln!(
+                    y,
+                    "          {port}: [{}]",
+                    eps.iter()
+                        .map(|e| format!("\"{e}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
         }
     }

@@ -45,7 +45,14 @@ impl Envoy {
     pub fn validate(config: &Path) -> Result<(), String> {
         let bin = envoy_binary();
         let out = Command::new(&bin)
-            .args(["--mode", "validate", "--disable-hot-restart", "-l", "error", "-c"])
+            .args([
+                "--mode",
+                "validate",
+                "--disable-hot-restart",
+                "-l",
+                "error",
+                "-c",
+            ])
             .arg(config)
             .output()
             .map_err(|e| format!("{}: {e}", bin.display()))?;
@@ -110,9 +117,13 @@ impl Envoy {
     /// A counter or gauge from the admin `/stats` page.
     pub fn stat(&self, name: &str) -> Option<u64> {
         let r = crate::http::get(self.admin, "admin", &format!("/stats?filter=^{name}$")).ok()?;
-        r.text()
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
+        r.text().lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(": ")?
+                .trim()
+                .parse()
+                .ok()
+        })
     }
 
     /// Envoy's log so far.

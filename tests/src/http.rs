@@ -47,7 +47,13 @@ pub fn request(
     path: &str,
     headers: &[(&str, &[u8])],
 ) -> std::io::Result<Response> {
-    request_bytes(addr, method, Some(host.as_bytes()), path.as_bytes(), headers)
+    request_bytes(
+        addr,
+        method,
+        Some(host.as_bytes()),
+        path.as_bytes(),
+        headers,
+    )
 }
 
 /// Like [`request`], with a raw request target and an optional `Host` of any bytes.

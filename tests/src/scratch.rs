@@ -12,10 +12,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 impl Scratch {
     pub fn new(label: &str) -> std::io::Result<Self> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "wasmgate-{label}-{}-{n}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("wasmgate-{label}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         Ok(Scratch { dir })
     }

@@ -40,12 +40,54 @@ fn seed_virtualhost_routes_http_tcp_and_status_codes_in_envoy() {
         body: Option<&'static str>,
     }
     let cases = [
-        Case { name: "foo.com/ reaches foo-app", host: "foo.com", path: "/", status: 200, backend: Some("foo-app"), body: None },
-        Case { name: "a deeper path is under the / prefix", host: "foo.com", path: "/a/b?c=d", status: 200, backend: Some("foo-app"), body: None },
-        Case { name: "host matching ignores case and port", host: "FOO.com:8080", path: "/", status: 200, backend: Some("foo-app"), body: None },
-        Case { name: "status-code rule answers locally", host: "status.foo.com", path: "/teapot", status: 418, backend: None, body: Some("I'm a teapot\n") },
-        Case { name: "status-code catch-all", host: "status.foo.com", path: "/other", status: 503, backend: None, body: Some("down for maintenance\n") },
-        Case { name: "unknown host answers 404", host: "bar.com", path: "/", status: 404, backend: None, body: None },
+        Case {
+            name: "foo.com/ reaches foo-app",
+            host: "foo.com",
+            path: "/",
+            status: 200,
+            backend: Some("foo-app"),
+            body: None,
+        },
+        Case {
+            name: "a deeper path is under the / prefix",
+            host: "foo.com",
+            path: "/a/b?c=d",
+            status: 200,
+            backend: Some("foo-app"),
+            body: None,
+        },
+        Case {
+            name: "host matching ignores case and port",
+            host: "FOO.com:8080",
+            path: "/",
+            status: 200,
+            backend: Some("foo-app"),
+            body: None,
+        },
+        Case {
+            name: "status-code rule answers locally",
+            host: "status.foo.com",
+            path: "/teapot",
+            status: 418,
+            backend: None,
+            body: Some("I'm a teapot\n"),
+        },
+        Case {
+            name: "status-code catch-all",
+            host: "status.foo.com",
+            path: "/other",
+            status: 503,
+            backend: None,
+            body: Some("down for maintenance\n"),
+        },
+        Case {
+            name: "unknown host answers 404",
+            host: "bar.com",
+            path: "/",
+            status: 404,
+            backend: None,
+            body: None,
+        },
     ];
     for c in cases {
         let r = get(d.http, c.host, c.path).unwrap();
@@ -57,12 +99,20 @@ fn seed_virtualhost_routes_http_tcp_and_status_codes_in_envoy() {
     }
 
     // A client cannot pick the cluster by sending the routing header itself.
-    let r = wasmgate_tests::request(d.http, "GET", "bar.com", "/", &[("x-wasmgate-cluster", b"foo-app_80")]).unwrap();
+    let r = wasmgate_tests::request(
+        d.http,
+        "GET",
+        "bar.com",
+        "/",
+        &[("x-wasmgate-cluster", b"foo-app_80")],
+    )
+    .unwrap();
     assert_eq!(r.status, 404, "a client-sent routing header must not steer");
 
     // TCP: the listener declared as port 9000 reaches tcp-app.
     let mut conn = TcpStream::connect(d.tcp[&9000]).unwrap();
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut greeting = String::new();
     reader.read_line(&mut greeting).unwrap();

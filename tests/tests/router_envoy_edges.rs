@@ -30,13 +30,20 @@ fn an_invalid_config_is_refused_by_envoy_with_the_field_path_logged() {
     ]}}]});
     let (boot, admin_port) = bootstrap(config.to_string(), &backend);
     let scratch = Scratch::new("bad-config").unwrap();
-    let path = scratch.write("envoy.json", &boot.to_json().to_string()).unwrap();
+    let path = scratch
+        .write("envoy.json", &boot.to_json().to_string())
+        .unwrap();
     match Envoy::start(&path, admin_port, 1) {
-        Ok(envoy) => panic!("Envoy started with an invalid plugin config:\n{}", envoy.log_text()),
+        Ok(envoy) => panic!(
+            "Envoy started with an invalid plugin config:\n{}",
+            envoy.log_text()
+        ),
         Err(EnvoyError::NotReady(log)) => {
             let full = std::fs::read_to_string(path.with_extension("envoy.log")).unwrap_or(log);
             assert!(
-                full.contains("routes[0].http.rules[1].path: invalid path: \"no-slash\" must start with `/`"),
+                full.contains(
+                    "routes[0].http.rules[1].path: invalid path: \"no-slash\" must start with `/`"
+                ),
                 "the field path is not in Envoy's log:\n{full}"
             );
         }
@@ -54,27 +61,53 @@ fn oversized_and_odd_requests_get_defined_answers() {
     ]}}]});
     let (boot, admin_port) = bootstrap(config.to_string(), &backend);
     let scratch = Scratch::new("edges").unwrap();
-    let path = scratch.write("envoy.json", &boot.to_json().to_string()).unwrap();
+    let path = scratch
+        .write("envoy.json", &boot.to_json().to_string())
+        .unwrap();
     let envoy = Envoy::start(&path, admin_port, 1).unwrap();
     let at = boot.listen;
 
     let long = format!("/{}", "a".repeat(9_999));
     let r = get(at, "a.com", &long).unwrap();
-    assert_eq!((r.status, r.backend().as_deref()), (200, Some("app")), "a 10,000-character path is routed");
+    assert_eq!(
+        (r.status, r.backend().as_deref()),
+        (200, Some("app")),
+        "a 10,000-character path is routed"
+    );
 
-    let many: Vec<(String, Vec<u8>)> = (0..1_000).map(|i| (format!("x-h{i}"), b"v".to_vec())).collect();
-    let many: Vec<(&str, &[u8])> = many.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let many: Vec<(String, Vec<u8>)> = (0..1_000)
+        .map(|i| (format!("x-h{i}"), b"v".to_vec()))
+        .collect();
+    let many: Vec<(&str, &[u8])> = many
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
     let r = request(at, "GET", "a.com", "/", &many).unwrap();
-    assert_eq!(r.status, 431, "Envoy's codec caps headers at 100 before the filter runs");
+    assert_eq!(
+        r.status, 431,
+        "Envoy's codec caps headers at 100 before the filter runs"
+    );
 
     let r = request_bytes(at, "GET", Some(b"a.com"), b"/", &[("x-odd", b"\xff\xfe")]).unwrap();
-    assert_eq!((r.status, r.text().as_str()), (299, "odd header seen\n"), "non-UTF-8 values are matched as bytes");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (299, "odd header seen\n"),
+        "non-UTF-8 values are matched as bytes"
+    );
 
     let r = request_bytes(at, "GET", Some(b"\xc3\xa9.a.com"), b"/", &[]).unwrap();
-    assert!(r.status == 400 || r.status == 404, "a non-ASCII host gets 400 (codec) or 404 (router), saw {}", r.status);
+    assert!(
+        r.status == 400 || r.status == 404,
+        "a non-ASCII host gets 400 (codec) or 404 (router), saw {}",
+        r.status
+    );
 
     // The VM survived all of it.
     let r = get(at, "a.com", "/after").unwrap();
     assert_eq!(r.backend().as_deref(), Some("app"));
-    assert!(!envoy.log_text().contains("panicked"), "a filter panicked:\n{}", envoy.log_text());
+    assert!(
+        !envoy.log_text().contains("panicked"),
+        "a filter panicked:\n{}",
+        envoy.log_text()
+    );
 }

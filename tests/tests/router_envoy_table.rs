@@ -16,8 +16,16 @@ use wasmgate_tests::{free_port, request_bytes, Backend, Envoy, Scratch};
 
 /// Cases Envoy's HTTP/1 codec answers itself, before any filter runs: (case, status, why).
 const ANSWERED_BY_CODEC: &[(&str, u16, &str)] = &[
-    ("missing authority answers 404", 400, "HTTP/1.1 requires Host"),
-    ("non-UTF-8 path falls back to prefixes", 400, "the request target must be ASCII"),
+    (
+        "missing authority answers 404",
+        400,
+        "HTTP/1.1 requires Host",
+    ),
+    (
+        "non-UTF-8 path falls back to prefixes",
+        400,
+        "the request target must be ASCII",
+    ),
 ];
 
 const PASS_THROUGH: &str = "proxy-own-routing";
@@ -30,9 +38,18 @@ fn clusters_of(config: &RouterConfig) -> BTreeSet<String> {
             .iter()
             .flat_map(|h| &h.rules)
             .flat_map(|rule| rule.backend.iter().chain(&rule.backends))
-            .chain(r.tcp.iter().flat_map(|t| &t.rules).flat_map(|rule| rule.backend.iter().chain(&rule.backends)));
+            .chain(
+                r.tcp
+                    .iter()
+                    .flat_map(|t| &t.rules)
+                    .flat_map(|rule| rule.backend.iter().chain(&rule.backends)),
+            );
         for b in backends {
-            out.insert(b.cluster.clone().unwrap_or_else(|| default_cluster_name(&b.service, b.port)));
+            out.insert(
+                b.cluster
+                    .clone()
+                    .unwrap_or_else(|| default_cluster_name(&b.service, b.port)),
+            );
         }
     }
     out
@@ -40,8 +57,15 @@ fn clusters_of(config: &RouterConfig) -> BTreeSet<String> {
 
 fn observe(addr: SocketAddr, case: &Case) -> Observed {
     let req = &case.request;
-    let headers: Vec<(String, Vec<u8>)> = req.headers.iter().map(|(k, v)| (k.clone(), bytes(v))).collect();
-    let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), bytes(v)))
+        .collect();
+    let headers: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
     let authority = req.authority.as_deref().map(bytes);
     let r = request_bytes(
         addr,
@@ -62,15 +86,25 @@ fn observe(addr: SocketAddr, case: &Case) -> Observed {
     }
     if r.backend().is_some() {
         let echo = r.json();
-        let mut upstream = vec![(":path".to_string(), echo["path"].as_str().unwrap_or("").as_bytes().to_vec())];
+        let mut upstream = vec![(
+            ":path".to_string(),
+            echo["path"].as_str().unwrap_or("").as_bytes().to_vec(),
+        )];
         for pair in echo["headers"].as_array().into_iter().flatten() {
-            let (k, v) = (pair[0].as_str().unwrap_or(""), pair[1].as_str().unwrap_or(""));
+            let (k, v) = (
+                pair[0].as_str().unwrap_or(""),
+                pair[1].as_str().unwrap_or(""),
+            );
             let k = if k == "host" { ":authority" } else { k };
             upstream.push((k.to_string(), v.as_bytes().to_vec()));
         }
         seen.upstream = upstream;
     }
-    seen.response_headers = r.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())).collect();
+    seen.response_headers = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+        .collect();
     seen
 }
 
@@ -80,15 +114,12 @@ fn every_router_case_holds_in_envoy() {
     let mut failures = Vec::new();
     let mut ran = 0;
     for (name, value) in &file.configs {
-        let cases: Vec<&Case> = file
-            .cases
-            .iter()
-            .filter(|c| &c.config == name)
-            .collect();
+        let cases: Vec<&Case> = file.cases.iter().filter(|c| &c.config == name).collect();
         if cases.is_empty() {
             continue;
         }
-        let config: RouterConfig = serde_json::from_value(serde_json::to_value(value).unwrap()).unwrap();
+        let config: RouterConfig =
+            serde_json::from_value(serde_json::to_value(value).unwrap()).unwrap();
         let backends: Vec<Backend> = clusters_of(&config)
             .into_iter()
             .chain([PASS_THROUGH.to_string()])
@@ -103,16 +134,26 @@ fn every_router_case_holds_in_envoy() {
             filters: vec![WasmFilter::router(serde_json::to_string(&config).unwrap())],
             cluster_header: config.cluster_header.clone(),
             pass_through: Some(PASS_THROUGH.into()),
-            clusters: backends.iter().map(|b| (b.name.clone(), b.addr())).collect(),
+            clusters: backends
+                .iter()
+                .map(|b| (b.name.clone(), b.addr()))
+                .collect(),
         };
-        let path = scratch.write("envoy.json", &boot.to_json().to_string()).unwrap();
+        let path = scratch
+            .write("envoy.json", &boot.to_json().to_string())
+            .unwrap();
         let envoy = Envoy::start(&path, admin_port, 1).unwrap();
         for case in cases {
             ran += 1;
             let seen = observe(listen, case);
             let result = match ANSWERED_BY_CODEC.iter().find(|(n, ..)| *n == case.name) {
-                Some((_, status, why)) if seen.status != Some(*status) || seen.cluster.is_some() => {
-                    Err(format!("{}: expected Envoy's codec to answer {status} ({why}), saw {seen:?}", case.name))
+                Some((_, status, why))
+                    if seen.status != Some(*status) || seen.cluster.is_some() =>
+                {
+                    Err(format!(
+                        "{}: expected Envoy's codec to answer {status} ({why}), saw {seen:?}",
+                        case.name
+                    ))
                 }
                 Some(_) => Ok(()),
                 None => check(case, &seen),
@@ -124,5 +165,10 @@ fn every_router_case_holds_in_envoy() {
         drop(envoy);
     }
     assert!(ran > 40, "only {ran} cases ran");
-    assert!(failures.is_empty(), "{} of {ran} cases failed in Envoy:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} cases failed in Envoy:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

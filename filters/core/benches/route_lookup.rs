@@ -1,7 +1,12 @@
 //! Native route lookup cost: ns per match as the table grows (flat is the goal), next to a
 //! linear scan over the same routes, which is how Envoy's own route table matches.
 //! Run with `make bench` (or `cargo bench -p wasmgate-core --bench route_lookup`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -50,7 +55,9 @@ fn requests(hosts: usize, per_host: usize, n: usize) -> Vec<(String, String)> {
 
 /// The best of five timed passes, each over every request several times.
 fn ns_per_lookup(table: &RouteTable, reqs: &[(String, String)]) -> f64 {
-    (0..5).map(|_| one_pass(table, reqs)).fold(f64::MAX, f64::min)
+    (0..5)
+        .map(|_| one_pass(table, reqs))
+        .fold(f64::MAX, f64::min)
 }
 
 fn one_pass(table: &RouteTable, reqs: &[(String, String)]) -> f64 {
@@ -60,7 +67,12 @@ fn one_pass(table: &RouteTable, reqs: &[(String, String)]) -> f64 {
     let mut hits = 0usize;
     for _ in 0..rounds {
         for (host, path) in reqs {
-            let req = RequestView { authority: host.as_bytes(), path: path.as_bytes(), method: b"GET", headers: &[] };
+            let req = RequestView {
+                authority: host.as_bytes(),
+                path: path.as_bytes(),
+                method: b"GET",
+                headers: &[],
+            };
             if matches!(black_box(table.route(&req, &mut rng)), Outcome::Forward(_)) {
                 hits += 1;
             }
@@ -74,13 +86,17 @@ fn one_pass(table: &RouteTable, reqs: &[(String, String)]) -> f64 {
 /// A first-match scan over (host, prefix) pairs: the shape of Envoy's native matching.
 fn ns_per_linear_scan(hosts: usize, per_host: usize, reqs: &[(String, String)]) -> f64 {
     let routes: Vec<(String, String)> = (0..hosts)
-        .flat_map(|h| (0..per_host).map(move |r| (format!("host{h}.example.com"), format!("/svc{r}"))))
+        .flat_map(|h| {
+            (0..per_host).map(move |r| (format!("host{h}.example.com"), format!("/svc{r}")))
+        })
         .collect();
     let rounds = 2;
     let start = Instant::now();
     for _ in 0..rounds {
         for (host, path) in reqs {
-            let hit = routes.iter().position(|(h, p)| h == host && path.starts_with(p.as_str()));
+            let hit = routes
+                .iter()
+                .position(|(h, p)| h == host && path.starts_with(p.as_str()));
             black_box(hit);
         }
     }
@@ -89,7 +105,10 @@ fn ns_per_linear_scan(hosts: usize, per_host: usize, reqs: &[(String, String)]) 
 
 fn main() {
     println!("route lookup, native (filters/core), ns per request; linear scan = Envoy-style first match");
-    println!("{:>8} {:>7} {:>12} {:>12} {:>14}", "routes", "hosts", "compile ms", "ns/lookup", "linear ns");
+    println!(
+        "{:>8} {:>7} {:>12} {:>12} {:>14}",
+        "routes", "hosts", "compile ms", "ns/lookup", "linear ns"
+    );
     let mut baseline = 0.0;
     for (hosts, per_host) in [(1, 10), (10, 10), (100, 10), (1_000, 10)] {
         let cfg = serde_json::to_vec(&config(hosts, per_host)).unwrap();
@@ -104,7 +123,12 @@ fn main() {
         }
         println!(
             "{:>8} {:>7} {:>12.2} {:>12.1} {:>14.1}   ({:.2}x the 10-route lookup)",
-            hosts * per_host, hosts, compile, ns, linear, ns / baseline
+            hosts * per_host,
+            hosts,
+            compile,
+            ns,
+            linear,
+            ns / baseline
         );
     }
 }

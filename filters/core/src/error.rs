@@ -81,7 +81,10 @@ impl fmt::Display for ConfigErrorKind {
             ConflictingPattern(m) => write!(f, "conflicting path pattern: {m}"),
             InvalidStatusCode(c) => write!(f, "invalid status code {c}: expected 200..=599"),
             InvalidRedirectCode(c) => {
-                write!(f, "invalid redirect code {c}: expected 301, 302, 303, 307 or 308")
+                write!(
+                    f,
+                    "invalid redirect code {c}: expected 301, 302, 303, 307 or 308"
+                )
             }
             InvalidHeaderName(n) => write!(f, "invalid header name {n:?}"),
             InvalidHeaderValue(v) => write!(f, "invalid header value {v:?}"),

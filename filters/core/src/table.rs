@@ -107,7 +107,14 @@ struct Candidate {
 }
 
 impl Candidate {
-    fn precedence(&self) -> (bool, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>, usize) {
+    fn precedence(
+        &self,
+    ) -> (
+        bool,
+        std::cmp::Reverse<usize>,
+        std::cmp::Reverse<usize>,
+        usize,
+    ) {
         (
             self.method.is_none(),
             std::cmp::Reverse(self.headers.len()),
@@ -390,7 +397,8 @@ impl RouteTable {
                     (None, Some(_)) => None,
                     (None, None) => authority_port(req.authority).map(str::to_string),
                 };
-                let mut location = format!("{scheme_out}://{}", hostname.as_deref().unwrap_or(host));
+                let mut location =
+                    format!("{scheme_out}://{}", hostname.as_deref().unwrap_or(host));
                 if let Some(p) = port.filter(|p| !is_default_port(scheme_out, p)) {
                     location.push(':');
                     location.push_str(&p);
@@ -490,16 +498,18 @@ impl HostRules {
         query: Option<&[u8]>,
         req: &RequestView<'_>,
     ) -> Option<(&'s Candidate, Vec<(&'s str, &'p str)>)> {
-        let first = |cands: &'s [Candidate]| {
-            cands.iter().find(|c| c.conditions_hold(req, query))
-        };
+        let first = |cands: &'s [Candidate]| cands.iter().find(|c| c.conditions_hold(req, query));
         if let Some(c) = self.exact.get(path).and_then(|cs| first(cs)) {
             return Some((c, Vec::new()));
         }
         let path_str = std::str::from_utf8(path).ok();
         if let (Some(router), Some(p)) = (&self.patterns, path_str) {
             if let Ok(m) = router.at(p) {
-                if let Some(c) = self.pattern_candidates.get(*m.value).and_then(|cs| first(cs)) {
+                if let Some(c) = self
+                    .pattern_candidates
+                    .get(*m.value)
+                    .and_then(|cs| first(cs))
+                {
                     return Some((c, m.params.iter().collect()));
                 }
             }
@@ -557,7 +567,10 @@ fn compile_services(
         let mut seen = BTreeSet::new();
         for (i, m) in svc.members.iter().enumerate() {
             if m.cluster.is_empty() {
-                return Err(ConfigError::new(format!("{at}.members[{i}].cluster"), K::EmptyName));
+                return Err(ConfigError::new(
+                    format!("{at}.members[{i}].cluster"),
+                    K::EmptyName,
+                ));
             }
             if !seen.insert(&m.name) {
                 return Err(ConfigError::new(
@@ -630,9 +643,18 @@ fn member_weight_steps(set: &WeightedSet) -> Vec<u64> {
     set.cumulative().to_vec()
 }
 
-fn compile_tcp(at: &str, t: &TcpRoute, services: &Services) -> Result<CompiledBackends, ConfigError> {
+fn compile_tcp(
+    at: &str,
+    t: &TcpRoute,
+    services: &Services,
+) -> Result<CompiledBackends, ConfigError> {
     match t.rules.as_slice() {
-        [rule] => compile_backends(&format!("{at}.rules[0]"), rule.backend.as_ref(), &rule.backends, services),
+        [rule] => compile_backends(
+            &format!("{at}.rules[0]"),
+            rule.backend.as_ref(),
+            &rule.backends,
+            services,
+        ),
         _ => Err(ConfigError::new(
             format!("{at}.rules"),
             K::Schema("a tcp route takes exactly one rule".into()),
@@ -674,7 +696,16 @@ impl Compiler {
         let mut host = HostRules::default();
         for (ui, rule) in http.rules.iter().enumerate() {
             let at = format!("routes[{ri}].http.rules[{ui}]");
-            self.compile_rule(&at, RuleRef { route: ri, rule: ui }, rule, services, &mut host)?;
+            self.compile_rule(
+                &at,
+                RuleRef {
+                    route: ri,
+                    rule: ui,
+                },
+                rule,
+                services,
+                &mut host,
+            )?;
         }
         for list in host
             .exact
@@ -749,16 +780,23 @@ impl Compiler {
         };
         let path_edit = |field: &str, m: &PathModifier| -> Result<PathEdit, ConfigError> {
             if !m.value.starts_with('/') {
-                return Err(e(field, K::InvalidPath(format!("{:?} must start with `/`", m.value))));
+                return Err(e(
+                    field,
+                    K::InvalidPath(format!("{:?} must start with `/`", m.value)),
+                ));
             }
             let t = template(&format!("{field}.value"), &m.value)?;
             match m.kind {
                 PathModifierKind::ReplaceFullPath => Ok(PathEdit::Full(t)),
                 PathModifierKind::ReplacePrefixMatch if all_prefix => Ok(PathEdit::Prefix(t)),
-                PathModifierKind::ReplacePrefixMatch => Err(e(field, K::PrefixRewriteWithoutPrefix)),
+                PathModifierKind::ReplacePrefixMatch => {
+                    Err(e(field, K::PrefixRewriteWithoutPrefix))
+                }
             }
         };
-        let edits = |field: &str, m: Option<&HeaderModifier>| -> Result<CompiledEdits, ConfigError> {
+        let edits = |field: &str,
+                     m: Option<&HeaderModifier>|
+         -> Result<CompiledEdits, ConfigError> {
             let Some(m) = m else {
                 return Ok(CompiledEdits::default());
             };
@@ -769,7 +807,10 @@ impl Compiler {
                         let f = format!("{field}.{kind}[{i}]");
                         check_header_name(&hv.name).map_err(|k| e(&format!("{f}.name"), k))?;
                         check_header_value(&hv.value).map_err(|k| e(&format!("{f}.value"), k))?;
-                        Ok((hv.name.to_ascii_lowercase(), template(&format!("{f}.value"), &hv.value)?))
+                        Ok((
+                            hv.name.to_ascii_lowercase(),
+                            template(&format!("{f}.value"), &hv.value)?,
+                        ))
                     })
                     .collect::<Result<Vec<_>, ConfigError>>()
             };
@@ -801,7 +842,10 @@ impl Compiler {
                 return Err(e(".urlRewrite", K::ModifierWithoutBackend("urlRewrite")));
             }
             if rule.request_headers.is_some() {
-                return Err(e(".requestHeaders", K::ModifierWithoutBackend("requestHeaders")));
+                return Err(e(
+                    ".requestHeaders",
+                    K::ModifierWithoutBackend("requestHeaders"),
+                ));
             }
         }
         let action = if let Some(sc) = &rule.status_code {
@@ -864,7 +908,9 @@ impl Compiler {
                 .and_then(|r| r.hostname.as_ref())
                 .map(|h| {
                     let t = template(".urlRewrite.hostname", h)?;
-                    if t.captures().next().is_none() && !matches!(HostPattern::parse(h), Ok(HostPattern::Exact(_))) {
+                    if t.captures().next().is_none()
+                        && !matches!(HostPattern::parse(h), Ok(HostPattern::Exact(_)))
+                    {
                         return Err(e(".urlRewrite.hostname", K::InvalidHost(h.clone())));
                     }
                     Ok(t)
@@ -883,11 +929,22 @@ impl Compiler {
         };
         // Response header edits on a local reply apply to that reply.
         let action = match (action, &rule.response_headers) {
-            (Action::Reply { status, mut headers, body }, Some(m)) => {
+            (
+                Action::Reply {
+                    status,
+                    mut headers,
+                    body,
+                },
+                Some(m),
+            ) => {
                 let extra = edits(".responseHeaders", Some(m))?;
                 headers.extend(extra.set);
                 headers.extend(extra.add);
-                Action::Reply { status, headers, body }
+                Action::Reply {
+                    status,
+                    headers,
+                    body,
+                }
             }
             (a, _) => a,
         };
@@ -921,12 +978,20 @@ impl Compiler {
             check_header_name(&h.name).map_err(|k| e(&format!("{f}.name"), k))?;
             let name = h.name.to_ascii_lowercase();
             self.header_names.insert(name.clone());
-            let value = || h.value.as_deref().ok_or_else(|| e(&format!("{f}.value"), K::MissingValue));
+            let value = || {
+                h.value
+                    .as_deref()
+                    .ok_or_else(|| e(&format!("{f}.value"), K::MissingValue))
+            };
             headers.push(match h.kind {
-                HeaderMatchKind::Exact => HeaderCond::Value(name, ValueMatch::Exact(value()?.as_bytes().into())),
+                HeaderMatchKind::Exact => {
+                    HeaderCond::Value(name, ValueMatch::Exact(value()?.as_bytes().into()))
+                }
                 HeaderMatchKind::RegularExpression => HeaderCond::Value(
                     name,
-                    ValueMatch::Regex(anchored_regex(value()?).map_err(|k| e(&format!("{f}.value"), k))?),
+                    ValueMatch::Regex(
+                        anchored_regex(value()?).map_err(|k| e(&format!("{f}.value"), k))?,
+                    ),
                 ),
                 HeaderMatchKind::Present => HeaderCond::Present(name),
                 HeaderMatchKind::Absent => HeaderCond::Absent(name),
@@ -944,7 +1009,10 @@ impl Compiler {
                     anchored_regex(&q.value).map_err(|k| e(&format!("{f}.value"), k))?,
                 ),
             };
-            query.push(QueryCond { name: q.name.clone(), value });
+            query.push(QueryCond {
+                name: q.name.clone(),
+                value,
+            });
         }
         let mut cand = Candidate {
             rule,
@@ -961,18 +1029,31 @@ impl Compiler {
             Some(p) => (p.kind, p.value.as_str()),
             None => (PathMatchKind::PathPrefix, "/"),
         };
-        let path_field = if mat.is_empty() { ".path" } else { ".path.value" };
+        let path_field = if mat.is_empty() {
+            ".path"
+        } else {
+            ".path.value"
+        };
         if kind != PathMatchKind::RegularExpression {
             if !value.starts_with('/') {
-                return Err(e(path_field, K::InvalidPath(format!("{value:?} must start with `/`"))));
+                return Err(e(
+                    path_field,
+                    K::InvalidPath(format!("{value:?} must start with `/`")),
+                ));
             }
             if value.contains('?') || value.contains('#') {
-                return Err(e(path_field, K::InvalidPath(format!("{value:?} must not contain `?` or `#`"))));
+                return Err(e(
+                    path_field,
+                    K::InvalidPath(format!("{value:?} must not contain `?` or `#`")),
+                ));
             }
         }
         match kind {
             PathMatchKind::Exact => {
-                host.exact.entry(value.as_bytes().into()).or_default().push(cand);
+                host.exact
+                    .entry(value.as_bytes().into())
+                    .or_default()
+                    .push(cand);
             }
             PathMatchKind::PathPrefix => {
                 let key = trim_trailing_slashes(value.as_bytes());
@@ -1012,7 +1093,9 @@ fn pattern_captures(pattern: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut rest = pattern;
     while let Some(open) = rest.find('{') {
-        let Some(after) = rest.get(open + 1..) else { break };
+        let Some(after) = rest.get(open + 1..) else {
+            break;
+        };
         let Some(close) = after.find('}') else { break };
         if let Some(name) = after.get(..close) {
             out.insert(name.trim_start_matches('*').to_string());

@@ -1,14 +1,26 @@
 //! The router case table, run natively against filters/core.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod cases;
 
 use cases::{check, load, Observed};
-use wasmgate_core::{apply_edits, apply_request, FixedRandom, Outcome, RequestView, RouteTable, Step, VecHeaders};
+use wasmgate_core::{
+    apply_edits, apply_request, FixedRandom, Outcome, RequestView, RouteTable, Step, VecHeaders,
+};
 
 fn run(table: &RouteTable, case: &cases::Case) -> Observed {
     let all = case.request.header_list();
-    let get = |n: &str| all.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |n: &str| {
+        all.iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let (authority, path, method) = (get(":authority"), get(":path"), get(":method"));
     // Only the headers the table asks for, as the filter reads them.
     let wanted: Vec<(&str, &[u8])> = all
@@ -16,7 +28,12 @@ fn run(table: &RouteTable, case: &cases::Case) -> Observed {
         .filter(|(n, _)| table.header_names().iter().any(|w| w == n))
         .map(|(n, v)| (n.as_str(), v.as_slice()))
         .collect();
-    let req = RequestView { authority: &authority, path: &path, method: &method, headers: &wanted };
+    let req = RequestView {
+        authority: &authority,
+        path: &path,
+        method: &method,
+        headers: &wanted,
+    };
     let outcome = table.route(&req, &mut FixedRandom(0.5));
     let mut response = VecHeaders::default();
     let forwarded = matches!(outcome, Outcome::Forward(_));
@@ -27,13 +44,20 @@ fn run(table: &RouteTable, case: &cases::Case) -> Observed {
     let mut seen = Observed::default();
     match apply_request(outcome, table.cluster_header(), &mut upstream) {
         Step::Continue if forwarded => {
-            seen.cluster = upstream.get(table.cluster_header()).map(|c| String::from_utf8_lossy(c).into_owned());
+            seen.cluster = upstream
+                .get(table.cluster_header())
+                .map(|c| String::from_utf8_lossy(c).into_owned());
         }
         Step::Continue => seen.pass_through = true,
         Step::Reply(r) => {
             seen.status = Some(r.status);
             seen.body = Some(r.body.as_bytes().to_vec());
-            response = VecHeaders(r.headers.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect());
+            response = VecHeaders(
+                r.headers
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                    .collect(),
+            );
         }
     }
     seen.upstream = upstream.0;
@@ -52,7 +76,13 @@ fn every_router_case_holds_natively() {
             failures.push(diff);
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), file.cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        file.cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -62,9 +92,12 @@ fn every_invalid_config_is_rejected_with_its_field_path() {
     for case in &file.errors {
         match RouteTable::from_json(&case.json()) {
             Ok(_) => failures.push(format!("{}: accepted", case.name)),
-            Err(e) if !e.to_string().contains(&case.error) => {
-                failures.push(format!("{}:\n  expected {:?}\n  got      {:?}", case.name, case.error, e.to_string()))
-            }
+            Err(e) if !e.to_string().contains(&case.error) => failures.push(format!(
+                "{}:\n  expected {:?}\n  got      {:?}",
+                case.name,
+                case.error,
+                e.to_string()
+            )),
             Err(_) => {}
         }
     }
@@ -75,6 +108,9 @@ fn every_invalid_config_is_rejected_with_its_field_path() {
 fn tcp_routes_pick_by_listener_port() {
     let file = load();
     let table = RouteTable::from_json(&file.config_json("seed")).unwrap();
-    assert_eq!(table.route_tcp(9000, &mut FixedRandom(0.0)), Some("tcp-app_9000"));
+    assert_eq!(
+        table.route_tcp(9000, &mut FixedRandom(0.0)),
+        Some("tcp-app_9000")
+    );
     assert_eq!(table.route_tcp(9001, &mut FixedRandom(0.0)), None);
 }

@@ -9,8 +9,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use wasmgate_core::{
-    apply_edits, apply_request, HeaderEdits, HeaderMap, Outcome, Random, Reply, RequestView, RouteTable,
-    Step, XorShift,
+    apply_edits, apply_request, HeaderEdits, HeaderMap, Outcome, Random, Reply, RequestView,
+    RouteTable, Step, XorShift,
 };
 
 use crate::protobuf::set_filter_state_args;
@@ -46,13 +46,19 @@ impl Context for RouterRoot {}
 
 impl RootContext for RouterRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let config = hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let config = hostcalls::get_buffer(
+            proxy_wasm::types::BufferType::PluginConfiguration,
+            0,
+            usize::MAX,
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
         match RouteTable::from_json(&config) {
             Ok(table) => {
-                let root_id = hostcalls::get_property(vec!["plugin_root_id"]).ok().flatten();
+                let root_id = hostcalls::get_property(vec!["plugin_root_id"])
+                    .ok()
+                    .flatten();
                 self.tcp = root_id.is_some_and(|id| id.ends_with(b".tcp"));
                 let seed = hostcalls::get_current_time()
                     .ok()
@@ -109,7 +115,9 @@ struct OwnedEdits {
 impl From<&HeaderEdits<'_>> for OwnedEdits {
     fn from(e: &HeaderEdits<'_>) -> Self {
         let own = |v: &[(&str, std::borrow::Cow<'_, str>)]| {
-            v.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+            v.iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
         };
         OwnedEdits {
             set: own(&e.set),
@@ -122,8 +130,16 @@ impl From<&HeaderEdits<'_>> for OwnedEdits {
 impl OwnedEdits {
     fn apply(&self, map: &mut dyn HeaderMap) {
         let edits = HeaderEdits {
-            set: self.set.iter().map(|(n, v)| (n.as_str(), Cow::Borrowed(v.as_str()))).collect(),
-            add: self.add.iter().map(|(n, v)| (n.as_str(), Cow::Borrowed(v.as_str()))).collect(),
+            set: self
+                .set
+                .iter()
+                .map(|(n, v)| (n.as_str(), Cow::Borrowed(v.as_str())))
+                .collect(),
+            add: self
+                .add
+                .iter()
+                .map(|(n, v)| (n.as_str(), Cow::Borrowed(v.as_str())))
+                .collect(),
             remove: &self.remove,
         };
         apply_edits(map, &edits);
@@ -168,7 +184,11 @@ fn get_header(name: &str) -> Option<Vec<u8>> {
 }
 
 fn send_reply(reply: &Reply<'_>) {
-    let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (*n, v.as_ref())).collect();
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_ref()))
+        .collect();
     let body = (!reply.body.is_empty()).then_some(reply.body.as_bytes());
     if let Err(status) = hostcalls::send_http_response(u32::from(reply.status), headers, body) {
         warn!("wasmgate.router: cannot send local reply: {status:?}");
@@ -213,10 +233,15 @@ impl HttpContext for RouterHttp {
             }
         }
         let forwarded = matches!(outcome, Outcome::Forward(_));
-        match apply_request(outcome, table.cluster_header(), &mut HostHeaders(MapType::HttpRequestHeaders)) {
+        match apply_request(
+            outcome,
+            table.cluster_header(),
+            &mut HostHeaders(MapType::HttpRequestHeaders),
+        ) {
             Step::Continue => {
                 if forwarded && table.clear_route_cache() {
-                    if let Err(status) = hostcalls::call_foreign_function("clear_route_cache", None) {
+                    if let Err(status) = hostcalls::call_foreign_function("clear_route_cache", None)
+                    {
                         warn!("wasmgate.router: clear_route_cache failed: {status:?}");
                     }
                 }
@@ -256,11 +281,15 @@ impl StreamContext for RouterTcp {
             return Action::Continue;
         };
         let port = listener_port();
-        let cluster = port.and_then(|p| shared.with_rng(|rng| shared.table.route_tcp(p, rng).map(str::to_string)));
+        let cluster = port.and_then(|p| {
+            shared.with_rng(|rng| shared.table.route_tcp(p, rng).map(str::to_string))
+        });
         match cluster {
             Some(cluster) => {
                 let args = set_filter_state_args("envoy.tcp_proxy.cluster", &cluster);
-                if let Err(status) = hostcalls::call_foreign_function("set_envoy_filter_state", Some(&args)) {
+                if let Err(status) =
+                    hostcalls::call_foreign_function("set_envoy_filter_state", Some(&args))
+                {
                     warn!("wasmgate.router: set_envoy_filter_state failed: {status:?}");
                 }
             }

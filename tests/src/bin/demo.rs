@@ -19,7 +19,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     println!("generating from:");
     for i in &inputs {
-        println!("  {}", i.strip_prefix(examples().parent().unwrap_or(&seed)).unwrap_or(i).display());
+        println!(
+            "  {}",
+            i.strip_prefix(examples().parent().unwrap_or(&seed))
+                .unwrap_or(i)
+                .display()
+        );
     }
     let d = deploy(
         "demo",
@@ -34,7 +39,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }],
         &[9000],
     )?;
-    println!("envoy is up: http on {}, tcp port 9000 on {}, config {}", d.http, d.tcp[&9000], d.config_path.display());
+    println!(
+        "envoy is up: http on {}, tcp port 9000 on {}, config {}",
+        d.http,
+        d.tcp[&9000],
+        d.config_path.display()
+    );
     println!();
     println!("{:<34} {:>6}  {}", "request", "status", "outcome");
     for (host, path) in [
@@ -47,15 +57,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         let r = get(d.http, host, path)?;
         let outcome = match r.backend() {
-            Some(b) => format!("reached backend {b} (cluster {})", r.json()["headers"].as_array().and_then(|h| h.iter().find(|p| p[0] == "x-wasmgate-cluster")).map(|p| p[1].to_string()).unwrap_or_default()),
+            Some(b) => format!(
+                "reached backend {b} (cluster {})",
+                r.json()["headers"]
+                    .as_array()
+                    .and_then(|h| h.iter().find(|p| p[0] == "x-wasmgate-cluster"))
+                    .map(|p| p[1].to_string())
+                    .unwrap_or_default()
+            ),
             None => format!("local reply: {:?}", r.text().trim_end()),
         };
-        println!("{:<34} {:>6}  {}", format!("GET {host}{path}"), r.status, outcome);
+        println!(
+            "{:<34} {:>6}  {}",
+            format!("GET {host}{path}"),
+            r.status,
+            outcome
+        );
     }
     let conn = TcpStream::connect(d.tcp[&9000])?;
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut greeting = String::new();
     BufReader::new(conn).read_line(&mut greeting)?;
-    println!("{:<34} {:>6}  reached backend {}", "TCP connect :9000", "-", greeting.trim_end());
+    println!(
+        "{:<34} {:>6}  reached backend {}",
+        "TCP connect :9000",
+        "-",
+        greeting.trim_end()
+    );
     Ok(())
 }

@@ -15,14 +15,17 @@ const REQUESTS: usize = 20_000;
 
 fn routes(hosts: usize, per_host: usize) -> Vec<(String, String)> {
     (0..hosts)
-        .flat_map(|h| (0..per_host).map(move |r| (format!("host{h}.example.com"), format!("/svc{r}"))))
+        .flat_map(|h| {
+            (0..per_host).map(move |r| (format!("host{h}.example.com"), format!("/svc{r}")))
+        })
         .collect()
 }
 
 fn router_config(routes: &[(String, String)], hosts: usize) -> Value {
     let mut by_host: Vec<Vec<Value>> = vec![Vec::new(); hosts];
     for (i, (_, path)) in routes.iter().enumerate() {
-        by_host[i / (routes.len() / hosts)].push(json!({"path": path, "backend": {"service": "app", "cluster": "app"}}));
+        by_host[i / (routes.len() / hosts)]
+            .push(json!({"path": path, "backend": {"service": "app", "cluster": "app"}}));
     }
     let routes: Vec<Value> = by_host
         .into_iter()
@@ -45,17 +48,27 @@ fn native_bootstrap(boot: &HttpBootstrap, routes: &[(String, String)], hosts: us
             json!({"name": format!("h{h}"), "domains": [format!("host{h}.example.com")], "routes": rs})
         })
         .collect();
-    let hcm = &mut v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let hcm = &mut v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"];
     hcm["route_config"]["virtual_hosts"] = Value::Array(vhosts);
     let filters = hcm["http_filters"].as_array().cloned().unwrap_or_default();
-    hcm["http_filters"] = Value::Array(filters.into_iter().filter(|f| f["name"] == "envoy.filters.http.router").collect());
+    hcm["http_filters"] = Value::Array(
+        filters
+            .into_iter()
+            .filter(|f| f["name"] == "envoy.filters.http.router")
+            .collect(),
+    );
     v
 }
 
 fn read_response(reader: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
     let mut line = String::new();
     reader.read_line(&mut line)?;
-    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut len = 0usize;
     loop {
         line.clear();
@@ -105,7 +118,10 @@ fn drive(at: SocketAddr, routes: &[(String, String)]) -> (f64, f64, usize) {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backend = Backend::start("app")?;
     println!("Envoy 1.40 native route table vs wasmgate router (.wasm, V8), {REQUESTS} keep-alive requests, one client");
-    println!("{:>7} {:>6}  {:>14} {:>14}  {:>14} {:>14}", "routes", "hosts", "native p50 us", "native p99 us", "wasm p50 us", "wasm p99 us");
+    println!(
+        "{:>7} {:>6}  {:>14} {:>14}  {:>14} {:>14}",
+        "routes", "hosts", "native p50 us", "native p99 us", "wasm p50 us", "wasm p99 us"
+    );
     for (hosts, per_host) in [(1, 10), (1, 1_000), (1, 10_000), (1_000, 10)] {
         let routes = routes(hosts, per_host);
         let mut row = Vec::new();
@@ -116,25 +132,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let boot = HttpBootstrap {
                 listen,
                 admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
-                filters: vec![WasmFilter::router(router_config(&routes, hosts).to_string())],
+                filters: vec![WasmFilter::router(
+                    router_config(&routes, hosts).to_string(),
+                )],
                 cluster_header: "x-wasmgate-cluster".into(),
                 pass_through: None,
                 clusters: vec![("app".into(), backend.addr())],
             };
-            let config = if native { native_bootstrap(&boot, &routes, hosts) } else { boot.to_json() };
+            let config = if native {
+                native_bootstrap(&boot, &routes, hosts)
+            } else {
+                boot.to_json()
+            };
             let path = scratch.write("envoy.json", &config.to_string())?;
             let envoy = Envoy::start(&path, admin_port, 1)?;
             drive(listen, &routes[..routes.len().min(50)]); // warm up
             let (p50, p99, errors) = drive(listen, &routes);
             if errors > 0 {
-                return Err(format!("{errors} requests failed ({})", if native { "native" } else { "wasm" }).into());
+                return Err(format!(
+                    "{errors} requests failed ({})",
+                    if native { "native" } else { "wasm" }
+                )
+                .into());
             }
             row.push((p50, p99));
             drop(envoy);
         }
         println!(
             "{:>7} {:>6}  {:>14.1} {:>14.1}  {:>14.1} {:>14.1}",
-            routes.len(), hosts, row[0].0, row[0].1, row[1].0, row[1].1
+            routes.len(),
+            hosts,
+            row[0].0,
+            row[0].1,
+            row[1].0,
+            row[1].1
         );
     }
     Ok(())

@@ -1,7 +1,13 @@
 //! The router case table (`router_cases.yaml`), shared by the native runner in filters/core
 //! and the host-sim runner in tests/: loading, and comparing what a runner observed with
 //! what a case expects.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 
@@ -81,7 +87,10 @@ pub fn load() -> CaseFile {
 
 impl CaseFile {
     pub fn config_json(&self, name: &str) -> Vec<u8> {
-        let v = self.configs.get(name).unwrap_or_else(|| panic!("no config {name}"));
+        let v = self
+            .configs
+            .get(name)
+            .unwrap_or_else(|| panic!("no config {name}"));
         serde_json::to_vec(v).unwrap()
     }
 }
@@ -93,7 +102,9 @@ pub fn bytes(s: &str) -> Vec<u8> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') && i + 3 < b.len() {
-            if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 2..i + 4]).unwrap_or(""), 16) {
+            if let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 2..i + 4]).unwrap_or(""), 16)
+            {
                 out.push(v);
                 i += 4;
                 continue;
@@ -113,7 +124,13 @@ impl Request {
             h.push((":authority".to_string(), bytes(a)));
         }
         h.push((":path".to_string(), bytes(&self.path)));
-        h.push((":method".to_string(), self.method.clone().unwrap_or_else(|| "GET".into()).into_bytes()));
+        h.push((
+            ":method".to_string(),
+            self.method
+                .clone()
+                .unwrap_or_else(|| "GET".into())
+                .into_bytes(),
+        ));
         h.push((":scheme".to_string(), b"http".to_vec()));
         for (k, v) in &self.headers {
             h.push((k.to_ascii_lowercase(), bytes(v)));
@@ -138,7 +155,9 @@ pub struct Observed {
 }
 
 fn first<'a>(list: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
-    list.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    list.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
 }
 
 /// Compares an observation with a case's expectation; the error lists every mismatch.
@@ -148,31 +167,55 @@ pub fn check(case: &Case, seen: &Observed) -> Result<(), String> {
     let forwarded = seen.cluster.is_some() || seen.pass_through;
     if e.cluster.is_some() || e.pass_through {
         if seen.cluster != e.cluster {
-            diffs.push(format!("cluster: expected {:?}, saw {:?}", e.cluster, seen.cluster));
+            diffs.push(format!(
+                "cluster: expected {:?}, saw {:?}",
+                e.cluster, seen.cluster
+            ));
         }
         if seen.pass_through != e.pass_through {
-            diffs.push(format!("passThrough: expected {}, saw {}", e.pass_through, seen.pass_through));
+            diffs.push(format!(
+                "passThrough: expected {}, saw {}",
+                e.pass_through, seen.pass_through
+            ));
         }
     } else if forwarded {
-        diffs.push(format!("expected a local reply, but it was forwarded to {:?}", seen.cluster));
+        diffs.push(format!(
+            "expected a local reply, but it was forwarded to {:?}",
+            seen.cluster
+        ));
     }
     if let Some(s) = e.status {
         if forwarded || seen.status != Some(s) {
-            diffs.push(format!("status: expected local reply {s}, saw {:?} (forwarded: {forwarded})", seen.status));
+            diffs.push(format!(
+                "status: expected local reply {s}, saw {:?} (forwarded: {forwarded})",
+                seen.status
+            ));
         }
     }
     if let Some(b) = &e.body {
         if seen.body.as_deref() != Some(b.as_bytes()) {
-            diffs.push(format!("body: expected {b:?}, saw {:?}", seen.body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())));
+            diffs.push(format!(
+                "body: expected {b:?}, saw {:?}",
+                seen.body
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            ));
         }
     }
     for (k, v) in &e.headers {
         let got = first(&seen.response_headers, k);
         if got != Some(v.as_bytes()) {
-            diffs.push(format!("response header {k}: expected {v:?}, saw {:?}", got.map(String::from_utf8_lossy)));
+            diffs.push(format!(
+                "response header {k}: expected {v:?}, saw {:?}",
+                got.map(String::from_utf8_lossy)
+            ));
         }
     }
-    let mut want_upstream: Vec<(String, Option<String>)> = e.upstream.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut want_upstream: Vec<(String, Option<String>)> = e
+        .upstream
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     if let Some(p) = &e.path {
         want_upstream.push((":path".into(), Some(p.clone())));
     }
@@ -182,11 +225,16 @@ pub fn check(case: &Case, seen: &Observed) -> Result<(), String> {
     for (k, v) in want_upstream {
         let got = first(&seen.upstream, &k);
         if got != v.as_deref().map(str::as_bytes) {
-            diffs.push(format!("upstream header {k}: expected {v:?}, saw {:?}", got.map(String::from_utf8_lossy)));
+            diffs.push(format!(
+                "upstream header {k}: expected {v:?}, saw {:?}",
+                got.map(String::from_utf8_lossy)
+            ));
         }
         let count = seen.upstream.iter().filter(|(n, _)| *n == k).count();
         if v.is_some() && count > 1 {
-            diffs.push(format!("upstream header {k}: expected one value, saw {count}"));
+            diffs.push(format!(
+                "upstream header {k}: expected one value, saw {count}"
+            ));
         }
     }
     if diffs.is_empty() {
