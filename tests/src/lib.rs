@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod envoy;
 pub mod http;
 pub mod paths;
+pub mod router_cases;
 pub mod scratch;
 
 pub use backend::{Backend, TcpBackend};

@@ -5,13 +5,11 @@
 #[path = "../../filters/core/tests/cases/mod.rs"]
 mod cases;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use cases::{bytes, check, load, Case, Observed};
 use wasmgate_core::config::RouterConfig;
-use wasmgate_core::table::default_cluster_name;
-use wasmgate_tests::bootstrap::{HttpBootstrap, WasmFilter};
+use wasmgate_tests::router_cases::{case_bootstrap, clusters_of, PASS_THROUGH};
 use wasmgate_tests::{free_port, request_bytes, Backend, Envoy, Scratch};
 
 /// Cases Envoy's HTTP/1 codec answers itself, before any filter runs: (case, status, why).
@@ -27,33 +25,6 @@ const ANSWERED_BY_CODEC: &[(&str, u16, &str)] = &[
         "the request target must be ASCII",
     ),
 ];
-
-const PASS_THROUGH: &str = "proxy-own-routing";
-
-fn clusters_of(config: &RouterConfig) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for r in &config.routes {
-        let backends = r
-            .http
-            .iter()
-            .flat_map(|h| &h.rules)
-            .flat_map(|rule| rule.backend.iter().chain(&rule.backends))
-            .chain(
-                r.tcp
-                    .iter()
-                    .flat_map(|t| &t.rules)
-                    .flat_map(|rule| rule.backend.iter().chain(&rule.backends)),
-            );
-        for b in backends {
-            out.insert(
-                b.cluster
-                    .clone()
-                    .unwrap_or_else(|| default_cluster_name(&b.service, b.port)),
-            );
-        }
-    }
-    out
-}
 
 fn observe(addr: SocketAddr, case: &Case) -> Observed {
     let req = &case.request;
@@ -122,23 +93,17 @@ fn every_router_case_holds_in_envoy() {
             serde_json::from_value(serde_json::to_value(value).unwrap()).unwrap();
         let backends: Vec<Backend> = clusters_of(&config)
             .into_iter()
-            .chain([PASS_THROUGH.to_string()])
             .map(|c| Backend::start(&c).unwrap())
             .collect();
         let scratch = Scratch::new("router-table").unwrap();
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
         let admin_port = free_port().unwrap();
-        let boot = HttpBootstrap {
+        let boot = case_bootstrap(
+            &config,
             listen,
-            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
-            filters: vec![WasmFilter::router(serde_json::to_string(&config).unwrap())],
-            cluster_header: config.cluster_header.clone(),
-            pass_through: Some(PASS_THROUGH.into()),
-            clusters: backends
-                .iter()
-                .map(|b| (b.name.clone(), b.addr()))
-                .collect(),
-        };
+            SocketAddr::from(([127, 0, 0, 1], admin_port)),
+            backends.iter().map(|b| (b.name.clone(), b.addr())).collect(),
+        );
         let path = scratch
             .write("envoy.json", &boot.to_json().to_string())
             .unwrap();
