@@ -9,6 +9,7 @@ pub mod envoy;
 pub mod http;
 pub mod paths;
 pub mod router_cases;
+pub mod routesets;
 pub mod scratch;
 
 pub use backend::{Backend, TcpBackend};

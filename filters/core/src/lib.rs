@@ -3,7 +3,15 @@
 //! benchmarked natively; the filters are thin adapters over it.
 
 // Tests may unwrap and index: a failing test should panic loudly.
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod config;
 pub mod effects;

@@ -1,0 +1,301 @@
+//! The `host-sim` command line (hand-written argument parsing).
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::json::http_outcome_to_json;
+use crate::plugin::{HostSim, PluginSpec, WasmSource};
+use crate::properties::PropertyOverrides;
+use crate::routes::Routes;
+use crate::scenario::{run_file, RequestSpec, Target};
+
+const USAGE: &str = "\
+usage:
+  host-sim run   TARGET --requests FILE.jsonl     print one JSON result per request line
+  host-sim test  SCENARIO.yaml...                 check scenarios; exit 1 on a mismatch
+  host-sim bench TARGET [--requests FILE.jsonl] [--iterations N]
+
+TARGET is either
+  --envoy-config FILE        an Envoy bootstrap (YAML or JSON): its Wasm HTTP filters in
+                             order, its route_config and its static clusters
+or
+  --wasm FILE                one proxy-wasm module, with
+  --config FILE | --config-string TEXT   its plugin configuration
+  --name NAME --root-id ID --vm-id ID    (default: the module's file stem)
+  --cluster-header NAME      route on this request header (default x-wasmgate-cluster)
+  --cluster NAME             or route everything to one cluster
+and, for both:
+  --workers N                VMs per plugin (default 1)
+
+A request line is a JSON object: {\"method\", \"host\", \"path\", \"headers\": {name: value},
+\"body\", \"chunks\": [...], \"trailers\", \"source\": \"ip:port\", \"properties\": {\"a.b\": v},
+\"advance_ms\", \"name\"}. Header values are strings or {\"hex\": \"...\"}.
+";
+
+#[derive(Default)]
+struct Args {
+    envoy_config: Option<PathBuf>,
+    wasm: Option<PathBuf>,
+    config: Option<Vec<u8>>,
+    name: Option<String>,
+    root_id: Option<String>,
+    vm_id: Option<String>,
+    cluster_header: Option<String>,
+    cluster: Option<String>,
+    workers: usize,
+    requests: Option<PathBuf>,
+    iterations: usize,
+    files: Vec<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut a = Args {
+        workers: 1,
+        iterations: 10_000,
+        ..Args::default()
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--envoy-config" => a.envoy_config = Some(value(arg)?.into()),
+            "--wasm" => a.wasm = Some(value(arg)?.into()),
+            "--config" => {
+                let p = value(arg)?;
+                a.config = Some(std::fs::read(&p).map_err(|e| format!("cannot read {p}: {e}"))?);
+            }
+            "--config-string" => a.config = Some(value(arg)?.into_bytes()),
+            "--name" => a.name = Some(value(arg)?),
+            "--root-id" => a.root_id = Some(value(arg)?),
+            "--vm-id" => a.vm_id = Some(value(arg)?),
+            "--cluster-header" => a.cluster_header = Some(value(arg)?),
+            "--cluster" => a.cluster = Some(value(arg)?),
+            "--workers" => {
+                a.workers = value(arg)?
+                    .parse()
+                    .map_err(|_| "--workers needs a number")?
+            }
+            "--requests" => a.requests = Some(value(arg)?.into()),
+            "--iterations" => {
+                a.iterations = value(arg)?
+                    .parse()
+                    .map_err(|_| "--iterations needs a number")?
+            }
+            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            s => a.files.push(s.into()),
+        }
+    }
+    Ok(a)
+}
+
+fn target(sim: &HostSim, a: &Args) -> Result<Target, String> {
+    match (&a.envoy_config, &a.wasm) {
+        (Some(e), None) => {
+            let mut t = Target::from_envoy(sim, e, a.workers, &PropertyOverrides::default())
+                .map_err(|e| e.to_string())?;
+            if let Some(h) = &a.cluster_header {
+                t.routes = Routes::cluster_header(h);
+            }
+            Ok(t)
+        }
+        (None, Some(w)) => {
+            let stem = w
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let name = a.name.clone().unwrap_or(stem);
+            let spec = PluginSpec {
+                root_id: a.root_id.clone().unwrap_or(name.clone()),
+                vm_id: a.vm_id.clone().unwrap_or(name.clone()),
+                configuration: a.config.clone().unwrap_or_default(),
+                workers: a.workers,
+                ..PluginSpec::new(WasmSource::File(w.clone()), &name)
+            };
+            let plugin = sim.load(spec).map_err(|e| describe(&e))?;
+            let routes = match &a.cluster {
+                Some(c) => Routes::fixed(c),
+                None => Routes::cluster_header(
+                    a.cluster_header.as_deref().unwrap_or("x-wasmgate-cluster"),
+                ),
+            };
+            Ok(Target {
+                sim: sim.clone(),
+                plugins: vec![plugin],
+                routes,
+                network: None,
+                tcp_cluster: a.cluster.clone(),
+            })
+        }
+        _ => Err("give --envoy-config FILE or --wasm FILE".into()),
+    }
+}
+
+/// An error with the guest's warnings, so a rejected configuration says why.
+fn describe(e: &Error) -> String {
+    let mut s = e.to_string();
+    for (level, msg) in e.logs() {
+        s.push_str(&format!("\n  log[{level}] {msg}"));
+    }
+    s
+}
+
+fn read_requests(path: &Path) -> Result<Vec<RequestSpec>, String> {
+    let f =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| e.to_string())?;
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let spec: RequestSpec = serde_json::from_str(&line)
+            .map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+/// Entry point; returns the process exit code.
+pub fn main(args: Vec<String>) -> i32 {
+    let Some((cmd, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return 2;
+    };
+    let result = match cmd.as_str() {
+        "run" => run(rest),
+        "test" => test(rest),
+        "bench" => bench(rest),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(0)
+        }
+        other => Err(format!("unknown command {other}\n{USAGE}")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("host-sim: {msg}");
+            2
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<i32, String> {
+    let a = parse(args)?;
+    let sim = HostSim::new().map_err(|e| e.to_string())?;
+    let t = target(&sim, &a)?;
+    let requests = read_requests(a.requests.as_deref().ok_or("run needs --requests FILE")?)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for spec in requests {
+        if spec.advance_ms > 0 {
+            t.advance(Duration::from_millis(spec.advance_ms));
+        }
+        let mut json = http_outcome_to_json(&t.run(spec.to_request()?));
+        if let (Some(name), Some(obj)) = (&spec.name, json.as_object_mut()) {
+            obj.insert("name".into(), name.clone().into());
+        }
+        writeln!(out, "{json}").map_err(|e| e.to_string())?;
+    }
+    Ok(0)
+}
+
+fn test(args: &[String]) -> Result<i32, String> {
+    let a = parse(args)?;
+    if a.files.is_empty() {
+        return Err("test needs at least one scenario file".into());
+    }
+    let sim = HostSim::new().map_err(|e| e.to_string())?;
+    let (mut passed, mut failed) = (0, 0);
+    for f in &a.files {
+        let (p, n, report) = run_file(&sim.fresh(), f).map_err(|e| describe(&e))?;
+        println!("{}", f.display());
+        print!("{report}");
+        passed += p;
+        failed += n;
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+fn bench(args: &[String]) -> Result<i32, String> {
+    let a = parse(args)?;
+    let sim = HostSim::with_config(crate::plugin::HostSimConfig {
+        fuel_per_callback: None,
+        ..Default::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let t = target(&sim, &a)?;
+    let requests = match &a.requests {
+        Some(p) => read_requests(p)?,
+        None => vec![RequestSpec::default()],
+    };
+    let requests: Vec<_> = requests
+        .iter()
+        .map(RequestSpec::to_request)
+        .collect::<Result<_, _>>()?;
+    for p in &t.plugins {
+        let (inst, start) = sim
+            .measure_instantiation(p, 200)
+            .map_err(|e| e.to_string())?;
+        println!(
+            "{}: instantiate {:.1} us, instantiate + start (vm_start, configure) {:.1} us",
+            p.name(),
+            inst.as_secs_f64() * 1e6,
+            start.as_secs_f64() * 1e6
+        );
+    }
+    let baseline = measure(a.iterations, |i| {
+        sim.http_baseline(&t.routes, requests[i % requests.len()].clone())
+            .host_calls
+    });
+    let wasm = measure(a.iterations, |i| {
+        t.run(requests[i % requests.len()].clone()).host_calls
+    });
+    println!("without filters: {}", baseline.line());
+    println!("with filters:    {}", wasm.line());
+    println!(
+        "filter cost:     {:.2} us/request",
+        (wasm.per_request - baseline.per_request).as_secs_f64() * 1e6
+    );
+    Ok(0)
+}
+
+struct Measured {
+    n: usize,
+    elapsed: Duration,
+    per_request: Duration,
+    host_calls: u64,
+}
+
+impl Measured {
+    fn line(&self) -> String {
+        format!(
+            "{} requests in {:.3} s: {:.0} requests/s, {:.2} us/request, {:.1} host calls/request",
+            self.n,
+            self.elapsed.as_secs_f64(),
+            self.n as f64 / self.elapsed.as_secs_f64(),
+            self.per_request.as_secs_f64() * 1e6,
+            self.host_calls as f64 / self.n as f64
+        )
+    }
+}
+
+/// Runs `f` for warm-up, then `n` timed times; `f` returns the host calls it made.
+fn measure(n: usize, mut f: impl FnMut(usize) -> u64) -> Measured {
+    let n = n.max(1);
+    for i in 0..n.min(100) {
+        f(i);
+    }
+    let started = Instant::now();
+    let host_calls = (0..n).map(&mut f).sum();
+    let elapsed = started.elapsed();
+    Measured {
+        n,
+        elapsed,
+        per_request: elapsed / n as u32,
+        host_calls,
+    }
+}

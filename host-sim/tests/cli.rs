@@ -1,0 +1,229 @@
+//! The `host-sim` binary: run, test and bench against an Envoy bootstrap or a module.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A scratch folder removed when the test ends.
+struct Workdir(PathBuf);
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for Workdir {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+fn workdir(name: &str) -> Workdir {
+    let dir = std::env::temp_dir().join(format!("host-sim-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Workdir(dir)
+}
+
+fn bootstrap(wasm: &str) -> String {
+    format!(
+        r#"
+static_resources:
+  listeners:
+  - name: http
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 10000}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          route_config:
+            name: wasmgate
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster_header: x-wasmgate-cluster}}
+          http_filters:
+          - name: wasmgate.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: wasmgate.router
+                root_id: wasmgate.router
+                fail_open: false
+                vm_config: {{vm_id: wasmgate, runtime: envoy.wasm.runtime.v8, code: {{local: {{filename: {wasm}}}}}}}
+                configuration: {{"@type": type.googleapis.com/google.protobuf.StringValue, value: '{{"routes":[]}}'}}
+          - name: envoy.filters.http.router
+            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
+  clusters:
+  - name: east
+  - name: west
+"#
+    )
+}
+
+fn setup(name: &str) -> Workdir {
+    let dir = workdir(name);
+    std::fs::write(dir.join("router.wat"), common::guest(common::ROUTER)).unwrap();
+    std::fs::write(
+        dir.join("envoy.yaml"),
+        bootstrap(&dir.join("router.wat").display().to_string()),
+    )
+    .unwrap();
+    dir
+}
+
+fn host_sim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_host-sim"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn run_prints_one_json_result_per_request() {
+    let dir = setup("run");
+    let requests = dir.join("requests.jsonl");
+    std::fs::write(
+        &requests,
+        concat!(
+            r#"{"name": "east", "host": "foo.com", "path": "/", "headers": {"x-target": "east"}}"#,
+            "\n",
+            r#"{"name": "unknown", "host": "foo.com", "headers": {"x-target": "mars"}}"#,
+            "\n",
+            r#"{"name": "binary", "headers": [["x-target", {"hex": "ff00"}]]}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let envoy = dir.join("envoy.yaml");
+    let (code, stdout, stderr) = host_sim(&[
+        "run",
+        "--envoy-config",
+        envoy.to_str().unwrap(),
+        "--requests",
+        requests.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["cluster"], "east");
+    assert_eq!(lines[0]["status"], 200);
+    assert_eq!(lines[1]["status"], 503, "clusters come from the bootstrap");
+    assert_eq!(lines[1]["cluster"], serde_json::Value::Null);
+    assert_eq!(
+        lines[2]["status"], 503,
+        "a binary cluster name is not a declared cluster"
+    );
+}
+
+#[test]
+fn test_reports_mismatches_and_fails() {
+    let dir = setup("test");
+    let scenario = dir.join("scenario.yaml");
+    std::fs::write(
+        &scenario,
+        r#"
+envoy_config: envoy.yaml
+upstreams:
+  west: {status: 503, body: down}
+cases:
+- name: routes east
+  request: {host: foo.com, headers: {x-target: east}}
+  expect: {status: 200, cluster: east, upstream_headers: {x-wasmgate-cluster: east}}
+- name: west is down
+  request: {host: foo.com, headers: {x-target: west}}
+  expect: {status: 503, body: down, cluster: west}
+- name: no target is denied
+  request: {host: foo.com}
+  expect: {status: 403, cluster: null, local_reply: true, body: denied}
+- name: wrong on purpose
+  request: {host: foo.com, headers: {x-target: east}}
+  expect: {status: 418, cluster: west}
+"#,
+    )
+    .unwrap();
+    let (code, stdout, _) = host_sim(&["test", scenario.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("PASS routes east"), "{stdout}");
+    assert!(stdout.contains("PASS west is down"), "{stdout}");
+    assert!(stdout.contains("PASS no target is denied"), "{stdout}");
+    assert!(stdout.contains("FAIL wrong on purpose"), "{stdout}");
+    assert!(stdout.contains("status: expected 418, got 200"), "{stdout}");
+    assert!(
+        stdout.contains(r#"cluster: expected Some("west"), got Some("east")"#),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 passed, 1 failed"), "{stdout}");
+}
+
+#[test]
+fn bench_reports_throughput() {
+    let dir = setup("bench");
+    let wat = dir.join("router.wat");
+    let (code, stdout, stderr) = host_sim(&[
+        "bench",
+        "--wasm",
+        wat.to_str().unwrap(),
+        "--iterations",
+        "200",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("requests/s"), "{stdout}");
+    assert!(stdout.contains("instantiate"), "{stdout}");
+}
+
+#[test]
+fn bad_arguments_exit_2_with_usage() {
+    assert_eq!(host_sim(&[]).0, 2);
+    let (code, _, stderr) = host_sim(&["run", "--frobnicate"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown option --frobnicate"), "{stderr}");
+}
+
+#[test]
+fn test_runs_tcp_cases() {
+    let dir = workdir("tcp");
+    let args = host_sim::encode_set_envoy_filter_state("envoy.tcp_proxy.cluster", b"db-east", 0);
+    let wat = common::guest(&format!(
+        r#"
+  (data (i32.const 1024) "set_envoy_filter_state")
+  (data (i32.const 1060) "{}")
+  (func (export "proxy_on_new_connection") (param i32) (result i32)
+    (drop (call $foreign (i32.const 1024) (i32.const 22) (i32.const 1060) (i32.const {}) (i32.const 0) (i32.const 0)))
+    (i32.const 0))"#,
+        common::wat_bytes(&args),
+        args.len()
+    ));
+    std::fs::write(dir.join("tcp.wat"), wat).unwrap();
+    let scenario = dir.join("tcp.yaml");
+    std::fs::write(
+        &scenario,
+        r#"
+wasm: tcp.wat
+cluster: fallback
+tcp_cases:
+- name: filter picks the cluster
+  connection: {port: 5432, data: [hello], upstream_data: [world]}
+  expect: {cluster: db-east, closed: false, to_upstream: hello, to_downstream: world,
+           filter_state: {envoy.tcp_proxy.cluster: db-east}}
+"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = host_sim(&["test", scenario.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("PASS filter picks the cluster"), "{stdout}");
+}

@@ -1,0 +1,133 @@
+//! The router's cost, side by side in one run: the route table natively (filters/core) and
+//! the compiled .wasm in host-sim (wasmtime), per request, with host calls per request and the
+//! time to configure the .wasm. Run with `make bench`.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Instant;
+
+use host_sim::envoy_config::parse_bootstrap;
+use host_sim::{HostSim, HttpRequest, Routes};
+use wasmgate_core::{FixedRandom, Outcome, RequestView, RouteTable};
+use wasmgate_tests::bootstrap::WasmFilter;
+use wasmgate_tests::routesets::{requests, router_config};
+
+/// Best of five passes: ns per native lookup.
+fn native_ns(table: &RouteTable, reqs: &[(String, String)]) -> f64 {
+    let pass = || {
+        let mut rng = FixedRandom(0.5);
+        let start = Instant::now();
+        for _ in 0..20 {
+            for (host, path) in reqs {
+                let req = RequestView {
+                    authority: host.as_bytes(),
+                    path: path.as_bytes(),
+                    method: b"GET",
+                    headers: &[],
+                };
+                let out = black_box(table.route(&req, &mut rng));
+                assert!(
+                    matches!(out, Outcome::Forward(_)),
+                    "{host}{path} must match"
+                );
+            }
+        }
+        start.elapsed().as_nanos() as f64 / (20 * reqs.len()) as f64
+    };
+    (0..5).map(|_| pass()).fold(f64::MAX, f64::min)
+}
+
+/// A first-match scan over (host, prefix) pairs: the shape of Envoy's native route matching,
+/// for scale.
+fn linear_scan_ns(hosts: usize, per_host: usize, reqs: &[(String, String)]) -> f64 {
+    let routes: Vec<(String, String)> = (0..hosts)
+        .flat_map(|h| {
+            (0..per_host).map(move |r| (format!("host{h}.example.com"), format!("/svc{r}")))
+        })
+        .collect();
+    let start = Instant::now();
+    for (host, path) in reqs {
+        black_box(
+            routes
+                .iter()
+                .position(|(h, p)| h == host && path.starts_with(p.as_str())),
+        );
+    }
+    start.elapsed().as_nanos() as f64 / reqs.len() as f64
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let sim = HostSim::new()?;
+    let wasm = wasmgate_tests::paths::wasm("wasmgate_router");
+    // One placeholder bootstrap gives the plugin spec Envoy would use.
+    let boot = wasmgate_tests::bootstrap::HttpBootstrap {
+        listen: ([127, 0, 0, 1], 1).into(),
+        admin: ([127, 0, 0, 1], 2).into(),
+        filters: vec![WasmFilter::router("{\"routes\": []}")],
+        cluster_header: "x-wasmgate-cluster".into(),
+        pass_through: None,
+        clusters: vec![],
+    };
+    let base = parse_bootstrap(&boot.to_json().to_string(), Path::new("."))?
+        .http_filters
+        .remove(0);
+    let _ = sim.load(base.clone())?; // compile once; later loads hit the module cache
+    println!(
+        "router: native lookup (filters/core) vs the .wasm in host-sim ({})",
+        wasm.display()
+    );
+    println!(
+        "{:>7} {:>6}  {:>10} {:>13} {:>12} {:>14} {:>12} {:>11}",
+        "routes",
+        "hosts",
+        "native ns",
+        "native vs 10",
+        "scan ns",
+        "wasm ns/req",
+        "host calls/req",
+        "configure ms"
+    );
+    let mut first = 0.0;
+    for (hosts, per_host) in [(1, 10), (100, 10), (1_000, 10)] {
+        let config = router_config(hosts, per_host).to_string();
+        let table = RouteTable::from_json(config.as_bytes())?;
+        let reqs = requests(hosts, per_host, 10_000);
+        let native = native_ns(&table, &reqs);
+        let mut spec = base.clone();
+        spec.configuration = config.into_bytes();
+        let t = Instant::now();
+        let plugin = sim.load(spec)?;
+        let configure_ms = t.elapsed().as_secs_f64() * 1e3;
+        let routes = Routes::cluster_header("x-wasmgate-cluster");
+        let mut calls = 0;
+        let n = 20_000;
+        let start = Instant::now();
+        for (host, path) in reqs.iter().cycle().take(n) {
+            let out = plugin.http(
+                &routes,
+                HttpRequest::get(host, path).without_envoy_headers(),
+            );
+            if out.cluster.is_none() {
+                return Err(format!("{host}{path} was not routed: {:?}", out.local_reply).into());
+            }
+            calls += out.host_calls;
+        }
+        let wasm_ns = start.elapsed().as_nanos() as f64 / n as f64;
+        if first == 0.0 {
+            first = native;
+        }
+        let scan = linear_scan_ns(hosts, per_host, &reqs);
+        println!(
+            "{:>7} {:>6}  {:>10.1} {:>12.2}x {:>12.0} {:>14.0} {:>12.1} {:>11.1}",
+            hosts * per_host,
+            hosts,
+            native,
+            native / first,
+            scan,
+            wasm_ns,
+            calls as f64 / n as f64,
+            configure_ms
+        );
+    }
+    Ok(())
+}
