@@ -59,13 +59,23 @@ fn every_router_case_holds_in_host_sim() {
         sim.declare_clusters(&setup.clusters);
         for case in file.cases.iter().filter(|c| &c.config == name) {
             let out = plugin.http(&setup.routes, to_request(case));
-            assert!(out.vm_failures.is_empty(), "{}: the VM failed: {:?}", case.name, out.vm_failures);
+            assert!(
+                out.vm_failures.is_empty(),
+                "{}: the VM failed: {:?}",
+                case.name,
+                out.vm_failures
+            );
             if let Err(diff) = check(case, &observe(&out)) {
                 failures.push(diff);
             }
         }
     }
-    assert!(failures.is_empty(), "{} cases failed in host-sim:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cases failed in host-sim:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -73,7 +83,12 @@ fn every_invalid_config_is_refused_by_the_wasm_with_its_field_path_logged() {
     let file = load();
     let sim = HostSim::new().unwrap();
     let any = SocketAddr::from(([127, 0, 0, 1], 1));
-    let base = case_bootstrap(&serde_json::from_str("{\"routes\": []}").unwrap(), any, any, vec![]);
+    let base = case_bootstrap(
+        &serde_json::from_str("{\"routes\": []}").unwrap(),
+        any,
+        any,
+        vec![],
+    );
     let setup = parse_bootstrap(&base.to_json().to_string(), Path::new(".")).unwrap();
     let mut failures = Vec::new();
     for case in &file.errors {
@@ -83,11 +98,91 @@ fn every_invalid_config_is_refused_by_the_wasm_with_its_field_path_logged() {
             Ok(_) => failures.push(format!("{}: accepted", case.name)),
             Err(host_sim::Error::ConfigureRejected { logs, .. }) => {
                 if !logs.iter().any(|(_, l)| l.contains(&case.error)) {
-                    failures.push(format!("{}: {:?} not in logs {logs:?}", case.name, case.error));
+                    failures.push(format!(
+                        "{}: {:?} not in logs {logs:?}",
+                        case.name, case.error
+                    ));
                 }
             }
             Err(e) => failures.push(format!("{}: {e}", case.name)),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_tcp_root_steers_each_connection_by_listener_port() {
+    let file = load();
+    let sim = HostSim::new().unwrap();
+    let spec = host_sim::PluginSpec {
+        root_id: "wasmgate.router.tcp".into(),
+        vm_id: "wasmgate".into(),
+        configuration: file.config_json("seed"),
+        ..host_sim::PluginSpec::new(
+            host_sim::WasmSource::File(wasmgate_tests::paths::wasm("wasmgate_router")),
+            "wasmgate.router.tcp",
+        )
+    };
+    let plugin = sim.load(spec).unwrap();
+    let connect = |port| {
+        plugin.tcp(host_sim::TcpConnection {
+            downstream_local_port: port,
+            default_cluster: Some("tcp-proxy-default".into()),
+            downstream_data: vec![b"hello".to_vec()],
+            ..Default::default()
+        })
+    };
+    let routed = connect(9000);
+    assert_eq!(routed.cluster.as_deref(), Some("tcp-app_9000"), "{:?}", routed.logs);
+    assert!(!routed.closed);
+    assert_eq!(routed.to_upstream, b"hello");
+    let unrouted = connect(9001);
+    assert!(unrouted.closed, "a port without a tcp route is closed: {:?}", unrouted.logs);
+    assert!(unrouted.vm_failures.is_empty() && routed.vm_failures.is_empty());
+}
+
+#[test]
+fn huge_and_odd_requests_get_defined_answers_and_never_trap() {
+    let sim = HostSim::new().unwrap();
+    let config = serde_json::json!({"routes": [{"http": {"host": "a.com", "rules": [
+        {"matches": [{"path": {"type": "RegularExpression", "value": "/r/.*"},
+                      "headers": [{"name": "x-h999", "type": "Present"}]}],
+         "backend": {"service": "many", "cluster": "many"}},
+        {"path": "/", "backend": {"service": "app", "cluster": "app"}}
+    ]}}]});
+    let spec = host_sim::PluginSpec {
+        vm_id: "wasmgate".into(),
+        configuration: config.to_string().into_bytes(),
+        ..host_sim::PluginSpec::new(
+            host_sim::WasmSource::File(wasmgate_tests::paths::wasm("wasmgate_router")),
+            "wasmgate.router",
+        )
+    };
+    let plugin = sim.load(spec).unwrap();
+    let routes = host_sim::Routes::cluster_header("x-wasmgate-cluster");
+    let mut many = HttpRequest::get("a.com", "/r/x");
+    for i in 0..1_000 {
+        many = many.header(&format!("x-h{i}"), b"v");
+    }
+    let long = format!("/{}", "a".repeat(9_999));
+    let mut no_authority = HttpRequest::get("", "/");
+    no_authority.headers.remove(":authority");
+    let with = |name: &str, value: &[u8]| {
+        let mut r = HttpRequest::get("a.com", "/");
+        r.headers.replace(name, value);
+        r
+    };
+    let cases: Vec<(&str, HttpRequest, u16, Option<&str>)> = vec![
+        ("1,000 headers are read once, by name", many, 200, Some("many")),
+        ("a 10,000-character path", HttpRequest::get("a.com", &long), 200, Some("app")),
+        ("a long path through the regex", HttpRequest::get("a.com", &format!("/r{long}")), 200, Some("app")),
+        ("a missing :authority", no_authority, 404, None),
+        ("a non-UTF-8 authority", with(":authority", b"\xff\xfe"), 404, None),
+        ("a non-UTF-8 path", with(":path", b"/\xff"), 200, Some("app")),
+    ];
+    for (name, req, status, cluster) in cases {
+        let out = plugin.http(&routes, req);
+        assert!(out.vm_failures.is_empty(), "{name}: the VM trapped: {:?}", out.vm_failures);
+        assert_eq!((out.status, out.cluster.as_deref()), (status, cluster), "{name}: {:?}", out.logs);
+    }
 }
