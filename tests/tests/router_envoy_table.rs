@@ -102,7 +102,10 @@ fn every_router_case_holds_in_envoy() {
             &config,
             listen,
             SocketAddr::from(([127, 0, 0, 1], admin_port)),
-            backends.iter().map(|b| (b.name.clone(), b.addr())).collect(),
+            backends
+                .iter()
+                .map(|b| (b.name.clone(), b.addr()))
+                .collect(),
         );
         let path = scratch
             .write("envoy.json", &boot.to_json().to_string())

@@ -6,7 +6,15 @@
 //! `.tcp` serves TCP listeners instead and steers `tcp_proxy` through filter state.
 
 // Tests may unwrap and index: a failing test should panic loudly.
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 #[cfg(target_arch = "wasm32")]
 mod plugin;
