@@ -20,6 +20,17 @@ fn is_default_cluster_header(name: &str) -> bool {
     name == DEFAULT_CLUSTER_HEADER
 }
 
+/// The default name of the header that carries a multi-cluster service to the balancer.
+pub const DEFAULT_SERVICE_HEADER: &str = "x-wasmgate-service";
+
+fn default_service_header() -> String {
+    DEFAULT_SERVICE_HEADER.to_string()
+}
+
+fn is_default_service_header(name: &str) -> bool {
+    name == DEFAULT_SERVICE_HEADER
+}
+
 fn default_weight() -> u32 {
     1
 }
@@ -42,6 +53,13 @@ pub struct RouterConfig {
         skip_serializing_if = "is_default_cluster_header"
     )]
     pub cluster_header: String,
+    /// Request header the router writes with the chosen multi-cluster service, for the
+    /// balancer filter after it (only when `multiClusterServices` is not empty).
+    #[serde(
+        default = "default_service_header",
+        skip_serializing_if = "is_default_service_header"
+    )]
+    pub service_header: String,
     /// What happens to a request no rule matches.
     #[serde(default, skip_serializing_if = "NoMatch::is_default")]
     pub no_match: NoMatch,
@@ -50,7 +68,8 @@ pub struct RouterConfig {
     #[serde(default, skip_serializing_if = "is_false")]
     pub clear_route_cache: bool,
     pub routes: Vec<Route>,
-    /// Multi-cluster services a backend may name; resolved per request to one member cluster.
+    /// Multi-cluster services a backend may name. The router steers such a backend by writing
+    /// `serviceHeader`; the balancer filter after it picks the member cluster.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub multi_cluster_services: BTreeMap<String, MultiClusterService>,
 }
@@ -283,11 +302,33 @@ pub struct HeaderValue {
     pub value: String,
 }
 
-/// A service whose backends run in several clusters.
+/// A service whose backends run in several clusters (the seed's MultiClusterService).
+///
+/// `members` is the part of the cluster inventory that runs the service; `clusters` selects
+/// among them by labels. Everything else is optional policy with safe defaults: plain weights,
+/// no affinity, no canary, no locality preference, everyone healthy, panic when all fail.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MultiClusterService {
     pub members: Vec<Member>,
+    /// The seed's `clusters: [{selector: {matchLabels}}]`: a member belongs to the service when
+    /// any selector matches all of its labels. Empty: every member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<ClusterSelector>,
+    /// Session affinity: the same key lands on the same member cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+    /// Prefer member clusters in the proxy's own zone, then region, then anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<LocalityPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthPolicy>,
+    /// A member that becomes healthy (or is added) ramps from 10% to its full weight over
+    /// this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_start_ms: Option<u64>,
 }
 
 /// One member cluster of a multi-cluster service.
@@ -300,8 +341,162 @@ pub struct Member {
     pub cluster: String,
     #[serde(default = "default_weight", skip_serializing_if = "is_default_weight")]
     pub weight: u32,
+    /// Inventory labels. `region` and `zone` (or `topology.kubernetes.io/region|zone`) place
+    /// the member for locality.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// `{selector: {matchLabels: {region: us}}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSelector {
+    pub selector: LabelSelector,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelector {
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+}
+
+/// Where the affinity key comes from: `{"header": "x-user"}`, `{"cookie": "session"}` or
+/// `"sourceAddress"` (the client IP, without its port).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Affinity {
+    Header(String),
+    Cookie(String),
+    SourceAddress,
+}
+
+/// A canary member: forced by a header or cookie value, and/or given a fixed share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Canary {
+    /// The member (by `name`) that is the canary. It takes no part in the weighted split.
+    pub member: String,
+    /// A request with this header value goes to the canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<NameValue>,
+    /// A request with this cookie value goes to the canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<NameValue>,
+    /// Share of the other requests sent to the canary, 0 to 100 (per key with affinity).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub percent: f64,
+}
+
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NameValue {
+    pub name: String,
+    pub value: String,
+}
+
+/// Locality tiers (same zone, same region, anywhere) with Envoy's priority-load math.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalityPolicy {
+    /// A tier's health is `min(100, overprovisioning/100 x 100 x healthy/total)`; Envoy's
+    /// default factor is 140 (1.4).
+    #[serde(default = "default_overprovisioning")]
+    pub overprovisioning: u32,
+}
+
+fn default_overprovisioning() -> u32 {
+    140
+}
+
+impl Default for LocalityPolicy {
+    fn default() -> Self {
+        LocalityPolicy {
+            overprovisioning: default_overprovisioning(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<ActiveHealth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passive: Option<PassiveHealth>,
+    /// What to do when no member is healthy.
+    #[serde(default)]
+    pub on_all_unhealthy: AllUnhealthy,
+}
+
+/// Active checks: `GET path` on each member's Envoy cluster every `intervalMs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActiveHealth {
+    pub path: String,
+    /// `:authority` of the check; default: the service name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Consecutive passing checks that bring a member back.
+    #[serde(default = "default_one")]
+    pub healthy_threshold: u32,
+    /// Consecutive failing checks that take a member out.
+    #[serde(default = "default_two")]
+    pub unhealthy_threshold: u32,
+}
+
+fn default_interval_ms() -> u64 {
+    1000
+}
+fn default_timeout_ms() -> u64 {
+    500
+}
+fn default_one() -> u32 {
+    1
+}
+fn default_two() -> u32 {
+    2
+}
+
+/// Passive ejection from what responses show: `consecutiveErrors` 5xx or resets eject a
+/// member for `baseEjectionMs x (number of ejections)`, at most `maxEjectionMs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PassiveHealth {
+    #[serde(default = "default_consecutive_errors")]
+    pub consecutive_errors: u32,
+    #[serde(default = "default_base_ejection_ms")]
+    pub base_ejection_ms: u64,
+    #[serde(default = "default_max_ejection_ms")]
+    pub max_ejection_ms: u64,
+}
+
+fn default_consecutive_errors() -> u32 {
+    5
+}
+fn default_base_ejection_ms() -> u64 {
+    30_000
+}
+fn default_max_ejection_ms() -> u64 {
+    300_000
+}
+
+/// When every member is unhealthy: `panic` spreads over all members by weight (Envoy's
+/// panic mode), `reject` answers 503.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AllUnhealthy {
+    #[default]
+    Panic,
+    Reject,
 }
 
 /// Configuration of the balancer filter when it runs on its own, after the proxy's routing.
@@ -319,6 +514,27 @@ pub struct BalancerConfig {
     /// For the network root: listener port to service.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tcp_ports: BTreeMap<u16, String>,
+    /// The proxy's own place; without it the filter reads `node.metadata.REGION` / `ZONE`
+    /// (then `node.locality.region` / `zone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<ProxyLocality>,
+    /// Prefix of the shared-data keys holding health state (one key per service).
+    #[serde(default = "default_shared_prefix")]
+    pub shared_prefix: String,
+}
+
+fn default_shared_prefix() -> String {
+    "wasmgate.mc".to_string()
+}
+
+/// Where the proxy runs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyLocality {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// How the balancer learns which service a request is for.

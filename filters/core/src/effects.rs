@@ -2,7 +2,7 @@
 //! apply routing decisions the same way. Host access sits behind [`HeaderMap`].
 
 use crate::config::NoMatch;
-use crate::table::{HeaderEdits, Outcome, Reply};
+use crate::table::{HeaderEdits, Outcome, Reply, RouteTable};
 
 /// A mutable header map: the proxy's (through host calls) or a test's.
 pub trait HeaderMap {
@@ -34,16 +34,25 @@ pub fn apply_edits(map: &mut dyn HeaderMap, edits: &HeaderEdits<'_>) {
     }
 }
 
-/// Edits the request headers for `outcome`. The routing header is always written or removed,
-/// so a value the client sent never reaches Envoy's `cluster_header` route.
+/// Edits the request headers for `outcome`. The routing headers are always written or
+/// removed, so a value the client sent never reaches Envoy's `cluster_header` route or the
+/// balancer.
 pub fn apply_request<'t>(
     outcome: Outcome<'t>,
-    cluster_header: &str,
+    table: &RouteTable,
     request: &mut dyn HeaderMap,
 ) -> Step<'t> {
+    let cluster_header = table.cluster_header();
     match outcome {
         Outcome::Forward(f) => {
-            request.set(cluster_header, f.cluster);
+            match f.cluster {
+                Some(cluster) => request.set(cluster_header, cluster),
+                // The balancer after the router writes it.
+                None => request.remove(cluster_header),
+            }
+            if let Some(h) = table.service_header() {
+                request.set(h, f.service);
+            }
             if let Some(a) = &f.authority {
                 request.set(":authority", a);
             }
@@ -62,6 +71,9 @@ pub fn apply_request<'t>(
         }),
         Outcome::NoMatch(NoMatch::PassThrough) => {
             request.remove(cluster_header);
+            if let Some(h) = table.service_header() {
+                request.remove(h);
+            }
             Step::Continue
         }
     }

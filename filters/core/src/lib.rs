@@ -27,4 +27,4 @@ pub use config::{BalancerConfig, RouterConfig};
 pub use effects::{apply_edits, apply_request, HeaderMap, Step, VecHeaders};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use request::{FixedRandom, Random, RequestView, XorShift};
-pub use table::{Forward, HeaderEdits, Outcome, Reply, RouteTable, RuleRef};
+pub use table::{Forward, HeaderEdits, Outcome, Reply, RouteTable, RuleRef, TcpOutcome};

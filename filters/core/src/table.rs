@@ -20,6 +20,15 @@ use crate::request::{query_param, split_query, Random, RequestView};
 use crate::template::{Captures, Template};
 use crate::weighted::WeightedSet;
 
+/// What to do with a new TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpOutcome<'t> {
+    Cluster(&'t str),
+    /// A multi-cluster service: the balancer's network root after the router picks.
+    Delegate(&'t str),
+    NoRoute,
+}
+
 /// Where a rule came from in the configuration, for logs and `explain`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RuleRef {
@@ -39,7 +48,9 @@ pub enum Outcome<'t> {
 pub struct Forward<'t> {
     pub rule: RuleRef,
     pub service: &'t str,
-    pub cluster: &'t str,
+    /// The Envoy cluster; `None` when the service is a multi-cluster service whose member is
+    /// chosen by the balancer filter after the router (it reads the service header).
+    pub cluster: Option<&'t str>,
     /// New `:authority`, when the rule rewrites the hostname.
     pub authority: Option<Cow<'t, str>>,
     /// New `:path` (query kept), when the rule rewrites the path.
@@ -83,6 +94,7 @@ pub struct RouteTable {
     needs_method: bool,
     no_match: NoMatch,
     cluster_header: String,
+    service_header: Option<String>,
     clear_route_cache: bool,
 }
 
@@ -238,14 +250,15 @@ impl CompiledEdits {
 
 #[derive(Debug)]
 struct CompiledBackends {
-    targets: Vec<(String, String)>,
+    /// (service, Envoy cluster); no cluster for a multi-cluster service.
+    targets: Vec<(String, Option<String>)>,
     weights: WeightedSet,
 }
 
 impl CompiledBackends {
-    fn pick(&self, rng: &mut dyn Random) -> Option<(&str, &str)> {
+    fn pick(&self, rng: &mut dyn Random) -> Option<(&str, Option<&str>)> {
         let i = self.weights.pick(rng)?;
-        self.targets.get(i).map(|(s, c)| (s.as_str(), c.as_str()))
+        self.targets.get(i).map(|(s, c)| (s.as_str(), c.as_deref()))
     }
 }
 
@@ -268,6 +281,7 @@ impl RouteTable {
         let mut c = Compiler::default();
         let err = |path: String, kind| ConfigError::new(path, kind);
         check_header_name(&config.cluster_header).map_err(|k| err("clusterHeader".into(), k))?;
+        check_header_name(&config.service_header).map_err(|k| err("serviceHeader".into(), k))?;
         let services = compile_services(&config.multi_cluster_services)?;
         let mut hosts = HostIndex::default();
         let mut host_rules = Vec::new();
@@ -306,6 +320,8 @@ impl RouteTable {
             needs_method: c.needs_method,
             no_match: config.no_match,
             cluster_header: config.cluster_header.to_ascii_lowercase(),
+            service_header: (!config.multi_cluster_services.is_empty())
+                .then(|| config.service_header.to_ascii_lowercase()),
             clear_route_cache: config.clear_route_cache,
         })
     }
@@ -334,8 +350,18 @@ impl RouteTable {
 
     /// The cluster for a new TCP connection on `port`; `None` when no route takes the port
     /// or every backend weight is zero.
-    pub fn route_tcp(&self, port: u16, rng: &mut dyn Random) -> Option<&str> {
-        self.tcp.get(&port)?.pick(rng).map(|(_, c)| c)
+    pub fn route_tcp(&self, port: u16, rng: &mut dyn Random) -> TcpOutcome<'_> {
+        match self.tcp.get(&port).map(|b| b.pick(rng)) {
+            None | Some(None) => TcpOutcome::NoRoute,
+            Some(Some((_, Some(cluster)))) => TcpOutcome::Cluster(cluster),
+            Some(Some((service, None))) => TcpOutcome::Delegate(service),
+        }
+    }
+
+    /// The header naming the chosen service for the balancer, when any backend is a
+    /// multi-cluster service (otherwise the router never writes it).
+    pub fn service_header(&self) -> Option<&str> {
+        self.service_header.as_deref()
     }
 
     /// Routes one request.
@@ -560,41 +586,25 @@ struct Compiler {
     order: usize,
 }
 
-type Services = HashMap<String, (Vec<String>, WeightedSet)>;
+/// Names of the multi-cluster services; their members are the balancer's business.
+type Services = BTreeSet<String>;
 
 fn compile_services(
     services: &std::collections::BTreeMap<String, MultiClusterService>,
 ) -> Result<Services, ConfigError> {
-    let mut out = HashMap::new();
     for (name, svc) in services {
-        let at = format!("multiClusterServices.{name}");
         if svc.members.is_empty() {
-            return Err(ConfigError::new(format!("{at}.members"), K::NoMembers));
+            return Err(ConfigError::new(
+                format!("multiClusterServices.{name}.members"),
+                K::NoMembers,
+            ));
         }
-        let mut seen = BTreeSet::new();
-        for (i, m) in svc.members.iter().enumerate() {
-            if m.cluster.is_empty() {
-                return Err(ConfigError::new(
-                    format!("{at}.members[{i}].cluster"),
-                    K::EmptyName,
-                ));
-            }
-            if !seen.insert(&m.name) {
-                return Err(ConfigError::new(
-                    format!("{at}.members[{i}].name"),
-                    K::DuplicateMember(m.name.clone()),
-                ));
-            }
-        }
-        let clusters = svc.members.iter().map(|m| m.cluster.clone()).collect();
-        let weights = WeightedSet::new(svc.members.iter().map(|m| m.weight));
-        out.insert(name.clone(), (clusters, weights));
     }
-    Ok(out)
+    Ok(services.keys().cloned().collect())
 }
 
-/// Expands backends to (service, cluster) targets; a multi-cluster service contributes its
-/// members, each with its share of the backend's weight.
+/// Resolves backends to (service, cluster) targets. A multi-cluster service without an
+/// explicit cluster is left for the balancer to resolve.
 fn compile_backends(
     at: &str,
     single: Option<&Backend>,
@@ -609,45 +619,26 @@ fn compile_backends(
         return Err(ConfigError::new(at, K::EmptyBackends));
     }
     let mut targets = Vec::new();
-    let mut weights = Vec::new();
-    for (i, b) in list.into_iter().enumerate() {
-        let bat = if single.is_some() {
-            format!("{at}.backend")
-        } else {
-            format!("{at}.backends[{i}]")
-        };
+    for (i, b) in list.iter().enumerate() {
         if b.service.is_empty() {
+            let bat = if single.is_some() {
+                format!("{at}.backend")
+            } else {
+                format!("{at}.backends[{i}]")
+            };
             return Err(ConfigError::new(format!("{bat}.service"), K::EmptyName));
         }
-        match (&b.cluster, services.get(&b.service)) {
-            (None, Some((clusters, member_weights))) => {
-                // Scale member weights so the backend's weight splits among them exactly.
-                let total = member_weights.total().max(1);
-                let mut prev = 0;
-                for (cluster, cum) in clusters.iter().zip(member_weight_steps(member_weights)) {
-                    let share = u64::from(b.weight) * (cum - prev);
-                    prev = cum;
-                    targets.push((b.service.clone(), cluster.clone()));
-                    weights.push((share * 1000 / total).min(u64::from(u32::MAX)) as u32);
-                }
-            }
-            (cluster, _) => {
-                let cluster = cluster
-                    .clone()
-                    .unwrap_or_else(|| default_cluster_name(&b.service, b.port));
-                targets.push((b.service.clone(), cluster));
-                weights.push(b.weight.saturating_mul(1000));
-            }
-        }
+        let cluster = match &b.cluster {
+            Some(c) => Some(c.clone()),
+            None if services.contains(&b.service) => None,
+            None => Some(default_cluster_name(&b.service, b.port)),
+        };
+        targets.push((b.service.clone(), cluster));
     }
     Ok(CompiledBackends {
         targets,
-        weights: WeightedSet::new(weights),
+        weights: WeightedSet::new(list.iter().map(|b| b.weight)),
     })
-}
-
-fn member_weight_steps(set: &WeightedSet) -> Vec<u64> {
-    set.cumulative().to_vec()
 }
 
 fn compile_tcp(

@@ -10,6 +10,7 @@ mod cases;
 
 use cases::{check, load, Observed};
 use wasmgate_core::{
+    TcpOutcome,
     apply_edits, apply_request, FixedRandom, Outcome, RequestView, RouteTable, Step, VecHeaders,
 };
 
@@ -42,8 +43,9 @@ fn run(table: &RouteTable, case: &cases::Case) -> Observed {
     }
     let mut upstream = VecHeaders(all.clone());
     let mut seen = Observed::default();
-    match apply_request(outcome, table.cluster_header(), &mut upstream) {
-        Step::Continue if forwarded => {
+    match apply_request(outcome, table, &mut upstream) {
+        // Forwarded without a cluster header: left to the proxy (or the balancer after us).
+        Step::Continue if forwarded && upstream.get(table.cluster_header()).is_some() => {
             seen.cluster = upstream
                 .get(table.cluster_header())
                 .map(|c| String::from_utf8_lossy(c).into_owned());
@@ -108,9 +110,7 @@ fn every_invalid_config_is_rejected_with_its_field_path() {
 fn tcp_routes_pick_by_listener_port() {
     let file = load();
     let table = RouteTable::from_json(&file.config_json("seed")).unwrap();
-    assert_eq!(
-        table.route_tcp(9000, &mut FixedRandom(0.0)),
-        Some("tcp-app_9000")
-    );
-    assert_eq!(table.route_tcp(9001, &mut FixedRandom(0.0)), None);
+    let mut rng = FixedRandom(0.0);
+    assert_eq!(table.route_tcp(9000, &mut rng), TcpOutcome::Cluster("tcp-app_9000"));
+    assert_eq!(table.route_tcp(9001, &mut rng), TcpOutcome::NoRoute);
 }

@@ -10,7 +10,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use wasmgate_core::{
     apply_edits, apply_request, HeaderEdits, HeaderMap, Outcome, Random, Reply, RequestView,
-    RouteTable, Step, XorShift,
+    RouteTable, Step, TcpOutcome, XorShift,
 };
 
 use crate::protobuf::set_filter_state_args;
@@ -235,7 +235,7 @@ impl HttpContext for RouterHttp {
         let forwarded = matches!(outcome, Outcome::Forward(_));
         match apply_request(
             outcome,
-            table.cluster_header(),
+            table,
             &mut HostHeaders(MapType::HttpRequestHeaders),
         ) {
             Step::Continue => {
@@ -281,19 +281,22 @@ impl StreamContext for RouterTcp {
             return Action::Continue;
         };
         let port = listener_port();
-        let cluster = port.and_then(|p| {
-            shared.with_rng(|rng| shared.table.route_tcp(p, rng).map(str::to_string))
-        });
-        match cluster {
-            Some(cluster) => {
-                let args = set_filter_state_args("envoy.tcp_proxy.cluster", &cluster);
+        let outcome = match port {
+            Some(p) => shared.with_rng(|rng| shared.table.route_tcp(p, rng)),
+            None => TcpOutcome::NoRoute,
+        };
+        match outcome {
+            TcpOutcome::Cluster(cluster) => {
+                let args = set_filter_state_args("envoy.tcp_proxy.cluster", cluster);
                 if let Err(status) =
                     hostcalls::call_foreign_function("set_envoy_filter_state", Some(&args))
                 {
                     warn!("wasmgate.router: set_envoy_filter_state failed: {status:?}");
                 }
             }
-            None => {
+            // The balancer's network root, after this filter, picks the member cluster.
+            TcpOutcome::Delegate(_) => {}
+            TcpOutcome::NoRoute => {
                 warn!("wasmgate.router: no tcp route for listener port {port:?}; closing");
                 if let Err(status) = hostcalls::close_downstream() {
                     warn!("wasmgate.router: close failed: {status:?}");
