@@ -186,3 +186,27 @@ fn huge_and_odd_requests_get_defined_answers_and_never_trap() {
         assert_eq!((out.status, out.cluster.as_deref()), (status, cluster), "{name}: {:?}", out.logs);
     }
 }
+
+#[test]
+fn a_10000_route_config_configures_within_a_32_mib_memory_cap() {
+    let sim = HostSim::with_config(host_sim::HostSimConfig {
+        memory_limit: 32 << 20,
+        ..Default::default()
+    })
+    .unwrap();
+    let config = wasmgate_tests::routesets::router_config(1_000, 10).to_string();
+    let spec = host_sim::PluginSpec {
+        vm_id: "wasmgate".into(),
+        configuration: config.into_bytes(),
+        ..host_sim::PluginSpec::new(
+            host_sim::WasmSource::File(wasmgate_tests::paths::wasm("wasmgate_router")),
+            "wasmgate.router",
+        )
+    };
+    let plugin = sim.load(spec).unwrap();
+    let out = plugin.http(
+        &host_sim::Routes::cluster_header("x-wasmgate-cluster"),
+        HttpRequest::get("host999.example.com", "/svc4/items/7"),
+    );
+    assert_eq!(out.cluster.as_deref(), Some("c999-4"));
+}
