@@ -35,6 +35,7 @@ test: setup build
 bench: setup build
 	cargo bench -p wasmgate-core
 	cargo run --release -q -p wasmgate-tests --bin router_bench
+	cargo run --release -q -p wasmgate-tests --bin balancer_bench
 	cargo run --release -q -p wasmgate-tests --bin envoy_bench
 
 lint: wasm-target

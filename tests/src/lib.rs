@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod deploy;
 pub mod envoy;
 pub mod http;
+pub mod mc;
 pub mod paths;
 pub mod router_cases;
 pub mod routesets;

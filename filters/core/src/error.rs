@@ -43,6 +43,16 @@ pub enum ConfigErrorKind {
     UnknownService(String),
     NoMembers,
     DuplicateMember(String),
+    /// A canary or other reference names a member the service does not have.
+    UnknownMember(String),
+    /// The label selectors of a multi-cluster service match none of its members.
+    NoSelectedMembers,
+    /// Every member weight of a multi-cluster service is zero.
+    ZeroWeights,
+    /// A number outside its allowed range; the text says which range.
+    OutOfRange(&'static str),
+    /// A header name or value the balancer would have to send or match is unusable.
+    InvalidName(String),
 }
 
 impl ConfigError {
@@ -103,6 +113,11 @@ impl fmt::Display for ConfigErrorKind {
             UnknownService(s) => write!(f, "no multi-cluster service named {s:?}"),
             NoMembers => write!(f, "a multi-cluster service needs at least one member"),
             DuplicateMember(m) => write!(f, "member {m:?} is listed twice"),
+            UnknownMember(m) => write!(f, "no member named {m:?} in this service"),
+            NoSelectedMembers => write!(f, "the cluster selectors match no member"),
+            ZeroWeights => write!(f, "every member weight is zero"),
+            OutOfRange(r) => write!(f, "out of range: expected {r}"),
+            InvalidName(n) => write!(f, "invalid name {n:?}"),
         }
     }
 }

@@ -15,9 +15,11 @@
 
 pub mod config;
 pub mod effects;
+pub mod envoy;
 pub mod error;
 mod fxhash;
 pub mod host;
+pub mod multicluster;
 pub mod request;
 pub mod table;
 pub mod template;

@@ -10,8 +10,8 @@ mod cases;
 
 use cases::{check, load, Observed};
 use wasmgate_core::{
-    TcpOutcome,
-    apply_edits, apply_request, FixedRandom, Outcome, RequestView, RouteTable, Step, VecHeaders,
+    apply_edits, apply_request, FixedRandom, Outcome, RequestView, RouteTable, Step, TcpOutcome,
+    VecHeaders,
 };
 
 fn run(table: &RouteTable, case: &cases::Case) -> Observed {
@@ -111,6 +111,9 @@ fn tcp_routes_pick_by_listener_port() {
     let file = load();
     let table = RouteTable::from_json(&file.config_json("seed")).unwrap();
     let mut rng = FixedRandom(0.0);
-    assert_eq!(table.route_tcp(9000, &mut rng), TcpOutcome::Cluster("tcp-app_9000"));
+    assert_eq!(
+        table.route_tcp(9000, &mut rng),
+        TcpOutcome::Cluster("tcp-app_9000")
+    );
     assert_eq!(table.route_tcp(9001, &mut rng), TcpOutcome::NoRoute);
 }

@@ -18,5 +18,3 @@
 
 #[cfg(target_arch = "wasm32")]
 mod plugin;
-
-pub mod protobuf;

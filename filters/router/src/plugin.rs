@@ -13,7 +13,7 @@ use wasmgate_core::{
     RouteTable, Step, TcpOutcome, XorShift,
 };
 
-use crate::protobuf::set_filter_state_args;
+use wasmgate_core::envoy::{set_filter_state_args, TCP_PROXY_CLUSTER};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -287,7 +287,7 @@ impl StreamContext for RouterTcp {
         };
         match outcome {
             TcpOutcome::Cluster(cluster) => {
-                let args = set_filter_state_args("envoy.tcp_proxy.cluster", cluster);
+                let args = set_filter_state_args(TCP_PROXY_CLUSTER, cluster);
                 if let Err(status) =
                     hostcalls::call_foreign_function("set_envoy_filter_state", Some(&args))
                 {

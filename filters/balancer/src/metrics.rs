@@ -1,0 +1,68 @@
+//! Counters per service and member cluster. Envoy shows them in `/stats` as
+//! `wasmcustom.wasmgate.balancer.<service>.<member>.requests` and so on.
+
+use log::warn;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+use wasmgate_core::multicluster::Balancer;
+
+#[derive(Debug, Default)]
+pub struct ServiceMetrics {
+    /// Per member: requests (or connections) sent there.
+    pub requests: Vec<Option<u32>>,
+    /// Per member: passive ejections this proxy caused.
+    pub ejections: Vec<Option<u32>>,
+    /// Per member: active-check verdicts that took it down.
+    pub down: Vec<Option<u32>>,
+    /// Picks made in panic mode (no member healthy).
+    pub panic: Option<u32>,
+    /// Requests answered 503 because no member was healthy.
+    pub rejected: Option<u32>,
+    /// Picks that left the proxy's own zone.
+    pub failover: Option<u32>,
+}
+
+fn counter(name: &str) -> Option<u32> {
+    match hostcalls::define_metric(MetricType::Counter, name) {
+        Ok(id) => Some(id),
+        Err(status) => {
+            warn!("wasmgate.balancer: cannot define metric {name}: {status:?}");
+            None
+        }
+    }
+}
+
+pub fn define(balancer: &Balancer) -> Vec<ServiceMetrics> {
+    balancer
+        .selectors()
+        .iter()
+        .map(|s| {
+            let base = format!("wasmgate.balancer.{}", s.name());
+            let per_member = |what: &str| {
+                s.member_names()
+                    .map(|m| counter(&format!("{base}.{m}.{what}")))
+                    .collect()
+            };
+            ServiceMetrics {
+                requests: per_member("requests"),
+                ejections: per_member("ejections"),
+                down: per_member("health_check_down"),
+                panic: counter(&format!("{base}.panic")),
+                rejected: counter(&format!("{base}.rejected")),
+                failover: counter(&format!("{base}.failover")),
+            }
+        })
+        .collect()
+}
+
+pub fn inc(id: Option<u32>) {
+    if let Some(id) = id {
+        if let Err(status) = hostcalls::increment_metric(id, 1) {
+            warn!("wasmgate.balancer: cannot increment metric {id}: {status:?}");
+        }
+    }
+}
+
+pub fn inc_at(ids: &[Option<u32>], i: usize) {
+    inc(ids.get(i).copied().flatten());
+}

@@ -1,0 +1,954 @@
+//! Behaviour of selection as a whole: distribution, affinity and disruption, canary, every
+//! failover path, recovery, panic, config errors. Property-style loops use fixed seeds.
+
+use std::collections::BTreeMap;
+
+use super::health::{HealthState, HealthView, MemberView, PassiveEffect};
+use super::store::{read_health, update_health, MemoryStore};
+use super::*;
+use crate::config::*;
+use crate::error::ConfigErrorKind as K;
+use crate::request::{Random, XorShift};
+
+fn member(name: &str, weight: u32, region: &str, zone: &str) -> Member {
+    let mut labels = BTreeMap::new();
+    if !region.is_empty() {
+        labels.insert("region".to_string(), region.to_string());
+    }
+    if !zone.is_empty() {
+        labels.insert("zone".to_string(), zone.to_string());
+    }
+    Member {
+        name: name.into(),
+        cluster: format!("{name}_80"),
+        weight,
+        labels,
+    }
+}
+
+fn service(members: Vec<Member>) -> MultiClusterService {
+    MultiClusterService {
+        members,
+        ..Default::default()
+    }
+}
+
+fn compile(svc: &MultiClusterService) -> Selector {
+    Selector::compile("shop", svc).unwrap()
+}
+
+/// Counts picks per member over `n` requests without a key on one worker.
+fn shares(sel: &Selector, view: &HealthView, n: u32, seed: u64) -> Vec<f64> {
+    let mut st = WorkerState::new();
+    let mut rng = XorShift::new(seed);
+    let mut counts = vec![0u32; sel.members().len()];
+    for _ in 0..n {
+        let p = sel
+            .pick(&PickInput::default(), view, &mut st, &mut rng)
+            .unwrap();
+        counts[p.member] += 1;
+    }
+    counts
+        .iter()
+        .map(|&c| 100.0 * f64::from(c) / f64::from(n))
+        .collect()
+}
+
+fn keyed(sel: &Selector, view: &HealthView, key: &[u8]) -> usize {
+    let input = PickInput {
+        affinity_key: Some(key),
+        ..Default::default()
+    };
+    sel.pick(&input, view, &mut WorkerState::new(), &mut XorShift::new(1))
+        .unwrap()
+        .member
+}
+
+fn assert_shares(got: &[f64], want: &[f64], tolerance: f64, what: &str) {
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tolerance,
+            "{what}: member {i} got {g:.3}%, want {w:.3}% (all: {got:?})"
+        );
+    }
+}
+
+#[test]
+fn weighted_split_is_exact_after_100k_requests_on_each_worker() {
+    let mut rng = XorShift::new(42);
+    for round in 0..20 {
+        let n = 2 + rng.below(6) as usize;
+        let weights: Vec<u32> = (0..n)
+            .map(|_| rng.below(100) as u32 + (round % 2))
+            .collect();
+        if weights.iter().all(|&w| w == 0) {
+            continue;
+        }
+        let members = weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| member(&format!("m{i}"), w, "", ""))
+            .collect();
+        let sel = compile(&service(members));
+        let total: u32 = weights.iter().sum();
+        let want: Vec<f64> = weights
+            .iter()
+            .map(|&w| 100.0 * f64::from(w) / f64::from(total))
+            .collect();
+        for worker_seed in [1, 2, 3] {
+            let got = shares(&sel, &HealthView::all_healthy(n), 100_000, worker_seed);
+            assert_shares(
+                &got,
+                &want,
+                0.5,
+                &format!("round {round} worker {worker_seed} weights {weights:?}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn same_affinity_key_lands_on_same_cluster_from_any_worker_and_source() {
+    let svc = MultiClusterService {
+        affinity: Some(Affinity::Header("X-User".into())),
+        ..service(vec![
+            member("a", 1, "", ""),
+            member("b", 2, "", ""),
+            member("c", 3, "", ""),
+        ])
+    };
+    let sel = compile(&svc);
+    assert_eq!(sel.needed_headers(), ["x-user"]);
+    let view = HealthView::all_healthy(3);
+    for k in 0..1000u32 {
+        let key = format!("user-{k}");
+        let headers = [("x-user", key.as_bytes())];
+        let mut picks = Vec::new();
+        for seed in 1..4 {
+            let mut st = WorkerState::new();
+            let input = PickInput {
+                headers: &headers,
+                ..Default::default()
+            };
+            let p = sel
+                .pick(&input, &view, &mut st, &mut XorShift::new(seed))
+                .unwrap();
+            assert_eq!(p.reason, Reason::Affinity);
+            picks.push(p.member);
+            // Again on the same worker, after unrelated traffic.
+            sel.pick(
+                &PickInput::default(),
+                &view,
+                &mut st,
+                &mut XorShift::new(seed),
+            )
+            .unwrap();
+            picks.push(
+                sel.pick(&input, &view, &mut st, &mut XorShift::new(seed))
+                    .unwrap()
+                    .member,
+            );
+        }
+        assert!(picks.iter().all(|&p| p == picks[0]), "key {key}: {picks:?}");
+    }
+}
+
+#[test]
+fn affinity_keys_spread_by_weight() {
+    let sel = compile(&service(vec![
+        member("a", 1, "", ""),
+        member("b", 2, "", ""),
+        member("c", 7, "", ""),
+    ]));
+    let view = HealthView::all_healthy(3);
+    let mut counts = [0u32; 3];
+    for k in 0..100_000u32 {
+        counts[keyed(&sel, &view, &k.to_le_bytes())] += 1;
+    }
+    let got: Vec<f64> = counts.iter().map(|&c| f64::from(c) / 1000.0).collect();
+    assert_shares(&got, &[10.0, 20.0, 70.0], 1.0, "keyed shares");
+}
+
+#[test]
+fn removing_a_cluster_moves_at_most_its_share_plus_one_point_and_none_between_others() {
+    let names = ["us-east", "us-west", "eu-west", "eu-north", "ap-south"];
+    let weights = [3, 1, 2, 2, 2];
+    let all: Vec<Member> = names
+        .iter()
+        .zip(weights)
+        .map(|(n, w)| member(n, w, "", ""))
+        .collect();
+    let before = compile(&service(all.clone()));
+    let view5 = HealthView::all_healthy(5);
+    for removed in 0..names.len() {
+        let rest: Vec<Member> = all
+            .iter()
+            .filter(|m| m.name != names[removed])
+            .cloned()
+            .collect();
+        let after = compile(&service(rest));
+        let view4 = HealthView::all_healthy(4);
+        let (mut moved, mut between) = (0u32, 0u32);
+        let keys = 50_000u32;
+        for k in 0..keys {
+            let key = format!("session-{k}");
+            let b = &before.members()[keyed(&before, &view5, key.as_bytes())].name;
+            let a = &after.members()[keyed(&after, &view4, key.as_bytes())].name;
+            if a != b {
+                moved += 1;
+                if *b != names[removed] {
+                    between += 1;
+                }
+            }
+        }
+        let share = 100.0 * f64::from(weights[removed]) / 10.0;
+        let moved_pct = 100.0 * f64::from(moved) / f64::from(keys);
+        eprintln!(
+            "removing {} (share {share}%): {moved_pct:.2}% of keys moved",
+            names[removed]
+        );
+        assert!(
+            moved_pct <= share + 1.0,
+            "removing {}: moved {moved_pct:.2}% > {share}% + 1",
+            names[removed]
+        );
+        assert_eq!(
+            between, 0,
+            "removing {}: keys moved between remaining clusters",
+            names[removed]
+        );
+    }
+}
+
+#[test]
+fn an_unhealthy_cluster_loses_only_its_own_keys() {
+    let sel = compile(&service(vec![
+        member("a", 1, "", ""),
+        member("b", 1, "", ""),
+        member("c", 1, "", ""),
+    ]));
+    let (all, b_down) = (HealthView::all_healthy(3), HealthView::with_down(3, &[1]));
+    for k in 0..10_000u32 {
+        let (x, y) = (
+            keyed(&sel, &all, &k.to_le_bytes()),
+            keyed(&sel, &b_down, &k.to_le_bytes()),
+        );
+        assert_ne!(y, 1);
+        if x != 1 {
+            assert_eq!(x, y, "key {k} moved although its cluster is healthy");
+        }
+    }
+}
+
+#[test]
+fn canary_header_or_cookie_forces_the_canary_and_percent_sends_its_share() {
+    let svc = MultiClusterService {
+        canary: Some(Canary {
+            member: "canary".into(),
+            header: Some(NameValue {
+                name: "x-canary".into(),
+                value: "always".into(),
+            }),
+            cookie: Some(NameValue {
+                name: "beta".into(),
+                value: "1".into(),
+            }),
+            percent: 5.0,
+        }),
+        ..service(vec![
+            member("a", 1, "", ""),
+            member("b", 1, "", ""),
+            member("canary", 1, "", ""),
+        ])
+    };
+    let sel = compile(&svc);
+    assert_eq!(sel.needed_headers(), ["cookie", "x-canary"]);
+    let view = HealthView::all_healthy(3);
+    let mut st = WorkerState::new();
+    let mut rng = XorShift::new(3);
+    struct Case {
+        name: &'static str,
+        headers: Vec<(&'static str, &'static [u8])>,
+        forced: bool,
+    }
+    let cases = [
+        Case {
+            name: "header value matches",
+            headers: vec![("x-canary", b"always")],
+            forced: true,
+        },
+        Case {
+            name: "other header value",
+            headers: vec![("x-canary", b"never")],
+            forced: false,
+        },
+        Case {
+            name: "cookie among others",
+            headers: vec![("cookie", b"a=b; beta=1 ;c=d")],
+            forced: true,
+        },
+        Case {
+            name: "cookie in a second cookie header",
+            headers: vec![("cookie", b"a=b"), ("cookie", b"beta=1")],
+            forced: true,
+        },
+        Case {
+            name: "cookie with other value",
+            headers: vec![("cookie", b"beta=10")],
+            forced: false,
+        },
+        Case {
+            name: "non-utf8 bytes never match",
+            headers: vec![("x-canary", b"\xff\xfe")],
+            forced: false,
+        },
+    ];
+    for c in cases {
+        let input = PickInput {
+            headers: &c.headers,
+            ..Default::default()
+        };
+        let p = sel.pick(&input, &view, &mut st, &mut rng).unwrap();
+        assert_eq!(p.reason == Reason::CanaryForced, c.forced, "{}", c.name);
+    }
+    let got = shares(&sel, &view, 100_000, 9);
+    assert_shares(&got, &[47.5, 47.5, 5.0], 0.5, "canary percent");
+    // The forced canary is unhealthy: requests fall back to the others.
+    let down = HealthView::with_down(3, &[2]);
+    let headers = [("x-canary", &b"always"[..])];
+    let p = sel
+        .pick(
+            &PickInput {
+                headers: &headers,
+                ..Default::default()
+            },
+            &down,
+            &mut st,
+            &mut rng,
+        )
+        .unwrap();
+    assert_ne!(p.member, 2);
+    assert_shares(
+        &shares(&sel, &down, 10_000, 9),
+        &[50.0, 50.0, 0.0],
+        0.5,
+        "canary down",
+    );
+}
+
+#[test]
+fn canary_percent_with_affinity_is_sticky_per_key() {
+    let svc = MultiClusterService {
+        affinity: Some(Affinity::Cookie("sid".into())),
+        canary: Some(Canary {
+            member: "canary".into(),
+            header: None,
+            cookie: None,
+            percent: 10.0,
+        }),
+        ..service(vec![member("a", 1, "", ""), member("canary", 1, "", "")])
+    };
+    let sel = compile(&svc);
+    let view = HealthView::all_healthy(2);
+    let mut on_canary = 0;
+    for k in 0..20_000u32 {
+        let cookie = format!("sid={k}");
+        let headers = [("cookie", cookie.as_bytes())];
+        let input = PickInput {
+            headers: &headers,
+            ..Default::default()
+        };
+        let p1 = sel
+            .pick(
+                &input,
+                &view,
+                &mut WorkerState::new(),
+                &mut XorShift::new(1),
+            )
+            .unwrap();
+        let p2 = sel
+            .pick(
+                &input,
+                &view,
+                &mut WorkerState::new(),
+                &mut XorShift::new(2),
+            )
+            .unwrap();
+        assert_eq!(p1.member, p2.member);
+        on_canary += u32::from(p1.reason == Reason::CanaryShare);
+    }
+    let pct = f64::from(on_canary) / 200.0;
+    assert!((pct - 10.0).abs() < 1.0, "canary share by key {pct}%");
+}
+
+/// Proxy in us/us-a. a, b: same zone; c: same region; d: another region.
+fn tiered(on_all_unhealthy: AllUnhealthy) -> Selector {
+    let svc = MultiClusterService {
+        locality: Some(LocalityPolicy::default()),
+        health: Some(HealthPolicy {
+            on_all_unhealthy,
+            ..Default::default()
+        }),
+        ..service(vec![
+            member("a", 1, "us", "us-a"),
+            member("b", 1, "us", "us-a"),
+            member("c", 1, "us", "us-b"),
+            member("d", 1, "eu", "eu-a"),
+        ])
+    };
+    let mut sel = compile(&svc);
+    sel.set_locality(&Locality::new(Some("us"), Some("us-a")));
+    sel
+}
+
+#[test]
+fn every_failover_path_follows_tiers_with_overprovisioning() {
+    struct Case {
+        name: &'static str,
+        down: &'static [usize],
+        want: [f64; 4],
+        reason: Option<Reason>,
+    }
+    let cases = [
+        Case {
+            name: "all healthy: own zone only",
+            down: &[],
+            want: [50.0, 50.0, 0.0, 0.0],
+            reason: Some(Reason::Weighted),
+        },
+        Case {
+            name: "half the zone down: zone keeps 70%, region takes 30%",
+            down: &[0],
+            want: [0.0, 70.0, 30.0, 0.0],
+            reason: None,
+        },
+        Case {
+            name: "zone down: region",
+            down: &[0, 1],
+            want: [0.0, 0.0, 100.0, 0.0],
+            reason: None,
+        },
+        Case {
+            name: "zone and region down: anywhere",
+            down: &[0, 1, 2],
+            want: [0.0, 0.0, 0.0, 100.0],
+            reason: None,
+        },
+        Case {
+            name: "only the zone and far away: far takes the rest",
+            down: &[0, 2],
+            want: [0.0, 70.0, 0.0, 30.0],
+            reason: None,
+        },
+        Case {
+            name: "all down: panic spreads over all",
+            down: &[0, 1, 2, 3],
+            want: [25.0, 25.0, 25.0, 25.0],
+            reason: Some(Reason::Panic),
+        },
+    ];
+    let sel = tiered(AllUnhealthy::Panic);
+    for c in cases {
+        let view = HealthView::with_down(4, c.down);
+        let got = shares(&sel, &view, 100_000, 5);
+        assert_shares(&got, &c.want, 0.5, c.name);
+        let p = sel
+            .pick(
+                &PickInput::default(),
+                &view,
+                &mut WorkerState::new(),
+                &mut XorShift::new(1),
+            )
+            .unwrap();
+        if let Some(r) = c.reason {
+            assert_eq!(p.reason, r, "{}", c.name);
+        }
+        // Keyed requests follow the same tiers.
+        let mut counts = [0u32; 4];
+        for k in 0..20_000u32 {
+            counts[keyed(&sel, &view, &k.to_le_bytes())] += 1;
+        }
+        let keyed_shares: Vec<f64> = counts.iter().map(|&n| f64::from(n) / 200.0).collect();
+        assert_shares(&keyed_shares, &c.want, 1.5, &format!("{} (keyed)", c.name));
+    }
+}
+
+#[test]
+fn all_unhealthy_rejects_when_configured() {
+    let sel = tiered(AllUnhealthy::Reject);
+    let view = HealthView::with_down(4, &[0, 1, 2, 3]);
+    let r = sel.pick(
+        &PickInput::default(),
+        &view,
+        &mut WorkerState::new(),
+        &mut XorShift::new(1),
+    );
+    assert_eq!(r, Err(NoPick::AllUnhealthy));
+    let key = PickInput {
+        affinity_key: Some(b"k"),
+        ..Default::default()
+    };
+    assert_eq!(
+        sel.pick(&key, &view, &mut WorkerState::new(), &mut XorShift::new(1)),
+        Err(NoPick::AllUnhealthy)
+    );
+}
+
+#[test]
+fn without_locality_policy_or_proxy_locality_there_is_one_tier() {
+    let mut sel = compile(&service(vec![
+        member("a", 1, "us", "us-a"),
+        member("d", 1, "eu", ""),
+    ]));
+    sel.set_locality(&Locality::new(Some("us"), Some("us-a")));
+    assert_shares(
+        &shares(&sel, &HealthView::all_healthy(2), 1000, 1),
+        &[50.0, 50.0],
+        0.5,
+        "no policy",
+    );
+    let mut sel = tiered(AllUnhealthy::Panic);
+    sel.set_locality(&Locality::default());
+    assert_shares(
+        &shares(&sel, &HealthView::all_healthy(4), 1000, 1),
+        &[25.0; 4],
+        0.5,
+        "unknown proxy locality",
+    );
+}
+
+/// A simulated deployment: two workers sharing one store, a virtual clock, passive and active
+/// health feeding the selection.
+#[test]
+fn passive_ejection_and_active_checks_fail_over_and_recover_on_a_virtual_clock() {
+    let passive = PassiveHealth {
+        consecutive_errors: 3,
+        base_ejection_ms: 10_000,
+        max_ejection_ms: 60_000,
+    };
+    let active = ActiveHealth {
+        path: "/healthz".into(),
+        host: None,
+        interval_ms: 1000,
+        timeout_ms: 500,
+        healthy_threshold: 2,
+        unhealthy_threshold: 2,
+    };
+    let svc = MultiClusterService {
+        health: Some(HealthPolicy {
+            active: Some(active.clone()),
+            passive: Some(passive.clone()),
+            on_all_unhealthy: AllUnhealthy::Panic,
+        }),
+        ..service(vec![
+            member("a", 1, "", ""),
+            member("b", 1, "", ""),
+            member("c", 2, "", ""),
+        ])
+    };
+    let sel = compile(&svc);
+    let store = MemoryStore::new();
+    let key = "wasmgate.mc/shop/health";
+    let view_at = |now: u64| {
+        read_health(&store, key)
+            .0
+            .view(sel.member_names(), now, None)
+    };
+    let mut workers = [WorkerState::new(), WorkerState::new()];
+    let mut rng = XorShift::new(7);
+    let mut now = 1_000_000u64;
+    // Traffic where "c" answers 5xx: each worker reports what it sees, sharing the store.
+    let mut ejected_at = None;
+    for i in 0..40 {
+        let w = &mut workers[i % 2];
+        let p = sel
+            .pick(&PickInput::default(), &view_at(now), w, &mut rng)
+            .unwrap();
+        let failed = p.member == 2;
+        let effect = update_health(&store, key, |st| {
+            let e = st.record_response(&sel.members()[p.member].name, failed, now, &passive);
+            (e != PassiveEffect::Unchanged, e)
+        })
+        .unwrap();
+        if let PassiveEffect::Ejected(ms) = effect {
+            assert_eq!(ms, 10_000);
+            ejected_at.get_or_insert(i);
+        }
+        now += 10;
+    }
+    assert!(ejected_at.is_some(), "c was never ejected");
+    // Both workers now avoid c.
+    for w in &mut workers {
+        for _ in 0..100 {
+            assert_ne!(
+                sel.pick(&PickInput::default(), &view_at(now), w, &mut rng)
+                    .unwrap()
+                    .member,
+                2
+            );
+        }
+    }
+    // The ejection ends on the clock alone: c is back.
+    now += 10_000;
+    assert_shares(
+        &shares(&sel, &view_at(now), 4000, 3),
+        &[25.0, 25.0, 50.0],
+        0.5,
+        "after ejection",
+    );
+
+    // Active checks take a and b down after two failures each; c alone takes the traffic.
+    for _ in 0..2 {
+        for name in ["a", "b"] {
+            update_health(&store, key, |st| {
+                (true, st.record_check(name, false, now, &active))
+            })
+            .unwrap();
+        }
+        now += 1000;
+    }
+    assert_shares(
+        &shares(&sel, &view_at(now), 1000, 3),
+        &[0.0, 0.0, 100.0],
+        0.0,
+        "a, b down",
+    );
+    // Everything down: panic mode spreads by weight.
+    for _ in 0..2 {
+        update_health(&store, key, |st| {
+            (true, st.record_check("c", false, now, &active))
+        })
+        .unwrap();
+    }
+    let p = sel
+        .pick(
+            &PickInput::default(),
+            &view_at(now),
+            &mut workers[0],
+            &mut rng,
+        )
+        .unwrap();
+    assert_eq!(p.reason, Reason::Panic);
+    assert_shares(
+        &shares(&sel, &view_at(now), 4000, 3),
+        &[25.0, 25.0, 50.0],
+        0.5,
+        "panic",
+    );
+    // Recovery needs two passing checks.
+    update_health(&store, key, |st| {
+        (true, st.record_check("a", true, now, &active))
+    })
+    .unwrap();
+    assert_eq!(
+        sel.pick(
+            &PickInput::default(),
+            &view_at(now),
+            &mut workers[0],
+            &mut rng
+        )
+        .unwrap()
+        .reason,
+        Reason::Panic
+    );
+    update_health(&store, key, |st| {
+        (true, st.record_check("a", true, now, &active))
+    })
+    .unwrap();
+    assert_shares(
+        &shares(&sel, &view_at(now), 1000, 3),
+        &[100.0, 0.0, 0.0],
+        0.0,
+        "a recovered",
+    );
+}
+
+#[test]
+fn slow_start_ramps_a_new_member_and_then_gives_it_its_full_weight() {
+    let svc = MultiClusterService {
+        slow_start_ms: Some(10_000),
+        ..service(vec![member("a", 1, "", ""), member("b", 1, "", "")])
+    };
+    let sel = compile(&svc);
+    let mut state = HealthState::default();
+    state.reconcile(["a"], 0);
+    // "b" arrives with a config change at t=100s.
+    state.reconcile(["b"], 100_000);
+    let at = |now| state.view(sel.member_names(), now, sel.slow_start_ms());
+    assert_eq!(
+        at(100_000).members[1],
+        MemberView {
+            healthy: true,
+            weight_permille: 100
+        }
+    );
+    let mid = shares(&sel, &at(105_000), 10_000, 1);
+    assert_shares(&mid, &[100.0 / 1.55, 55.0 / 1.55], 0.5, "half way");
+    assert_shares(
+        &shares(&sel, &at(110_000), 10_000, 1),
+        &[50.0, 50.0],
+        0.5,
+        "ramped",
+    );
+}
+
+#[test]
+fn label_selectors_choose_members_from_the_inventory() {
+    let svc = MultiClusterService {
+        clusters: vec![ClusterSelector {
+            selector: LabelSelector {
+                match_labels: [("region".to_string(), "us".to_string())].into(),
+            },
+        }],
+        ..service(vec![
+            member("us-1", 1, "us", ""),
+            member("eu-1", 1, "eu", ""),
+            member("us-2", 1, "us", ""),
+        ])
+    };
+    let sel = compile(&svc);
+    let names: Vec<&str> = sel.member_names().collect();
+    assert_eq!(names, ["us-1", "us-2"]);
+}
+
+#[test]
+fn source_address_affinity_ignores_the_port() {
+    let svc = MultiClusterService {
+        affinity: Some(Affinity::SourceAddress),
+        ..service(
+            (0..8)
+                .map(|i| member(&format!("m{i}"), 1, "", ""))
+                .collect(),
+        )
+    };
+    let sel = compile(&svc);
+    assert!(sel.needs_source_address());
+    let view = HealthView::all_healthy(8);
+    let pick = |addr: &[u8]| {
+        let input = PickInput {
+            source_address: Some(addr),
+            ..Default::default()
+        };
+        sel.pick(
+            &input,
+            &view,
+            &mut WorkerState::new(),
+            &mut XorShift::new(1),
+        )
+        .unwrap()
+        .member
+    };
+    assert_eq!(pick(b"10.0.0.1:1111"), pick(b"10.0.0.1:2222"));
+    assert_eq!(pick(b"[::1]:1111"), pick(b"[::1]:2222"));
+    let distinct: std::collections::BTreeSet<usize> = (0..64)
+        .map(|i| pick(format!("10.0.0.{i}:80").as_bytes()))
+        .collect();
+    assert!(distinct.len() > 4);
+}
+
+#[test]
+fn invalid_services_are_rejected_with_field_paths() {
+    let ok = || service(vec![member("a", 1, "us", ""), member("b", 1, "eu", "")]);
+    struct Case {
+        name: &'static str,
+        svc: MultiClusterService,
+        path: &'static str,
+        kind: K,
+    }
+    let cases = [
+        Case {
+            name: "no members",
+            svc: service(vec![]),
+            path: "multiClusterServices.shop.members",
+            kind: K::NoMembers,
+        },
+        Case {
+            name: "duplicate member",
+            svc: service(vec![member("a", 1, "", ""), member("a", 1, "", "")]),
+            path: "multiClusterServices.shop.members[1].name",
+            kind: K::DuplicateMember("a".into()),
+        },
+        Case {
+            name: "empty cluster",
+            svc: service(vec![Member {
+                cluster: String::new(),
+                ..member("a", 1, "", "")
+            }]),
+            path: "multiClusterServices.shop.members[0].cluster",
+            kind: K::EmptyName,
+        },
+        Case {
+            name: "all weights zero",
+            svc: service(vec![member("a", 0, "", "")]),
+            path: "multiClusterServices.shop.members",
+            kind: K::ZeroWeights,
+        },
+        Case {
+            name: "selector matches nothing",
+            svc: MultiClusterService {
+                clusters: vec![ClusterSelector {
+                    selector: LabelSelector {
+                        match_labels: [("region".to_string(), "ap".to_string())].into(),
+                    },
+                }],
+                ..ok()
+            },
+            path: "multiClusterServices.shop.clusters",
+            kind: K::NoSelectedMembers,
+        },
+        Case {
+            name: "canary names an unknown member",
+            svc: MultiClusterService {
+                canary: Some(Canary {
+                    member: "z".into(),
+                    header: None,
+                    cookie: None,
+                    percent: 1.0,
+                }),
+                ..ok()
+            },
+            path: "multiClusterServices.shop.canary.member",
+            kind: K::UnknownMember("z".into()),
+        },
+        Case {
+            name: "canary percent above 100",
+            svc: MultiClusterService {
+                canary: Some(Canary {
+                    member: "b".into(),
+                    header: None,
+                    cookie: None,
+                    percent: 101.0,
+                }),
+                ..ok()
+            },
+            path: "multiClusterServices.shop.canary.percent",
+            kind: K::OutOfRange("0..=100"),
+        },
+        Case {
+            name: "affinity header with a space",
+            svc: MultiClusterService {
+                affinity: Some(Affinity::Header("x user".into())),
+                ..ok()
+            },
+            path: "multiClusterServices.shop.affinity.header",
+            kind: K::InvalidHeaderName("x user".into()),
+        },
+        Case {
+            name: "health path without slash",
+            svc: MultiClusterService {
+                health: Some(HealthPolicy {
+                    active: Some(ActiveHealth {
+                        path: "healthz".into(),
+                        host: None,
+                        interval_ms: 1000,
+                        timeout_ms: 100,
+                        healthy_threshold: 1,
+                        unhealthy_threshold: 1,
+                    }),
+                    ..Default::default()
+                }),
+                ..ok()
+            },
+            path: "multiClusterServices.shop.health.active.path",
+            kind: K::InvalidPath("\"healthz\" must start with /".into()),
+        },
+        Case {
+            name: "zero consecutive errors",
+            svc: MultiClusterService {
+                health: Some(HealthPolicy {
+                    passive: Some(PassiveHealth {
+                        consecutive_errors: 0,
+                        base_ejection_ms: 1,
+                        max_ejection_ms: 1,
+                    }),
+                    ..Default::default()
+                }),
+                ..ok()
+            },
+            path: "multiClusterServices.shop.health.passive.consecutiveErrors",
+            kind: K::OutOfRange(">= 1"),
+        },
+    ];
+    for c in cases {
+        let e = Selector::compile("shop", &c.svc).unwrap_err();
+        assert_eq!((e.path.as_str(), &e.kind), (c.path, &c.kind), "{}", c.name);
+    }
+}
+
+#[test]
+fn balancer_config_parses_and_names_bad_fields() {
+    let json = br#"{
+        "serviceFrom": {"header": "x-wasmgate-service"},
+        "locality": {"region": "us", "zone": "us-a"},
+        "tcpPorts": {"9000": "shop"},
+        "services": {"shop": {
+            "members": [
+                {"name": "us-a", "cluster": "shop_us-a", "weight": 2, "labels": {"region": "us", "zone": "us-a"}},
+                {"name": "eu", "cluster": "shop_eu", "labels": {"region": "eu"}}
+            ],
+            "clusters": [{"selector": {"matchLabels": {}}}],
+            "affinity": {"cookie": "sid"},
+            "canary": {"member": "eu", "header": {"name": "x-canary", "value": "1"}, "percent": 1.5},
+            "locality": {},
+            "health": {"active": {"path": "/healthz"}, "passive": {}, "onAllUnhealthy": "reject"},
+            "slowStartMs": 5000
+        }}
+    }"#;
+    let b = Balancer::from_json(json).unwrap();
+    assert_eq!(b.service(b"shop"), Some(0));
+    assert_eq!(b.tcp_service(9000), Some(0));
+    assert_eq!(b.needed_headers(), ["cookie", "x-canary"]);
+    assert_eq!(b.selectors()[0].members()[1].tier, 2);
+    assert_eq!(b.health_key(0), "wasmgate.mc/shop/health");
+
+    let bad: [(&[u8], &str); 3] = [
+        (br#"{"serviceFrom": "host", "services": {"s": {"members": [], "wat": 1}}}"#, "services.s"),
+        (br#"{"serviceFrom": "host", "services": {}, "tcpPorts": {"1": "nope"}}"#, "tcpPorts.1"),
+        (br#"{"serviceFrom": "host", "services": {"s": {"members": [{"name": "a", "cluster": "c"}], "health": {"active": {"path": "/", "intervalMs": 1}}}}}"#, "services.s.health.active.intervalMs"),
+    ];
+    for (json, path) in bad {
+        let e = Balancer::from_json(json).unwrap_err();
+        assert!(e.path.starts_with(path), "{path}: got {e}");
+    }
+    let host = Balancer::from_json(br#"{"serviceFrom": "host", "services": {"Shop.example": {"members": [{"name": "a", "cluster": "c"}]}}}"#).unwrap();
+    assert_eq!(host.service(b"SHOP.example:8080"), Some(0));
+    assert_eq!(host.service(b"shop.example."), Some(0));
+    assert_eq!(host.service(b"\xff"), None);
+}
+
+#[test]
+fn one_worker_keeps_spreading_as_health_changes_under_it() {
+    let sel = compile(&service(vec![
+        member("a", 1, "", ""),
+        member("b", 1, "", ""),
+        member("c", 2, "", ""),
+    ]));
+    let mut st = WorkerState::new();
+    let mut rng = XorShift::new(11);
+    let views = [
+        (HealthView::all_healthy(3), [25.0, 25.0, 50.0]),
+        (HealthView::with_down(3, &[2]), [50.0, 50.0, 0.0]),
+        (HealthView::with_down(3, &[0, 1, 2]), [25.0, 25.0, 50.0]),
+        (
+            HealthView::with_down(3, &[0]),
+            [0.0, 100.0 / 3.0, 200.0 / 3.0],
+        ),
+        (HealthView::all_healthy(3), [25.0, 25.0, 50.0]),
+    ];
+    for (view, want) in views {
+        let mut counts = [0u32; 3];
+        for _ in 0..1200 {
+            counts[sel
+                .pick(&PickInput::default(), &view, &mut st, &mut rng)
+                .unwrap()
+                .member] += 1;
+        }
+        let got: Vec<f64> = counts.iter().map(|&c| f64::from(c) / 12.0).collect();
+        assert_shares(
+            &got,
+            &want,
+            0.5,
+            &format!("after switching to {:?}", view.members),
+        );
+    }
+}
