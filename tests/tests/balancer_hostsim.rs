@@ -418,7 +418,10 @@ fn composed_after_the_router_the_service_becomes_a_member_cluster() {
     // The router resolves foo.com/ to the multi-cluster service `shop` and hands it over in
     // its service header; the balancer picks the member cluster.
     let router_config = json!({
-        "routes": [{"http": {"host": "foo.com", "rules": [{"path": "/", "backend": {"service": "shop"}}]}}],
+        "routes": [{"http": {"host": "foo.com", "rules": [
+            {"path": "/legacy", "backend": {"service": "legacy", "cluster": "legacy"}},
+            {"path": "/", "backend": {"service": "shop"}}
+        ]}}],
         "multiClusterServices": {"shop": {"members": members.clone()}}
     });
     let router = sim
@@ -429,7 +432,7 @@ fn composed_after_the_router_the_service_becomes_a_member_cluster() {
         })
         .unwrap();
     let mut config = shop(members, json!({}));
-    config["serviceFrom"] = json!({"header": "x-wasmgate-service"});
+    config["serviceFrom"] = json!({"router": "x-wasmgate-service"});
     let balancer = load(&sim, &config, 1);
     let chain = FilterChain::new(vec![&router, &balancer]);
     let mut c = BTreeMap::new();
@@ -440,4 +443,8 @@ fn composed_after_the_router_the_service_becomes_a_member_cluster() {
     }
     assert_eq!(c.get("shop_a"), Some(&100), "{c:?}");
     assert_eq!(c.get("shop_b"), Some(&300), "{c:?}");
+    // A plain backend keeps the cluster the router chose, whatever service a client claims.
+    let req = HttpRequest::get("foo.com", "/legacy").header("x-wasmgate-service", "shop");
+    let out = chain.http(&sim, &Routes::cluster_header(HEADER), req);
+    assert_eq!(out.cluster.as_deref(), Some("legacy"));
 }

@@ -454,16 +454,21 @@ impl HttpContext for BalancerHttp {
         let cluster_header = b.cluster_header();
         let service = match b.service_from() {
             // Composed after the router: the router wrote the service name into its header.
-            ServiceFrom::Header(h) => host::header(MapType::HttpRequestHeaders, h),
+            ServiceFrom::Router(h) | ServiceFrom::Header(h) => {
+                host::header(MapType::HttpRequestHeaders, h)
+            }
             ServiceFrom::Host => host::header(MapType::HttpRequestHeaders, ":authority"),
         }
         .and_then(|v| b.service(&v));
-        let service_is_routing_header =
-            matches!(b.service_from(), ServiceFrom::Header(h) if h == cluster_header);
-        // Clients never choose the cluster: a value they sent is removed unless a pick
-        // overwrites it (or it is the router's, when the router names the service there).
+        // After the router, the cluster header is the router's (it already removed any client
+        // value); alone, a client value is removed unless a pick overwrites it.
+        let router_owns_cluster_header = match b.service_from() {
+            ServiceFrom::Router(_) => true,
+            ServiceFrom::Header(h) => h == cluster_header,
+            ServiceFrom::Host => false,
+        };
         let strip = || {
-            if !service_is_routing_header {
+            if !router_owns_cluster_header {
                 host::set_header(cluster_header, None);
             }
         };

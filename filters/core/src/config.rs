@@ -541,7 +541,12 @@ pub struct ProxyLocality {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum ServiceKey {
-    /// The value of this request header names the service (the router writes it when composed).
+    /// Composed after the wasmgate router: the router writes the service into this header
+    /// (its `serviceHeader`) and owns the cluster header, so a request for a service the
+    /// balancer does not know keeps the cluster the router chose.
+    Router(String),
+    /// Alone, after the proxy's own routing: the value of this request header names the
+    /// service. A client-sent cluster header is removed when the balancer does not pick.
     Header(String),
     /// The request's host (without port) names the service.
     Host,

@@ -11,6 +11,9 @@ use crate::error::{from_json, ConfigError, ConfigErrorKind as K};
 /// How a request names its service, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceFrom {
+    /// The wasmgate router's service header (lower-case name); the router owns the cluster
+    /// header.
+    Router(String),
     /// A request header (lower-case name).
     Header(String),
     /// `:authority`, lower-cased, without port or trailing dot.
@@ -48,6 +51,7 @@ impl Balancer {
     pub fn compile(config: &BalancerConfig) -> Result<Self, ConfigError> {
         let cluster_header = valid_header("clusterHeader", &config.cluster_header)?;
         let service_from = match &config.service_from {
+            ServiceKey::Router(h) => ServiceFrom::Router(valid_header("serviceFrom.router", h)?),
             ServiceKey::Header(h) => ServiceFrom::Header(valid_header("serviceFrom.header", h)?),
             ServiceKey::Host => ServiceFrom::Host,
         };
@@ -63,7 +67,7 @@ impl Balancer {
             // Hosts are matched lower-case; header values exactly.
             let key = match service_from {
                 ServiceFrom::Host => name.to_ascii_lowercase(),
-                ServiceFrom::Header(_) => name.clone(),
+                ServiceFrom::Router(_) | ServiceFrom::Header(_) => name.clone(),
             };
             by_name.insert(key, selectors.len());
             selectors.push(sel);
@@ -129,7 +133,9 @@ impl Balancer {
     /// The service a request names (by the configured header value or host).
     pub fn service(&self, value: &[u8]) -> Option<usize> {
         match self.service_from {
-            ServiceFrom::Header(_) => self.by_name.get(std::str::from_utf8(value).ok()?).copied(),
+            ServiceFrom::Router(_) | ServiceFrom::Header(_) => {
+                self.by_name.get(std::str::from_utf8(value).ok()?).copied()
+            }
             ServiceFrom::Host => {
                 let host = host_only(value);
                 let host = std::str::from_utf8(host).ok()?.to_ascii_lowercase();
