@@ -185,10 +185,7 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
                     tcp_ports.insert(port);
                     routes.push(fc::Route {
                         http: None,
-                        tcp: Some(fc::TcpRoute {
-                            port,
-                            rules,
-                        }),
+                        tcp: Some(fc::TcpRoute { port, rules }),
                     });
                 }
                 _ => cx.fail(
@@ -201,6 +198,7 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
     }
     let router = RouterConfig {
         cluster_header: fc::DEFAULT_CLUSTER_HEADER.into(),
+        service_header: fc::DEFAULT_SERVICE_HEADER.into(),
         no_match: fc::NoMatch::NotFound,
         clear_route_cache: false,
         routes,

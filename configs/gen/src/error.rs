@@ -23,8 +23,14 @@ pub enum ErrorKind {
     UnknownKind(String),
     DuplicateObject(String),
     UnknownService(String),
-    UnknownPort { service: String, port: String },
-    NoEndpoints { service: String, port: u16 },
+    UnknownPort {
+        service: String,
+        port: String,
+    },
+    NoEndpoints {
+        service: String,
+        port: u16,
+    },
     /// The compiled filter config was rejected by filters/core.
     FilterConfig(String),
     Invalid(String),

@@ -76,10 +76,7 @@ fn expand(paths: &[PathBuf], errors: &mut Vec<GenError>) -> Vec<PathBuf> {
 }
 
 fn is_yaml(p: &Path) -> bool {
-    matches!(
-        p.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    )
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
 #[derive(Deserialize)]

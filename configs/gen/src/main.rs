@@ -28,20 +28,32 @@ fn run(args: &[String]) -> Result<(), String> {
     let mut inputs = Vec::new();
     let mut it = rest.iter();
     while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().ok_or(format!("{a} needs a value\n{USAGE}"));
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or(format!("{a} needs a value\n{USAGE}"))
+        };
         match a.as_str() {
             "--out" => out = PathBuf::from(value()?),
             "--router-wasm" => opts.router_wasm = PathBuf::from(value()?),
-            "--http-port" => opts.http_port = value()?.parse().map_err(|e| format!("--http-port: {e}"))?,
-            "--admin-port" => opts.admin_port = value()?.parse().map_err(|e| format!("--admin-port: {e}"))?,
+            "--http-port" => {
+                opts.http_port = value()?.parse().map_err(|e| format!("--http-port: {e}"))?
+            }
+            "--admin-port" => {
+                opts.admin_port = value()?.parse().map_err(|e| format!("--admin-port: {e}"))?
+            }
             "--port-map" => {
                 let v = value()?;
-                let (from, to) = v.split_once('=').ok_or(format!("--port-map {v}: expected DECLARED=ACTUAL"))?;
+                let (from, to) = v
+                    .split_once('=')
+                    .ok_or(format!("--port-map {v}: expected DECLARED=ACTUAL"))?;
                 let parse = |p: &str| p.parse::<u16>().map_err(|e| format!("--port-map {v}: {e}"));
                 opts.port_map.insert(parse(from)?, parse(to)?);
             }
             "-h" | "--help" => return Err(USAGE.into()),
-            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}\n{USAGE}")),
+            flag if flag.starts_with("--") => {
+                return Err(format!("unknown option {flag}\n{USAGE}"))
+            }
             path => inputs.push(PathBuf::from(path)),
         }
     }
