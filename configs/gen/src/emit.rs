@@ -1,35 +1,49 @@
-//! Turns the inputs into the filter JSON and a runnable Envoy bootstrap.
+//! Turns the inputs into everything a proxy needs: the filters' JSON, an Envoy bootstrap, the
+//! native Envoy equivalent, and Istio manifests. Every error of a run is collected; nothing
+//! is produced unless everything is valid.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde_json::{json, Value};
-use wasmgate_core::config::{self as fc, RouterConfig};
-use wasmgate_core::table::default_cluster_name;
+use serde_json::Value;
+use wasmgate_core::config::{self as fc, BalancerConfig, RouterConfig, ServiceKey};
 
+use crate::envoy::{self, Layout, NativeGap};
 use crate::error::{ErrorKind, Errors, GenError, Location};
+use crate::istio::{self, IstioOptions};
 use crate::load::Inputs;
-use crate::model::*;
+use crate::resolve::Ctx;
+use crate::routes;
 
 /// Where the generated config expects things to be.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub router_wasm: PathBuf,
+    pub balancer_wasm: PathBuf,
     pub listen_address: String,
+    /// The HTTP listener when no Gateway declares one.
     pub http_port: u16,
     pub admin_port: u16,
     /// Declared listener port -> port actually bound (to run a config on free local ports).
     pub port_map: BTreeMap<u16, u16>,
+    /// The proxy's own region and zone, for the balancer's locality preference.
+    pub region: Option<String>,
+    pub zone: Option<String>,
+    pub istio: IstioOptions,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             router_wasm: PathBuf::from("target/wasm32-wasip1/release/wasmgate_router.wasm"),
+            balancer_wasm: PathBuf::from("target/wasm32-wasip1/release/wasmgate_balancer.wasm"),
             listen_address: "127.0.0.1".into(),
             http_port: 10000,
             admin_port: 9901,
             port_map: BTreeMap::new(),
+            region: None,
+            zone: None,
+            istio: IstioOptions::default(),
         }
     }
 }
@@ -38,311 +52,163 @@ impl Default for Options {
 #[derive(Debug, Clone)]
 pub struct Output {
     pub router: RouterConfig,
+    /// Present when some backend is a multi-cluster service.
+    pub balancer: Option<BalancerConfig>,
     pub envoy: Value,
+    pub envoy_native: Value,
+    /// Rules the native config leaves out, and why.
+    pub native_gaps: Vec<NativeGap>,
+    pub istio: Vec<Value>,
 }
 
 impl Output {
     /// File name -> contents, in a stable order.
     pub fn files(&self) -> Result<Vec<(&'static str, String)>, serde_json::Error> {
-        let router = serde_json::to_string_pretty(&self.router)? + "\n";
-        let envoy = serde_yaml_ng::to_string(&self.envoy).map_err(serde::ser::Error::custom)?;
-        Ok(vec![("router.json", router), ("envoy.yaml", envoy)])
-    }
-}
-
-/// The endpoint set of one Envoy cluster.
-type Endpoints = BTreeMap<String, Vec<String>>;
-
-struct Ctx<'a> {
-    inputs: &'a Inputs,
-    errors: Vec<GenError>,
-    clusters: Endpoints,
-}
-
-impl Ctx<'_> {
-    fn fail(&mut self, at: &Location, field: String, kind: ErrorKind) {
-        self.errors.push(GenError {
-            at: Location {
-                field,
-                ..at.clone()
-            },
-            kind,
-        });
-    }
-
-    /// Resolves a service port (number or name) and records the Envoy cluster reaching it.
-    fn backend(&mut self, at: &Location, field: String, b: &VhBackend) -> Option<fc::Backend> {
-        let Some(svc) = self
-            .inputs
-            .services
-            .iter()
-            .find(|s| s.value.metadata.name == b.service)
-        else {
-            self.fail(
-                at,
-                format!("{field}.service"),
-                ErrorKind::UnknownService(b.service.clone()),
-            );
-            return None;
-        };
-        let port = svc.value.spec.ports.iter().find(|p| match &b.service_port {
-            PortRef::Number(n) => p.port == *n,
-            PortRef::Name(name) => p.name.as_deref() == Some(name.as_str()),
-        });
-        let Some(port) = port.map(|p| p.port) else {
-            self.fail(
-                at,
-                format!("{field}.servicePort"),
-                ErrorKind::UnknownPort {
-                    service: b.service.clone(),
-                    port: b.service_port.to_string(),
-                },
-            );
-            return None;
-        };
-        let endpoints: Vec<String> = self
-            .inputs
-            .inventories
-            .iter()
-            .flat_map(|inv| &inv.value.spec.clusters)
-            .filter_map(|c| c.services.get(&b.service)?.get(&port))
-            .flatten()
-            .cloned()
-            .collect();
-        if endpoints.is_empty() {
-            self.fail(
-                at,
-                format!("{field}.servicePort"),
-                ErrorKind::NoEndpoints {
-                    service: b.service.clone(),
-                    port,
-                },
-            );
-            return None;
+        let yaml = |v: &Value| serde_yaml_ng::to_string(v).map_err(serde::ser::Error::custom);
+        let mut files = vec![(
+            "router.json",
+            serde_json::to_string_pretty(&self.router)? + "\n",
+        )];
+        if let Some(b) = &self.balancer {
+            files.push(("balancer.json", serde_json::to_string_pretty(b)? + "\n"));
         }
-        let cluster = default_cluster_name(&b.service, Some(port));
-        self.clusters.insert(cluster.clone(), endpoints);
-        Some(fc::Backend {
-            service: b.service.clone(),
-            port: Some(port),
-            weight: 1,
-            cluster: Some(cluster),
-        })
+        files.push(("envoy.yaml", yaml(&self.envoy)?));
+        files.push(("envoy-native.yaml", yaml(&self.envoy_native)?));
+        let mut istio = String::new();
+        for doc in &self.istio {
+            istio.push_str("---\n");
+            istio.push_str(&yaml(doc)?);
+        }
+        files.push(("istio.yaml", istio));
+        Ok(files)
     }
 }
 
-/// Generates every output, or reports every error found.
-pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
-    let mut cx = Ctx {
-        inputs,
-        errors: Vec::new(),
-        clusters: BTreeMap::new(),
-    };
-    let mut routes = Vec::new();
-    let mut tcp_ports = BTreeSet::new();
-    for vh in &inputs.virtual_hosts {
-        for (ri, r) in vh.value.spec.routes.iter().enumerate() {
-            let base = format!("spec.routes[{ri}]");
-            match (&r.http, &r.tcp) {
-                (Some(http), None) => {
-                    let mut rules = Vec::new();
-                    for (ui, rule) in http.rules.iter().enumerate() {
-                        let field = format!("{base}.http.rules[{ui}]");
-                        let backend = rule
-                            .backend
-                            .as_ref()
-                            .and_then(|b| cx.backend(&vh.at, format!("{field}.backend"), b));
-                        rules.push(fc::HttpRule {
-                            path: rule.path.clone(),
-                            backend,
-                            status_code: rule.status_code.as_ref().map(|s| fc::StatusCodeAction {
-                                code: s.code,
-                                body: s.body.clone(),
-                                headers: Vec::new(),
-                            }),
-                            ..fc::HttpRule::default()
-                        });
+/// HTTP listener ports: every HTTP listener of every Gateway, else `opts.http_port`.
+fn http_ports(cx: &mut Ctx<'_>, opts: &Options, tcp_ports: &[u16]) -> Vec<u16> {
+    let mut ports = Vec::new();
+    let inputs = cx.inputs;
+    for gw in &inputs.gateways {
+        for (li, l) in gw.value.spec.listeners.iter().enumerate() {
+            let field = format!("spec.listeners[{li}]");
+            let port = opts.port_map.get(&l.port).copied().unwrap_or(l.port);
+            match l.protocol.as_str() {
+                "HTTP" => {
+                    if !ports.contains(&port) {
+                        ports.push(port);
                     }
-                    routes.push(fc::Route {
-                        http: Some(fc::HttpRoute {
-                            host: http.host.clone(),
-                            rules,
-                        }),
-                        tcp: None,
-                    });
                 }
-                (None, Some(tcp)) => {
-                    let mut rules = Vec::new();
-                    for (ui, rule) in tcp.rules.iter().enumerate() {
-                        let field = format!("{base}.tcp.rules[{ui}].backend");
-                        let backend = cx.backend(&vh.at, field, &rule.backend);
-                        rules.push(fc::TcpRule {
-                            backend,
-                            backends: Vec::new(),
-                        });
-                    }
-                    let port = opts.port_map.get(&tcp.port).copied().unwrap_or(tcp.port);
-                    tcp_ports.insert(port);
-                    routes.push(fc::Route {
-                        http: None,
-                        tcp: Some(fc::TcpRoute { port, rules }),
-                    });
-                }
-                _ => cx.fail(
-                    &vh.at,
-                    base,
-                    ErrorKind::Invalid("a route needs exactly one of `http` or `tcp`".into()),
+                "TCP" if tcp_ports.contains(&port) => {}
+                "TCP" => cx.fail(
+                    &gw.at,
+                    format!("{field}.port"),
+                    ErrorKind::Invalid(format!(
+                        "no VirtualHost tcp route for TCP listener port {}",
+                        l.port
+                    )),
+                ),
+                p => cx.fail(
+                    &gw.at,
+                    format!("{field}.protocol"),
+                    ErrorKind::Invalid(format!(
+                        "protocol {p} is not supported: wasmgate listens for HTTP and TCP"
+                    )),
                 ),
             }
         }
     }
+    if ports.is_empty() {
+        ports.push(opts.http_port);
+    }
+    ports
+}
+
+/// Generates every output, or reports every error found.
+pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
+    let mut cx = Ctx::new(inputs);
+    let set = routes::collect(&mut cx, &opts.port_map);
+    let tcp_ports: Vec<u16> = set.tcp_ports().map(|(p, _)| *p).collect();
+    let tcp_mcs: BTreeMap<u16, String> = set
+        .tcp_ports()
+        .filter_map(|(p, t)| {
+            let b = t.rules.first()?.backend.as_ref()?;
+            b.cluster.is_none().then(|| (*p, b.service.clone()))
+        })
+        .collect();
+    let ports = http_ports(&mut cx, opts, &tcp_ports);
+    let services = std::mem::take(&mut cx.used_mcs);
     let router = RouterConfig {
         cluster_header: fc::DEFAULT_CLUSTER_HEADER.into(),
         service_header: fc::DEFAULT_SERVICE_HEADER.into(),
         no_match: fc::NoMatch::NotFound,
         clear_route_cache: false,
-        routes,
-        multi_cluster_services: BTreeMap::new(),
+        routes: set.into_routes(),
+        multi_cluster_services: services.clone(),
     };
+    let balancer = (!services.is_empty()).then(|| BalancerConfig {
+        cluster_header: fc::DEFAULT_CLUSTER_HEADER.into(),
+        service_from: ServiceKey::Router(fc::DEFAULT_SERVICE_HEADER.into()),
+        services: services.clone(),
+        tcp_ports: tcp_mcs,
+        locality: (opts.region.is_some() || opts.zone.is_some()).then(|| fc::ProxyLocality {
+            region: opts.region.clone(),
+            zone: opts.zone.clone(),
+        }),
+        shared_prefix: "wasmgate.mc".into(),
+    });
     if cx.errors.is_empty() {
         // The filters must accept what we write: compile it exactly as they will.
         if let Err(e) = wasmgate_core::RouteTable::compile(&router) {
             cx.errors.push(GenError {
                 at: Location::default(),
-                kind: ErrorKind::FilterConfig(e.to_string()),
+                kind: ErrorKind::FilterConfig(format!("router: {e}")),
             });
+        }
+        if let Some(b) = &balancer {
+            if let Err(e) = wasmgate_core::multicluster::Balancer::compile(b) {
+                cx.errors.push(GenError {
+                    at: Location::default(),
+                    kind: ErrorKind::FilterConfig(format!("balancer: {e}")),
+                });
+            }
         }
     }
     if !cx.errors.is_empty() {
         return Err(Errors(cx.errors));
     }
-    let envoy = envoy_bootstrap(&router, &cx.clusters, &tcp_ports, opts);
-    Ok(Output { router, envoy })
-}
-
-fn socket(address: &str, port: u16) -> Value {
-    json!({"socket_address": {"address": address, "port_value": port}})
-}
-
-fn wasm_config(name: &str, root_id: &str, wasm: &std::path::Path, configuration: &str) -> Value {
-    json!({
-        "name": name,
-        "root_id": root_id,
-        "fail_open": false,
-        "vm_config": {
-            "vm_id": "wasmgate",
-            "runtime": "envoy.wasm.runtime.v8",
-            "code": {"local": {"filename": wasm.display().to_string()}}
-        },
-        "configuration": {
-            "@type": "type.googleapis.com/google.protobuf.StringValue",
-            "value": configuration
-        }
-    })
-}
-
-fn envoy_bootstrap(
-    router: &RouterConfig,
-    clusters: &Endpoints,
-    tcp_ports: &BTreeSet<u16>,
-    opts: &Options,
-) -> Value {
-    let config = serde_json::to_string(router).unwrap_or_default();
-    let addr = opts.listen_address.as_str();
-    let mut listeners = vec![json!({
-        "name": "http",
-        "address": socket(addr, opts.http_port),
-        "filter_chains": [{"filters": [{
-            "name": "envoy.filters.network.http_connection_manager",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                "stat_prefix": "wasmgate",
-                // The router matches paths as Envoy hands them over; these settings make that
-                // form canonical (RFC 3986 normalised, no repeated slashes, no encoded slashes).
-                "normalize_path": true,
-                "merge_slashes": true,
-                "path_with_escaped_slashes_action": "UNESCAPE_AND_REDIRECT",
-                "route_config": {
-                    "name": "wasmgate",
-                    "virtual_hosts": [{
-                        "name": "wasmgate",
-                        "domains": ["*"],
-                        "routes": [{
-                            "match": {"prefix": "/"},
-                            "route": {"cluster_header": router.cluster_header}
-                        }]
-                    }]
-                },
-                "http_filters": [
-                    {
-                        "name": "wasmgate.router",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                            "config": wasm_config("wasmgate.router", "wasmgate.router", &opts.router_wasm, &config)
-                        }
-                    },
-                    {
-                        "name": "envoy.filters.http.router",
-                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
-                    }
-                ]
-            }
-        }]}]
-    })];
-    for port in tcp_ports {
-        // tcp_proxy needs a cluster; the router's network root overrides it per connection.
-        let fallback = router
-            .routes
-            .iter()
-            .filter_map(|r| r.tcp.as_ref())
-            .find(|t| t.port == *port)
-            .and_then(|t| t.rules.first())
-            .and_then(|r| r.backend.as_ref())
-            .and_then(|b| b.cluster.clone())
-            .unwrap_or_default();
-        listeners.push(json!({
-            "name": format!("tcp_{port}"),
-            "address": socket(addr, *port),
-            "filter_chains": [{"filters": [
-                {
-                    "name": "wasmgate.router.tcp",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
-                        "config": wasm_config("wasmgate.router.tcp", "wasmgate.router.tcp", &opts.router_wasm, &config)
-                    }
-                },
-                {
-                    "name": "envoy.filters.network.tcp_proxy",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                        "stat_prefix": format!("tcp_{port}"),
-                        "cluster": fallback
-                    }
-                }
-            ]}]
-        }));
-    }
-    let clusters: Vec<Value> = clusters
-        .iter()
-        .map(|(name, endpoints)| {
-            let lb: Vec<Value> = endpoints
+    // Envoy probes the endpoints inside each member cluster of a service with a health path.
+    let health_paths: BTreeMap<String, String> = services
+        .values()
+        .filter_map(|s| Some((s, s.health.as_ref()?.active.as_ref()?.path.clone())))
+        .flat_map(|(s, path)| {
+            s.members
                 .iter()
-                .map(|ep| {
-                    let (host, port) = ep.rsplit_once(':').unwrap_or((ep, "80"));
-                    let port: u16 = port.parse().unwrap_or(80);
-                    json!({"endpoint": {"address": socket(host, port)}})
-                })
-                .collect();
-            json!({
-                "name": name,
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": lb}]}
-            })
+                .map(move |m| (m.cluster.clone(), path.clone()))
         })
         .collect();
-    json!({
-        "admin": {"address": socket(addr, opts.admin_port)},
-        "static_resources": {"listeners": listeners, "clusters": clusters}
+    let layout = Layout {
+        address: &opts.listen_address,
+        admin_port: opts.admin_port,
+        http_ports: ports,
+        router_wasm: &opts.router_wasm,
+        balancer_wasm: &opts.balancer_wasm,
+    };
+    let envoy = envoy::bootstrap(
+        &router,
+        balancer.as_ref(),
+        &cx.clusters,
+        &health_paths,
+        &layout,
+    );
+    let (envoy_native, native_gaps) =
+        envoy::native_bootstrap(&router, balancer.as_ref(), &cx.clusters, &layout);
+    let istio = istio::manifests(&router, balancer.as_ref(), &cx.clusters, &opts.istio);
+    Ok(Output {
+        router,
+        balancer,
+        envoy,
+        envoy_native,
+        native_gaps,
+        istio,
     })
 }

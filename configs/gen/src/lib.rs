@@ -1,9 +1,17 @@
-//! The wasmgate config generator: Kubernetes-style YAML in; filter JSON and Envoy config out.
+//! The wasmgate config generator: Kubernetes-style YAML in (the seed's VirtualHost,
+//! MultiClusterService and MultiClusterIngress, Gateway API Gateway and HTTPRoute, the MCS
+//! API's ServiceImport, Services and a cluster inventory); filter JSON, Envoy config and Istio
+//! manifests out.
 
 pub mod emit;
+pub mod envoy;
 pub mod error;
+pub mod explain;
+pub mod istio;
 pub mod load;
 pub mod model;
+pub mod resolve;
+pub mod routes;
 
 pub use emit::{generate, Options, Output};
 pub use error::{Errors, GenError};

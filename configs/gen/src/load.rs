@@ -21,6 +21,11 @@ pub struct Inputs {
     pub services: Vec<Sourced<Service>>,
     pub virtual_hosts: Vec<Sourced<VirtualHost>>,
     pub inventories: Vec<Sourced<ClusterInventory>>,
+    pub multi_cluster_services: Vec<Sourced<MultiClusterService>>,
+    pub multi_cluster_ingresses: Vec<Sourced<MultiClusterIngress>>,
+    pub gateways: Vec<Sourced<Gateway>>,
+    pub http_routes: Vec<Sourced<HttpRoute>>,
+    pub service_imports: Vec<Sourced<ServiceImport>>,
 }
 
 /// Expands directories (their `*.yaml` / `*.yml` files, sorted) and reads every document.
@@ -125,6 +130,11 @@ pub fn load_str(file: &Path, text: &str, inputs: &mut Inputs, errors: &mut Vec<G
             "Service" => push(&mut inputs.services, at, value, errors),
             "VirtualHost" => push(&mut inputs.virtual_hosts, at, value, errors),
             "ClusterInventory" => push(&mut inputs.inventories, at, value, errors),
+            "MultiClusterService" => push(&mut inputs.multi_cluster_services, at, value, errors),
+            "MultiClusterIngress" => push(&mut inputs.multi_cluster_ingresses, at, value, errors),
+            "Gateway" => push(&mut inputs.gateways, at, value, errors),
+            "HTTPRoute" => push(&mut inputs.http_routes, at, value, errors),
+            "ServiceImport" => push(&mut inputs.service_imports, at, value, errors),
             _ => errors.push(GenError {
                 at,
                 kind: ErrorKind::UnknownKind(kind),

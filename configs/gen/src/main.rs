@@ -3,71 +3,157 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: wasmgate generate [--out DIR] [--router-wasm FILE] [--http-port N] [--admin-port N] [--port-map DECLARED=ACTUAL]... INPUT...
-  INPUT is a YAML file or a directory of them (Service, VirtualHost, ClusterInventory).
-  Writes router.json and envoy.yaml into DIR (default: out), or nothing if any input is invalid.";
+use wasmgate_gen::explain::{explain, Probe};
+
+const USAGE: &str = "usage:
+  wasmgate generate [OPTIONS] INPUT...    write the outputs into --out (default: out)
+  wasmgate check    [OPTIONS] INPUT...    validate only; exit 0 valid, 1 invalid, 2 usage
+  wasmgate explain  [OPTIONS] --request 'METHOD HOST PATH' [--header K:V]... INPUT...
+
+INPUT is a YAML file or a directory of them. Kinds: Service, VirtualHost, MultiClusterService,
+MultiClusterIngress, Gateway, HTTPRoute, ServiceImport, ClusterInventory.
+
+OPTIONS:
+  --out DIR                 where generate writes (nothing is written unless all is valid)
+  --router-wasm FILE        module path in envoy.yaml (default target/wasm32-wasip1/release/wasmgate_router.wasm)
+  --balancer-wasm FILE      likewise for the balancer
+  --listen-address ADDR     listener and admin address (default 127.0.0.1)
+  --http-port N             HTTP listener when no Gateway declares one (default 10000)
+  --admin-port N            Envoy admin port (default 9901)
+  --port-map DECLARED=ACTUAL  run a declared listener port on another port (repeatable)
+  --region R, --zone Z      the proxy's own locality, for the balancer
+  --istio-namespace NS      namespace of the Istio manifests (default istio-system)
+  --istio-wasm-url URL      base URL of the modules for WasmPlugin (default file:///var/local/wasmgate)";
+
+enum Failure {
+    Usage(String),
+    Invalid(String),
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
+        Err(Failure::Invalid(msg)) => {
             eprintln!("{msg}");
             ExitCode::from(1)
+        }
+        Err(Failure::Usage(msg)) => {
+            eprintln!("{msg}");
+            ExitCode::from(2)
         }
     }
 }
 
-fn run(args: &[String]) -> Result<(), String> {
-    let (cmd, rest) = args.split_first().ok_or(USAGE)?;
-    if cmd != "generate" {
-        return Err(format!("unknown command {cmd:?}\n{USAGE}"));
+fn run(args: &[String]) -> Result<(), Failure> {
+    let usage = |m: String| Failure::Usage(format!("{m}\n{USAGE}"));
+    let (cmd, rest) = args
+        .split_first()
+        .ok_or_else(|| usage("no command".into()))?;
+    if !matches!(cmd.as_str(), "generate" | "check" | "explain") {
+        return Err(usage(format!("unknown command {cmd:?}")));
     }
     let mut opts = wasmgate_gen::Options::default();
     let mut out = PathBuf::from("out");
     let mut inputs = Vec::new();
+    let mut probe: Option<Probe> = None;
+    let mut headers = Vec::new();
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         let mut value = || {
             it.next()
                 .cloned()
-                .ok_or(format!("{a} needs a value\n{USAGE}"))
+                .ok_or_else(|| usage(format!("{a} needs a value")))
         };
+        let number = |v: String| v.parse::<u16>().map_err(|e| usage(format!("{a} {v}: {e}")));
         match a.as_str() {
             "--out" => out = PathBuf::from(value()?),
             "--router-wasm" => opts.router_wasm = PathBuf::from(value()?),
-            "--http-port" => {
-                opts.http_port = value()?.parse().map_err(|e| format!("--http-port: {e}"))?
-            }
-            "--admin-port" => {
-                opts.admin_port = value()?.parse().map_err(|e| format!("--admin-port: {e}"))?
-            }
+            "--balancer-wasm" => opts.balancer_wasm = PathBuf::from(value()?),
+            "--listen-address" => opts.listen_address = value()?,
+            "--http-port" => opts.http_port = number(value()?)?,
+            "--admin-port" => opts.admin_port = number(value()?)?,
+            "--region" => opts.region = Some(value()?),
+            "--zone" => opts.zone = Some(value()?),
+            "--istio-namespace" => opts.istio.namespace = value()?,
+            "--istio-wasm-url" => opts.istio.wasm_url_base = value()?,
             "--port-map" => {
                 let v = value()?;
                 let (from, to) = v
                     .split_once('=')
-                    .ok_or(format!("--port-map {v}: expected DECLARED=ACTUAL"))?;
-                let parse = |p: &str| p.parse::<u16>().map_err(|e| format!("--port-map {v}: {e}"));
-                opts.port_map.insert(parse(from)?, parse(to)?);
+                    .ok_or_else(|| usage(format!("--port-map {v}: expected DECLARED=ACTUAL")))?;
+                let from = number(from.to_string())?;
+                opts.port_map.insert(from, number(to.to_string())?);
             }
-            "-h" | "--help" => return Err(USAGE.into()),
-            flag if flag.starts_with("--") => {
-                return Err(format!("unknown option {flag}\n{USAGE}"))
+            "--request" => {
+                let v = value()?;
+                let parts: Vec<&str> = v.split_whitespace().collect();
+                let [method, host, path] = parts.as_slice() else {
+                    return Err(usage(format!(
+                        "--request {v:?}: expected 'METHOD HOST PATH'"
+                    )));
+                };
+                probe = Some(Probe {
+                    method: method.to_string(),
+                    host: host.to_string(),
+                    path: path.to_string(),
+                    headers: Vec::new(),
+                });
             }
+            "--header" => {
+                let v = value()?;
+                let (k, val) = v
+                    .split_once(':')
+                    .ok_or_else(|| usage(format!("--header {v:?}: expected NAME:VALUE")))?;
+                headers.push((k.trim().to_string(), val.trim().to_string()));
+            }
+            "-h" | "--help" => return Err(Failure::Usage(USAGE.into())),
+            flag if flag.starts_with("--") => return Err(usage(format!("unknown option {flag}"))),
             path => inputs.push(PathBuf::from(path)),
         }
     }
     if inputs.is_empty() {
-        return Err(USAGE.into());
+        return Err(usage("no INPUT given".into()));
     }
-    let loaded = wasmgate_gen::load(&inputs).map_err(|e| e.to_string())?;
-    let output = wasmgate_gen::generate(&loaded, &opts).map_err(|e| e.to_string())?;
-    let files = output.files().map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    for (name, text) in files {
-        let path = out.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-        println!("wrote {}", path.display());
+    let loaded = wasmgate_gen::load(&inputs).map_err(|e| Failure::Invalid(e.to_string()))?;
+    let output =
+        wasmgate_gen::generate(&loaded, &opts).map_err(|e| Failure::Invalid(e.to_string()))?;
+    match cmd.as_str() {
+        "check" => {
+            println!("ok: {} input path(s) valid", inputs.len());
+            for g in &output.native_gaps {
+                println!(
+                    "note: envoy-native.yaml leaves out routes[{}].http.rules[{}]: {}",
+                    g.route, g.rule, g.reason
+                );
+            }
+            Ok(())
+        }
+        "explain" => {
+            let mut probe = probe.ok_or_else(|| usage("explain needs --request".into()))?;
+            probe.headers = headers;
+            print!("{}", explain(&output, &probe).map_err(Failure::Invalid)?);
+            Ok(())
+        }
+        _ => {
+            let files = output
+                .files()
+                .map_err(|e| Failure::Invalid(e.to_string()))?;
+            std::fs::create_dir_all(&out)
+                .map_err(|e| Failure::Invalid(format!("{}: {e}", out.display())))?;
+            for (name, text) in files {
+                let path = out.join(name);
+                std::fs::write(&path, text)
+                    .map_err(|e| Failure::Invalid(format!("{}: {e}", path.display())))?;
+                println!("wrote {}", path.display());
+            }
+            for g in &output.native_gaps {
+                eprintln!(
+                    "note: envoy-native.yaml leaves out routes[{}].http.rules[{}]: {}",
+                    g.route, g.rule, g.reason
+                );
+            }
+            Ok(())
+        }
     }
-    Ok(())
 }

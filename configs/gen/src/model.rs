@@ -200,3 +200,283 @@ pub struct InventoryCluster {
     #[serde(default)]
     pub services: BTreeMap<String, BTreeMap<u16, Vec<String>>>,
 }
+
+// ---- The seed's multi-cluster APIs ----
+
+/// The seed's MultiClusterService. The talk shows `ports` and `clusters` both inside
+/// `spec.template` and directly under `spec`; both spellings are accepted.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MultiClusterService {
+    pub metadata: Metadata,
+    pub spec: McsSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct McsSpec {
+    #[serde(default)]
+    pub template: McsTemplate,
+    #[serde(default)]
+    pub ports: Option<Vec<ServicePort>>,
+    #[serde(default)]
+    pub clusters: Option<Vec<McsClusterSelector>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct McsTemplate {
+    #[serde(default)]
+    pub selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ports: Option<Vec<ServicePort>>,
+    #[serde(default)]
+    pub clusters: Option<Vec<McsClusterSelector>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct McsClusterSelector {
+    pub selector: MatchLabels,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MatchLabels {
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+}
+
+/// The seed's MultiClusterIngress: an Ingress (v1beta1 shape) under `spec.template.spec`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MultiClusterIngress {
+    pub metadata: Metadata,
+    pub spec: MciSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MciSpec {
+    pub template: MciTemplate,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MciTemplate {
+    pub spec: IngressSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressSpec {
+    #[serde(default)]
+    pub backend: Option<IngressBackend>,
+    #[serde(default)]
+    pub rules: Vec<IngressRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressRule {
+    #[serde(default)]
+    pub host: Option<String>,
+    pub http: IngressHttp,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressHttp {
+    pub paths: Vec<IngressPath>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressPath {
+    #[serde(default)]
+    pub path: Option<String>,
+    pub backend: IngressBackend,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressBackend {
+    pub service_name: String,
+    pub service_port: PortRef,
+}
+
+// ---- Gateway API v1 and the MCS API ----
+
+/// A Gateway (Gateway API v1; the seed's Gateway is its ancestor): where the proxy listens.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Gateway {
+    pub metadata: Metadata,
+    pub spec: GatewaySpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewaySpec {
+    #[serde(default)]
+    pub gateway_class_name: Option<String>,
+    pub listeners: Vec<Listener>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Listener {
+    pub name: String,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    pub port: u16,
+    pub protocol: String,
+    #[serde(default)]
+    pub allowed_routes: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRoute {
+    pub metadata: Metadata,
+    pub spec: HttpRouteSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRouteSpec {
+    #[serde(default)]
+    pub parent_refs: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    #[serde(default)]
+    pub rules: Vec<HttpRouteRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRouteRule {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub matches: Vec<wasmgate_core::config::HttpMatch>,
+    #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
+    #[serde(default)]
+    pub backend_refs: Vec<BackendRef>,
+    /// Accepted by the schema, not supported by wasmgate: rejected with a clear error.
+    #[serde(default)]
+    pub timeouts: Option<serde_json::Value>,
+    #[serde(default)]
+    pub retry: Option<serde_json::Value>,
+    #[serde(default)]
+    pub session_persistence: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRouteFilter {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub request_header_modifier: Option<GwHeaderModifier>,
+    #[serde(default)]
+    pub response_header_modifier: Option<GwHeaderModifier>,
+    #[serde(default)]
+    pub request_redirect: Option<GwRedirect>,
+    #[serde(default)]
+    pub url_rewrite: Option<GwUrlRewrite>,
+    #[serde(default)]
+    pub request_mirror: Option<serde_json::Value>,
+    #[serde(default)]
+    pub extension_ref: Option<serde_json::Value>,
+    #[serde(default)]
+    pub cors: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GwHeaderModifier {
+    #[serde(default)]
+    pub set: Vec<wasmgate_core::config::HeaderValue>,
+    #[serde(default)]
+    pub add: Vec<wasmgate_core::config::HeaderValue>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GwRedirect {
+    #[serde(default)]
+    pub scheme: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub path: Option<GwPathModifier>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub status_code: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GwUrlRewrite {
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub path: Option<GwPathModifier>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GwPathModifier {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub replace_full_path: Option<String>,
+    #[serde(default)]
+    pub replace_prefix_match: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendRef {
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub weight: Option<u32>,
+    #[serde(default)]
+    pub filters: Vec<serde_json::Value>,
+}
+
+/// The MCS API's ServiceImport: a service exported from several clusters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceImport {
+    pub metadata: Metadata,
+    pub spec: ServiceImportSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceImportSpec {
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
+    #[serde(default)]
+    pub ips: Vec<String>,
+    #[serde(default)]
+    pub session_affinity: Option<String>,
+    #[serde(default)]
+    pub session_affinity_config: Option<serde_json::Value>,
+}

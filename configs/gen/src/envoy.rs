@@ -1,0 +1,512 @@
+//! Envoy output: a bootstrap that runs the filters, and the equivalent native route
+//! configuration without Wasm.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{json, Value};
+use wasmgate_core::config::{
+    self as fc, BalancerConfig, HeaderMatchKind, PathMatchKind, PathModifierKind, QueryMatchKind,
+    RouterConfig,
+};
+
+use crate::resolve::Endpoints;
+
+/// What the listeners of one bootstrap look like.
+pub struct Layout<'a> {
+    pub address: &'a str,
+    pub admin_port: u16,
+    pub http_ports: Vec<u16>,
+    pub router_wasm: &'a Path,
+    pub balancer_wasm: &'a Path,
+}
+
+fn socket(address: &str, port: u16) -> Value {
+    json!({"socket_address": {"address": address, "port_value": port}})
+}
+
+fn wasm_config(root_id: &str, wasm: &Path, configuration: &str) -> Value {
+    json!({
+        "name": root_id,
+        "root_id": root_id,
+        "fail_open": false,
+        "vm_config": {
+            "vm_id": "wasmgate",
+            "runtime": "envoy.wasm.runtime.v8",
+            "code": {"local": {"filename": wasm.display().to_string()}}
+        },
+        "configuration": {
+            "@type": "type.googleapis.com/google.protobuf.StringValue",
+            "value": configuration
+        }
+    })
+}
+
+fn http_wasm(root_id: &str, wasm: &Path, configuration: &str) -> Value {
+    json!({
+        "name": root_id,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": wasm_config(root_id, wasm, configuration)
+        }
+    })
+}
+
+fn hcm(route_config: Value, mut filters: Vec<Value>) -> Value {
+    filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+    }));
+    json!({
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "wasmgate",
+            // The router matches :path as Envoy hands it over; these make that form canonical
+            // (RFC 3986 normalised, no repeated slashes, no encoded slashes to disagree on).
+            "normalize_path": true,
+            "merge_slashes": true,
+            "path_with_escaped_slashes_action": "UNESCAPE_AND_REDIRECT",
+            "route_config": route_config,
+            "http_filters": filters
+        }
+    })
+}
+
+fn clusters(endpoints: &Endpoints, health_paths: &BTreeMap<String, String>) -> Vec<Value> {
+    endpoints
+        .iter()
+        .map(|(name, eps)| {
+            let lb: Vec<Value> = eps
+                .iter()
+                .map(|ep| {
+                    let (host, port) = ep.rsplit_once(':').unwrap_or((ep, "80"));
+                    json!({"endpoint": {"address": socket(host, port.parse().unwrap_or(80))}})
+                })
+                .collect();
+            let mut c = json!({
+                "name": name,
+                "type": "STATIC",
+                "connect_timeout": "1s",
+                "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": lb}]}
+            });
+            // Envoy checks the endpoints inside a member cluster; the balancer checks members.
+            if let Some(path) = health_paths.get(name) {
+                c["health_checks"] = json!([{
+                    "timeout": "1s", "interval": "5s",
+                    "unhealthy_threshold": 2, "healthy_threshold": 1,
+                    "http_health_check": {"path": path}
+                }]);
+            }
+            c
+        })
+        .collect()
+}
+
+/// The bootstrap running the router (and the balancer when multi-cluster services are used).
+pub fn bootstrap(
+    router: &RouterConfig,
+    balancer: Option<&BalancerConfig>,
+    endpoints: &Endpoints,
+    health_paths: &BTreeMap<String, String>,
+    layout: &Layout<'_>,
+) -> Value {
+    let router_json = serde_json::to_string(router).unwrap_or_default();
+    let balancer_json = balancer.map(|b| serde_json::to_string(b).unwrap_or_default());
+    let route_config = json!({
+        "name": "wasmgate",
+        "virtual_hosts": [{
+            "name": "wasmgate",
+            "domains": ["*"],
+            "routes": [{"match": {"prefix": "/"}, "route": {"cluster_header": router.cluster_header}}]
+        }]
+    });
+    let mut filters = vec![http_wasm(
+        "wasmgate.router",
+        layout.router_wasm,
+        &router_json,
+    )];
+    if let Some(b) = &balancer_json {
+        filters.push(http_wasm("wasmgate.balancer", layout.balancer_wasm, b));
+    }
+    let mut listeners: Vec<Value> = layout
+        .http_ports
+        .iter()
+        .map(|port| {
+            json!({
+                "name": format!("http_{port}"),
+                "address": socket(layout.address, *port),
+                "filter_chains": [{"filters": [hcm(route_config.clone(), filters.clone())]}]
+            })
+        })
+        .collect();
+    for route in router.routes.iter().filter_map(|r| r.tcp.as_ref()) {
+        let backend = route.rules.first().and_then(|r| r.backend.as_ref());
+        let mut network = vec![json!({
+            "name": "wasmgate.router.tcp",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+                "config": wasm_config("wasmgate.router.tcp", layout.router_wasm, &router_json)
+            }
+        })];
+        // A multi-cluster backend is picked by the balancer's network root after the router.
+        let fallback = match backend.and_then(|b| b.cluster.clone()) {
+            Some(c) => c,
+            None => {
+                if let Some(b) = &balancer_json {
+                    network.push(json!({
+                        "name": "wasmgate.balancer.tcp",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+                            "config": wasm_config("wasmgate.balancer.tcp", layout.balancer_wasm, b)
+                        }
+                    }));
+                }
+                let service = backend.map(|b| b.service.as_str()).unwrap_or_default();
+                balancer
+                    .and_then(|b| b.services.get(service))
+                    .and_then(|s| s.members.first())
+                    .map(|m| m.cluster.clone())
+                    .unwrap_or_default()
+            }
+        };
+        network.push(json!({
+            "name": "envoy.filters.network.tcp_proxy",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                "stat_prefix": format!("tcp_{}", route.port),
+                // tcp_proxy needs a cluster; the filters override it per connection.
+                "cluster": fallback
+            }
+        }));
+        listeners.push(json!({
+            "name": format!("tcp_{}", route.port),
+            "address": socket(layout.address, route.port),
+            "filter_chains": [{"filters": network}]
+        }));
+    }
+    json!({
+        "admin": {"address": socket(layout.address, layout.admin_port)},
+        "static_resources": {"listeners": listeners, "clusters": clusters(endpoints, health_paths)}
+    })
+}
+
+/// Why a rule has no native equivalent (it is left out of the native config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeGap {
+    pub route: usize,
+    pub rule: usize,
+    pub reason: String,
+}
+
+/// The router's candidate order: path kind, longer prefix, method, more headers, more query
+/// matches, configuration order.
+type Precedence = (u8, isize, bool, isize, isize, usize);
+
+fn domains(host: &str) -> Vec<String> {
+    match host {
+        "" | "*" => vec!["*".into()],
+        h => vec![h.to_string(), format!("{h}:*")],
+    }
+}
+
+fn string_match(kind_regex: bool, value: &str) -> Value {
+    if kind_regex {
+        json!({"safe_regex": {"regex": value}})
+    } else {
+        json!({"exact": value})
+    }
+}
+
+/// A matchit pattern as a regular expression: `{x}` is one segment, `{*x}` the rest.
+fn pattern_regex(pattern: &str) -> String {
+    let mut out = String::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&regex_escape(&rest[..open]));
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        out.push_str(if name.starts_with('*') { ".*" } else { "[^/]+" });
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(&regex_escape(rest));
+    out
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect()
+}
+
+fn header_values(list: &[fc::HeaderValue], append: &str) -> Vec<Value> {
+    list.iter()
+        .map(|h| json!({"header": {"key": h.name, "value": h.value}, "append_action": append}))
+        .collect()
+}
+
+fn uses_template(s: &str) -> bool {
+    s.contains('{')
+}
+
+/// Envoy's own route table for the router's config. Envoy matches routes in order, so rules
+/// are emitted in the router's precedence; what Envoy cannot express is reported.
+pub fn native_route_config(
+    router: &RouterConfig,
+    balancer: Option<&BalancerConfig>,
+) -> (Value, Vec<NativeGap>) {
+    let mut gaps = Vec::new();
+    let mut vhosts = Vec::new();
+    for (ri, route) in router.routes.iter().enumerate() {
+        let Some(http) = &route.http else { continue };
+        // (rank, -prefix length, method first, -headers, -query, order) as the router orders.
+        let mut entries: Vec<(Precedence, Value)> = Vec::new();
+        let mut order = 0;
+        for (ui, rule) in http.rules.iter().enumerate() {
+            let action = match native_action(rule, balancer) {
+                Ok(a) => a,
+                Err(reason) => {
+                    gaps.push(NativeGap {
+                        route: ri,
+                        rule: ui,
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let matches: Vec<fc::HttpMatch> = match (&rule.path, rule.matches.is_empty()) {
+                (Some(p), _) => vec![fc::HttpMatch {
+                    path: Some(fc::PathMatch {
+                        kind: PathMatchKind::PathPrefix,
+                        value: p.clone(),
+                    }),
+                    ..Default::default()
+                }],
+                (None, true) => vec![fc::HttpMatch::default()],
+                (None, false) => rule.matches.clone(),
+            };
+            for m in matches {
+                let (kind, value) = m
+                    .path
+                    .as_ref()
+                    .map_or((PathMatchKind::PathPrefix, "/".to_string()), |p| {
+                        (p.kind, p.value.clone())
+                    });
+                let (rank, path_match) = match kind {
+                    PathMatchKind::Exact => (0, json!({"path": value})),
+                    PathMatchKind::Pattern => {
+                        (1, json!({"safe_regex": {"regex": pattern_regex(&value)}}))
+                    }
+                    PathMatchKind::RegularExpression => {
+                        (2, json!({"safe_regex": {"regex": value}}))
+                    }
+                    PathMatchKind::PathPrefix => {
+                        let trimmed = value.trim_end_matches('/');
+                        if trimmed.is_empty() {
+                            (3, json!({"prefix": "/"}))
+                        } else {
+                            (3, json!({"path_separated_prefix": trimmed}))
+                        }
+                    }
+                };
+                let mut matcher = path_match;
+                let mut headers: Vec<Value> = m
+                    .headers
+                    .iter()
+                    .map(|h| match h.kind {
+                        HeaderMatchKind::Exact | HeaderMatchKind::RegularExpression => json!({
+                            "name": h.name.to_ascii_lowercase(),
+                            "string_match": string_match(h.kind == HeaderMatchKind::RegularExpression, h.value.as_deref().unwrap_or(""))
+                        }),
+                        HeaderMatchKind::Present => json!({"name": h.name.to_ascii_lowercase(), "present_match": true}),
+                        HeaderMatchKind::Absent => json!({"name": h.name.to_ascii_lowercase(), "present_match": false}),
+                    })
+                    .collect();
+                if let Some(method) = &m.method {
+                    headers.push(json!({"name": ":method", "string_match": {"exact": method}}));
+                }
+                if !headers.is_empty() {
+                    matcher["headers"] = Value::Array(headers);
+                }
+                if !m.query_params.is_empty() {
+                    matcher["query_parameters"] = m
+                        .query_params
+                        .iter()
+                        .map(|q| json!({"name": q.name, "string_match": string_match(q.kind == QueryMatchKind::RegularExpression, &q.value)}))
+                        .collect();
+                }
+                let prefix_len = if rank == 3 {
+                    value.trim_end_matches('/').len() as isize
+                } else {
+                    0
+                };
+                let key = (
+                    rank,
+                    -prefix_len,
+                    m.method.is_none(),
+                    -(m.headers.len() as isize),
+                    -(m.query_params.len() as isize),
+                    order,
+                );
+                order += 1;
+                let mut entry = action.clone();
+                entry["match"] = matcher;
+                entries.push((key, entry));
+            }
+        }
+        entries.sort_by_key(|e| e.0);
+        vhosts.push(json!({
+            "name": format!("host_{ri}"),
+            "domains": domains(&http.host),
+            "routes": entries.into_iter().map(|(_, v)| v).collect::<Vec<_>>()
+        }));
+    }
+    (
+        json!({"name": "wasmgate-native", "virtual_hosts": vhosts}),
+        gaps,
+    )
+}
+
+fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Result<Value, String> {
+    let mut v = json!({});
+    if let Some(sc) = &rule.status_code {
+        v["direct_response"] = json!({"status": sc.code, "body": {"inline_string": sc.body.clone().unwrap_or_default()}});
+        if !sc.headers.is_empty() {
+            v["response_headers_to_add"] =
+                header_values(&sc.headers, "OVERWRITE_IF_EXISTS_OR_ADD").into();
+        }
+        return Ok(v);
+    }
+    if let Some(r) = &rule.redirect {
+        let mut red = json!({});
+        if let Some(s) = &r.scheme {
+            red["scheme_redirect"] = json!(s);
+        }
+        if let Some(h) = &r.hostname {
+            red["host_redirect"] = json!(h);
+        }
+        if let Some(p) = r.port {
+            red["port_redirect"] = json!(p);
+        }
+        match &r.path {
+            Some(p) if uses_template(&p.value) => {
+                return Err("capture templates have no native equivalent".into())
+            }
+            Some(p) if p.kind == PathModifierKind::ReplaceFullPath => {
+                red["path_redirect"] = json!(p.value)
+            }
+            Some(p) => red["prefix_rewrite"] = json!(p.value),
+            None => {}
+        }
+        red["response_code"] = json!(match r.status_code.unwrap_or(302) {
+            301 => "MOVED_PERMANENTLY",
+            303 => "SEE_OTHER",
+            307 => "TEMPORARY_REDIRECT",
+            308 => "PERMANENT_REDIRECT",
+            _ => "FOUND",
+        });
+        v["redirect"] = red;
+        return Ok(v);
+    }
+    // Backends: a multi-cluster service spreads over its members by weight (no health,
+    // affinity or locality natively).
+    let mut targets: Vec<(String, u32)> = Vec::new();
+    for b in rule.backend.iter().chain(&rule.backends) {
+        match (
+            &b.cluster,
+            balancer.and_then(|bal| bal.services.get(&b.service)),
+        ) {
+            (Some(c), _) => targets.push((c.clone(), b.weight)),
+            (None, Some(svc)) => {
+                let total: u32 = svc.members.iter().map(|m| m.weight).sum::<u32>().max(1);
+                for m in &svc.members {
+                    targets.push((
+                        m.cluster.clone(),
+                        (b.weight * m.weight * 100).div_ceil(total),
+                    ));
+                }
+            }
+            (None, None) => return Err(format!("backend {} has no cluster", b.service)),
+        }
+    }
+    let mut route = match targets.as_slice() {
+        [(c, _)] => json!({"cluster": c}),
+        _ => {
+            json!({"weighted_clusters": {"clusters": targets.iter().map(|(c, w)| json!({"name": c, "weight": w})).collect::<Vec<_>>()}})
+        }
+    };
+    if let Some(rw) = &rule.url_rewrite {
+        if let Some(h) = &rw.hostname {
+            if uses_template(h) {
+                return Err("capture templates have no native equivalent".into());
+            }
+            route["host_rewrite_literal"] = json!(h);
+        }
+        match &rw.path {
+            Some(p) if uses_template(&p.value) => {
+                return Err("capture templates have no native equivalent".into())
+            }
+            Some(p) if p.kind == PathModifierKind::ReplacePrefixMatch => {
+                route["prefix_rewrite"] = json!(p.value)
+            }
+            Some(p) => {
+                route["regex_rewrite"] =
+                    json!({"pattern": {"regex": "^/.*$"}, "substitution": p.value})
+            }
+            None => {}
+        }
+    }
+    v["route"] = route;
+    for (key, m) in [
+        ("request", &rule.request_headers),
+        ("response", &rule.response_headers),
+    ] {
+        let Some(m) = m else { continue };
+        if m.set.iter().chain(&m.add).any(|h| uses_template(&h.value)) {
+            return Err("capture templates have no native equivalent".into());
+        }
+        let mut add = header_values(&m.set, "OVERWRITE_IF_EXISTS_OR_ADD");
+        add.extend(header_values(&m.add, "APPEND_IF_EXISTS_OR_ADD"));
+        if !add.is_empty() {
+            v[format!("{key}_headers_to_add")] = add.into();
+        }
+        if !m.remove.is_empty() {
+            v[format!("{key}_headers_to_remove")] = json!(m.remove);
+        }
+    }
+    Ok(v)
+}
+
+/// The native bootstrap: the same listeners and clusters, Envoy's own routes, no Wasm.
+pub fn native_bootstrap(
+    router: &RouterConfig,
+    balancer: Option<&BalancerConfig>,
+    endpoints: &Endpoints,
+    layout: &Layout<'_>,
+) -> (Value, Vec<NativeGap>) {
+    let (routes, gaps) = native_route_config(router, balancer);
+    let listeners: Vec<Value> = layout
+        .http_ports
+        .iter()
+        .map(|port| {
+            json!({
+                "name": format!("http_{port}"),
+                "address": socket(layout.address, *port),
+                "filter_chains": [{"filters": [hcm(routes.clone(), Vec::new())]}]
+            })
+        })
+        .collect();
+    let boot = json!({
+        "admin": {"address": socket(layout.address, layout.admin_port)},
+        "static_resources": {"listeners": listeners, "clusters": clusters(endpoints, &BTreeMap::new())}
+    });
+    (boot, gaps)
+}

@@ -1,0 +1,130 @@
+//! `wasmgate explain`: how one request would be routed, from the generated config alone.
+
+use std::fmt::Write as _;
+
+use wasmgate_core::multicluster::{Balancer, HealthView, PickInput, WorkerState};
+use wasmgate_core::{FixedRandom, Outcome, RequestView, RouteTable};
+
+use crate::emit::Output;
+
+/// A request to explain: method, host, path and headers.
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    pub method: String,
+    pub host: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// A human-readable account of the routing decision.
+pub fn explain(output: &Output, probe: &Probe) -> Result<String, String> {
+    let table = RouteTable::compile(&output.router).map_err(|e| e.to_string())?;
+    let headers: Vec<(String, Vec<u8>)> = probe
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
+        .collect();
+    let view: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    let req = RequestView {
+        authority: probe.host.as_bytes(),
+        path: probe.path.as_bytes(),
+        method: probe.method.as_bytes(),
+        headers: &view,
+    };
+    let mut out = format!("{} {}{}\n", probe.method, probe.host, probe.path);
+    let rule_text = |route: usize, rule: usize| {
+        let host = output
+            .router
+            .routes
+            .get(route)
+            .and_then(|r| r.http.as_ref())
+            .map_or("?", |h| h.host.as_str());
+        format!("host {host:?} rule {rule} (router.json routes[{route}].http.rules[{rule}])")
+    };
+    match table.route(&req, &mut FixedRandom(0.0)) {
+        Outcome::Forward(f) => {
+            let _ = writeln!(out, "  matched {}", rule_text(f.rule.route, f.rule.rule));
+            match f.cluster {
+                Some(c) => {
+                    let _ = writeln!(
+                        out,
+                        "  forward to service {} via Envoy cluster {c}",
+                        f.service
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "  forward to multi-cluster service {}", f.service);
+                    if let Some(b) = &output.balancer {
+                        let balancer = Balancer::compile(b).map_err(|e| e.to_string())?;
+                        let svc = balancer
+                            .service(f.service.as_bytes())
+                            .and_then(|i| balancer.selector(i));
+                        if let Some(sel) = svc {
+                            let _ = writeln!(
+                                out,
+                                "  member clusters (all healthy), first picks of one worker:"
+                            );
+                            let mut ws = WorkerState::new();
+                            let health = HealthView::all_healthy(sel.members().len());
+                            for _ in 0..sel.members().len().clamp(1, 6) {
+                                let input = PickInput {
+                                    headers: &view,
+                                    source_address: None,
+                                    affinity_key: None,
+                                };
+                                match sel.pick(&input, &health, &mut ws, &mut FixedRandom(0.0)) {
+                                    Ok(p) => {
+                                        let _ =
+                                            writeln!(out, "    -> {} ({:?})", p.cluster, p.reason);
+                                    }
+                                    Err(e) => {
+                                        let _ = writeln!(out, "    -> none: {e:?}");
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(a) = &f.authority {
+                let _ = writeln!(out, "  rewrite :authority to {a}");
+            }
+            if let Some(p) = &f.path {
+                let _ = writeln!(out, "  rewrite :path to {p}");
+            }
+        }
+        Outcome::Reply(r) => {
+            match r.rule {
+                Some(at) => {
+                    let _ = writeln!(out, "  matched {}", rule_text(at.route, at.rule));
+                }
+                None => {
+                    let _ = writeln!(out, "  no rule applies");
+                }
+            }
+            let _ = writeln!(
+                out,
+                "  answer {} locally{}",
+                r.status,
+                if r.body.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {:?}", r.body)
+                }
+            );
+            for (k, v) in &r.headers {
+                let _ = writeln!(out, "  with {k}: {v}");
+            }
+        }
+        Outcome::NoMatch(n) => {
+            let _ = writeln!(
+                out,
+                "  no rule matches: {n:?} (404 unless noMatch is passThrough)"
+            );
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,358 @@
+//! Resolving what documents refer to: services and their ports, multi-cluster services and
+//! their member clusters in the inventory, and the Envoy clusters all of that needs.
+
+use std::collections::BTreeMap;
+
+use wasmgate_core::config as fc;
+use wasmgate_core::table::default_cluster_name;
+
+use crate::error::{ErrorKind, GenError, Location};
+use crate::load::Inputs;
+use crate::model::*;
+
+/// An Envoy cluster to generate: its endpoints (`host:port`).
+pub type Endpoints = BTreeMap<String, Vec<String>>;
+
+/// A multi-cluster service as the generator sees it, from a MultiClusterService or a
+/// ServiceImport.
+#[derive(Debug, Clone)]
+pub struct McsDef {
+    pub at: Location,
+    pub ports: Vec<ServicePort>,
+    /// Label selectors over the inventory; empty selects every cluster.
+    pub selectors: Vec<BTreeMap<String, String>>,
+    pub health_path: Option<String>,
+}
+
+/// Resolution state shared by every document of a run; errors accumulate here.
+pub struct Ctx<'a> {
+    pub inputs: &'a Inputs,
+    pub errors: Vec<GenError>,
+    pub clusters: Endpoints,
+    pub mcs: BTreeMap<String, McsDef>,
+    /// Multi-cluster services in use, with the port they are used on.
+    pub used_mcs: BTreeMap<String, fc::MultiClusterService>,
+}
+
+/// The annotation that turns on the balancer's active health checks for a multi-cluster
+/// service: the HTTP path to probe in each member cluster.
+pub const HEALTH_PATH_ANNOTATION: &str = "wasmgate.io/health-check-path";
+
+impl<'a> Ctx<'a> {
+    pub fn new(inputs: &'a Inputs) -> Self {
+        let mut cx = Ctx {
+            inputs,
+            errors: Vec::new(),
+            clusters: BTreeMap::new(),
+            mcs: BTreeMap::new(),
+            used_mcs: BTreeMap::new(),
+        };
+        cx.index_mcs();
+        cx
+    }
+
+    pub fn fail(&mut self, at: &Location, field: impl Into<String>, kind: ErrorKind) {
+        self.errors.push(GenError {
+            at: Location {
+                field: field.into(),
+                ..at.clone()
+            },
+            kind,
+        });
+    }
+
+    fn index_mcs(&mut self) {
+        let inputs = self.inputs;
+        for m in &inputs.multi_cluster_services {
+            let spec = &m.value.spec;
+            let pick = |a: &Option<Vec<ServicePort>>, b: &Option<Vec<ServicePort>>| match (a, b) {
+                (Some(_), Some(_)) => Err(()),
+                (Some(p), None) | (None, Some(p)) => Ok(p.clone()),
+                (None, None) => Ok(Vec::new()),
+            };
+            let ports = match pick(&spec.template.ports, &spec.ports) {
+                Ok(p) => p,
+                Err(()) => {
+                    self.fail(
+                        &m.at,
+                        "spec.ports",
+                        ErrorKind::Invalid(
+                            "ports are given both in spec and in spec.template; give them once"
+                                .into(),
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let clusters = match (&spec.template.clusters, &spec.clusters) {
+                (Some(_), Some(_)) => {
+                    self.fail(
+                        &m.at,
+                        "spec.clusters",
+                        ErrorKind::Invalid(
+                            "clusters are given both in spec and in spec.template; give them once"
+                                .into(),
+                        ),
+                    );
+                    continue;
+                }
+                (Some(c), None) | (None, Some(c)) => c.clone(),
+                (None, None) => Vec::new(),
+            };
+            if ports.is_empty() {
+                self.fail(
+                    &m.at,
+                    "spec.template.ports",
+                    ErrorKind::Invalid("a MultiClusterService needs at least one port".into()),
+                );
+                continue;
+            }
+            let def = McsDef {
+                at: m.at.clone(),
+                ports,
+                selectors: clusters
+                    .into_iter()
+                    .map(|c| c.selector.match_labels)
+                    .collect(),
+                health_path: m
+                    .value
+                    .metadata
+                    .annotations
+                    .get(HEALTH_PATH_ANNOTATION)
+                    .cloned(),
+            };
+            self.add_mcs(&m.value.metadata.name, def);
+        }
+        for s in &inputs.service_imports {
+            if let Some(k) = s
+                .value
+                .spec
+                .kind
+                .as_deref()
+                .filter(|k| *k != "ClusterSetIP")
+            {
+                self.fail(
+                    &s.at,
+                    "spec.type",
+                    ErrorKind::Invalid(format!(
+                        "ServiceImport type {k:?} is not supported: only ClusterSetIP is routed"
+                    )),
+                );
+                continue;
+            }
+            let def = McsDef {
+                at: s.at.clone(),
+                ports: s.value.spec.ports.clone(),
+                selectors: Vec::new(),
+                health_path: s
+                    .value
+                    .metadata
+                    .annotations
+                    .get(HEALTH_PATH_ANNOTATION)
+                    .cloned(),
+            };
+            self.add_mcs(&s.value.metadata.name, def);
+        }
+    }
+
+    fn add_mcs(&mut self, name: &str, def: McsDef) {
+        if let Some(prev) = self.mcs.get(name) {
+            let first = format!("{}: document {}", prev.at.file.display(), prev.at.document);
+            self.fail(
+                &def.at,
+                "metadata.name",
+                ErrorKind::DuplicateObject(format!(
+                    "multi-cluster service {name:?} (first defined in {first})"
+                )),
+            );
+            return;
+        }
+        self.mcs.insert(name.to_string(), def);
+    }
+
+    fn port_of(ports: &[ServicePort], port: &PortRef) -> Option<u16> {
+        ports
+            .iter()
+            .find(|p| match port {
+                PortRef::Number(n) => p.port == *n,
+                PortRef::Name(name) => p.name.as_deref() == Some(name.as_str()),
+            })
+            .map(|p| p.port)
+    }
+
+    fn inventory_clusters(&self) -> impl Iterator<Item = &'a InventoryCluster> {
+        self.inputs
+            .inventories
+            .iter()
+            .flat_map(|inv| &inv.value.spec.clusters)
+    }
+
+    /// Resolves a backend (a Service or a multi-cluster service) at `field` of `at`; records
+    /// the Envoy clusters it needs. `port` names the service port (number or name).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backend(
+        &mut self,
+        at: &Location,
+        field: &str,
+        name_field: &str,
+        service: &str,
+        port: Option<&PortRef>,
+        weight: u32,
+        port_field: &str,
+    ) -> Option<fc::Backend> {
+        if let Some(def) = self.mcs.get(service).cloned() {
+            return self.mcs_backend(at, field, service, &def, port, weight, port_field);
+        }
+        let Some(svc) = self
+            .inputs
+            .services
+            .iter()
+            .find(|s| s.value.metadata.name == service)
+        else {
+            self.fail(
+                at,
+                format!("{field}.{name_field}"),
+                ErrorKind::UnknownService(service.to_string()),
+            );
+            return None;
+        };
+        let resolved = match port {
+            Some(p) => Self::port_of(&svc.value.spec.ports, p),
+            // Without a port, a service with exactly one port is unambiguous.
+            None => match svc.value.spec.ports.as_slice() {
+                [only] => Some(only.port),
+                _ => None,
+            },
+        };
+        let Some(port_number) = resolved else {
+            self.fail(
+                at,
+                format!("{field}.{port_field}"),
+                ErrorKind::UnknownPort {
+                    service: service.to_string(),
+                    port: port.map_or_else(|| "(none)".to_string(), PortRef::to_string),
+                },
+            );
+            return None;
+        };
+        let endpoints: Vec<String> = self
+            .inventory_clusters()
+            .filter_map(|c| c.services.get(service)?.get(&port_number))
+            .flatten()
+            .cloned()
+            .collect();
+        if endpoints.is_empty() {
+            self.fail(
+                at,
+                format!("{field}.{port_field}"),
+                ErrorKind::NoEndpoints {
+                    service: service.to_string(),
+                    port: port_number,
+                },
+            );
+            return None;
+        }
+        let cluster = default_cluster_name(service, Some(port_number));
+        self.clusters.insert(cluster.clone(), endpoints);
+        Some(fc::Backend {
+            service: service.to_string(),
+            port: Some(port_number),
+            weight,
+            cluster: Some(cluster),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mcs_backend(
+        &mut self,
+        at: &Location,
+        field: &str,
+        name: &str,
+        def: &McsDef,
+        port: Option<&PortRef>,
+        weight: u32,
+        port_field: &str,
+    ) -> Option<fc::Backend> {
+        let resolved = match port {
+            Some(p) => Self::port_of(&def.ports, p),
+            None => match def.ports.as_slice() {
+                [only] => Some(only.port),
+                _ => None,
+            },
+        };
+        let Some(port_number) = resolved else {
+            self.fail(
+                at,
+                format!("{field}.{port_field}"),
+                ErrorKind::UnknownPort {
+                    service: name.to_string(),
+                    port: port.map_or_else(|| "(none)".to_string(), PortRef::to_string),
+                },
+            );
+            return None;
+        };
+        if let Some(used) = self.used_mcs.get(name) {
+            let used_port = used
+                .members
+                .first()
+                .map(|m| m.cluster.clone())
+                .unwrap_or_default();
+            if !used_port.starts_with(&format!("{name}_{port_number}.")) {
+                self.fail(at, format!("{field}.{port_field}"), ErrorKind::Invalid(format!(
+                    "multi-cluster service {name} is already routed on another port; one port per multi-cluster service"
+                )));
+                return None;
+            }
+        } else {
+            let mut members = Vec::new();
+            for c in self.inventory_clusters() {
+                let selected = def.selectors.is_empty()
+                    || def
+                        .selectors
+                        .iter()
+                        .any(|sel| sel.iter().all(|(k, v)| c.labels.get(k) == Some(v)));
+                let Some(endpoints) = c.services.get(name).and_then(|p| p.get(&port_number)) else {
+                    continue;
+                };
+                if !selected || endpoints.is_empty() {
+                    continue;
+                }
+                let cluster = format!(
+                    "{}.{}",
+                    default_cluster_name(name, Some(port_number)),
+                    c.name
+                );
+                self.clusters.insert(cluster.clone(), endpoints.clone());
+                members.push(fc::Member {
+                    name: c.name.clone(),
+                    cluster,
+                    weight: 1,
+                    labels: c.labels.clone(),
+                });
+            }
+            if members.is_empty() {
+                self.fail(at, format!("{field}.{port_field}"), ErrorKind::Invalid(format!(
+                    "no cluster in the inventory matches the selectors of multi-cluster service {name} and has endpoints for port {port_number}"
+                )));
+                return None;
+            }
+            let mut svc = fc::MultiClusterService {
+                members,
+                ..Default::default()
+            };
+            if let Some(path) = &def.health_path {
+                svc.health = Some(fc::HealthPolicy {
+                    active: serde_json::from_value(serde_json::json!({"path": path})).ok(),
+                    ..Default::default()
+                });
+            }
+            self.used_mcs.insert(name.to_string(), svc);
+        }
+        Some(fc::Backend {
+            service: name.to_string(),
+            port: Some(port_number),
+            weight,
+            cluster: None,
+        })
+    }
+}

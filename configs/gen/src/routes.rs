@@ -1,0 +1,399 @@
+//! The router's routes from every routing document: the seed's VirtualHost and
+//! MultiClusterIngress, and Gateway API HTTPRoutes. Rules for one host from several documents
+//! merge into one router host, in input order (the router then applies Gateway API
+//! precedence across them).
+
+use std::collections::BTreeMap;
+
+use wasmgate_core::config::{self as fc, PathModifier, PathModifierKind};
+
+use crate::error::{ErrorKind, Location};
+use crate::model::*;
+use crate::resolve::Ctx;
+
+/// Routes under construction: HTTP rules per host (insertion-ordered), TCP routes per port.
+#[derive(Default)]
+pub struct RouteSet {
+    hosts: Vec<(String, Vec<fc::HttpRule>)>,
+    tcp: BTreeMap<u16, (Location, fc::TcpRoute)>,
+}
+
+impl RouteSet {
+    fn host(&mut self, host: &str) -> &mut Vec<fc::HttpRule> {
+        let key = host.trim().to_ascii_lowercase();
+        let key = if key.is_empty() { "*".to_string() } else { key };
+        let i = match self.hosts.iter().position(|(h, _)| *h == key) {
+            Some(i) => i,
+            None => {
+                self.hosts.push((key, Vec::new()));
+                self.hosts.len() - 1
+            }
+        };
+        &mut self.hosts[i].1
+    }
+
+    pub fn into_routes(self) -> Vec<fc::Route> {
+        let http = self.hosts.into_iter().map(|(host, rules)| fc::Route {
+            http: Some(fc::HttpRoute { host, rules }),
+            tcp: None,
+        });
+        let tcp = self.tcp.into_values().map(|(_, t)| fc::Route {
+            http: None,
+            tcp: Some(t),
+        });
+        http.chain(tcp).collect()
+    }
+
+    pub fn tcp_ports(&self) -> impl Iterator<Item = (&u16, &fc::TcpRoute)> {
+        self.tcp.iter().map(|(p, (_, t))| (p, t))
+    }
+}
+
+/// Adds every routing document's routes; `port_map` moves declared TCP ports.
+pub fn collect(cx: &mut Ctx<'_>, port_map: &BTreeMap<u16, u16>) -> RouteSet {
+    let mut set = RouteSet::default();
+    let inputs = cx.inputs;
+    for vh in &inputs.virtual_hosts {
+        virtual_host(cx, &mut set, &vh.at, &vh.value, port_map);
+    }
+    for mci in &inputs.multi_cluster_ingresses {
+        ingress(cx, &mut set, &mci.at, &mci.value.spec.template.spec);
+    }
+    for r in &inputs.http_routes {
+        http_route(cx, &mut set, &r.at, &r.value.spec);
+    }
+    set
+}
+
+fn virtual_host(
+    cx: &mut Ctx<'_>,
+    set: &mut RouteSet,
+    at: &Location,
+    vh: &VirtualHost,
+    port_map: &BTreeMap<u16, u16>,
+) {
+    for (ri, r) in vh.spec.routes.iter().enumerate() {
+        let base = format!("spec.routes[{ri}]");
+        match (&r.http, &r.tcp) {
+            (Some(http), None) => {
+                let mut rules = Vec::new();
+                for (ui, rule) in http.rules.iter().enumerate() {
+                    let field = format!("{base}.http.rules[{ui}]");
+                    let backend = rule.backend.as_ref().and_then(|b| {
+                        cx.backend(
+                            at,
+                            &format!("{field}.backend"),
+                            "service",
+                            &b.service,
+                            Some(&b.service_port),
+                            1,
+                            "servicePort",
+                        )
+                    });
+                    if rule.backend.is_some() && backend.is_none() {
+                        continue;
+                    }
+                    rules.push(fc::HttpRule {
+                        path: rule.path.clone(),
+                        backend,
+                        status_code: rule.status_code.as_ref().map(|s| fc::StatusCodeAction {
+                            code: s.code,
+                            body: s.body.clone(),
+                            headers: Vec::new(),
+                        }),
+                        ..fc::HttpRule::default()
+                    });
+                }
+                set.host(&http.host).extend(rules);
+            }
+            (None, Some(tcp)) => {
+                let mut rules = Vec::new();
+                for (ui, rule) in tcp.rules.iter().enumerate() {
+                    let field = format!("{base}.tcp.rules[{ui}].backend");
+                    let b = &rule.backend;
+                    if let Some(backend) = cx.backend(
+                        at,
+                        &field,
+                        "service",
+                        &b.service,
+                        Some(&b.service_port),
+                        1,
+                        "servicePort",
+                    ) {
+                        rules.push(fc::TcpRule {
+                            backend: Some(backend),
+                            backends: Vec::new(),
+                        });
+                    }
+                }
+                let port = port_map.get(&tcp.port).copied().unwrap_or(tcp.port);
+                if let Some((first, _)) = set.tcp.get(&port) {
+                    let first = format!("{}: document {}", first.file.display(), first.document);
+                    cx.fail(
+                        at,
+                        format!("{base}.tcp.port"),
+                        ErrorKind::DuplicateObject(format!(
+                            "tcp port {} (first routed in {first})",
+                            tcp.port
+                        )),
+                    );
+                    continue;
+                }
+                set.tcp
+                    .insert(port, (at.clone(), fc::TcpRoute { port, rules }));
+            }
+            _ => cx.fail(
+                at,
+                base,
+                ErrorKind::Invalid("a route needs exactly one of `http` or `tcp`".into()),
+            ),
+        }
+    }
+}
+
+fn ingress(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &IngressSpec) {
+    let base = "spec.template.spec";
+    for (ri, rule) in spec.rules.iter().enumerate() {
+        let mut rules = Vec::new();
+        for (pi, p) in rule.http.paths.iter().enumerate() {
+            let field = format!("{base}.rules[{ri}].http.paths[{pi}].backend");
+            let b = &p.backend;
+            if let Some(backend) = cx.backend(
+                at,
+                &field,
+                "serviceName",
+                &b.service_name,
+                Some(&b.service_port),
+                1,
+                "servicePort",
+            ) {
+                rules.push(fc::HttpRule {
+                    path: Some(p.path.clone().unwrap_or_else(|| "/".into())),
+                    backend: Some(backend),
+                    ..fc::HttpRule::default()
+                });
+            }
+        }
+        set.host(rule.host.as_deref().unwrap_or("*")).extend(rules);
+    }
+    // The Ingress default backend takes whatever no rule matches: the catch-all host.
+    if let Some(b) = &spec.backend {
+        let field = format!("{base}.backend");
+        if let Some(backend) = cx.backend(
+            at,
+            &field,
+            "serviceName",
+            &b.service_name,
+            Some(&b.service_port),
+            1,
+            "servicePort",
+        ) {
+            set.host("*").push(fc::HttpRule {
+                path: Some("/".into()),
+                backend: Some(backend),
+                ..fc::HttpRule::default()
+            });
+        }
+    }
+}
+
+fn path_modifier(
+    cx: &mut Ctx<'_>,
+    at: &Location,
+    field: &str,
+    m: &GwPathModifier,
+) -> Option<PathModifier> {
+    let (kind, value) = match (
+        m.kind.as_str(),
+        &m.replace_full_path,
+        &m.replace_prefix_match,
+    ) {
+        ("ReplaceFullPath", Some(v), None) => (PathModifierKind::ReplaceFullPath, v),
+        ("ReplacePrefixMatch", None, Some(v)) => (PathModifierKind::ReplacePrefixMatch, v),
+        (k, _, _) => {
+            cx.fail(at, field, ErrorKind::Invalid(format!(
+                "path modifier type {k:?} needs exactly its own field (replaceFullPath or replacePrefixMatch)"
+            )));
+            return None;
+        }
+    };
+    Some(PathModifier {
+        kind,
+        value: value.clone(),
+    })
+}
+
+fn modifier(m: &GwHeaderModifier) -> fc::HeaderModifier {
+    fc::HeaderModifier {
+        set: m.set.clone(),
+        add: m.add.clone(),
+        remove: m.remove.clone(),
+    }
+}
+
+fn http_route(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &HttpRouteSpec) {
+    let mut rules = Vec::new();
+    for (ui, rule) in spec.rules.iter().enumerate() {
+        let base = format!("spec.rules[{ui}]");
+        for (field, present) in [
+            ("timeouts", rule.timeouts.is_some()),
+            ("retry", rule.retry.is_some()),
+            ("sessionPersistence", rule.session_persistence.is_some()),
+        ] {
+            if present {
+                cx.fail(
+                    at,
+                    format!("{base}.{field}"),
+                    ErrorKind::Invalid(format!("{field} is not supported by wasmgate")),
+                );
+            }
+        }
+        let mut out = fc::HttpRule {
+            matches: rule.matches.clone(),
+            ..fc::HttpRule::default()
+        };
+        for (fi, f) in rule.filters.iter().enumerate() {
+            let field = format!("{base}.filters[{fi}]");
+            match (
+                f.kind.as_str(),
+                &f.request_header_modifier,
+                &f.response_header_modifier,
+                &f.request_redirect,
+                &f.url_rewrite,
+            ) {
+                ("RequestHeaderModifier", Some(m), None, None, None) => {
+                    out.request_headers = Some(modifier(m))
+                }
+                ("ResponseHeaderModifier", None, Some(m), None, None) => {
+                    out.response_headers = Some(modifier(m))
+                }
+                ("RequestRedirect", None, None, Some(r), None) => {
+                    let path = match &r.path {
+                        Some(p) => {
+                            path_modifier(cx, at, &format!("{field}.requestRedirect.path"), p)
+                        }
+                        None => None,
+                    };
+                    out.redirect = Some(fc::Redirect {
+                        scheme: r.scheme.clone(),
+                        hostname: r.hostname.clone(),
+                        port: r.port,
+                        path,
+                        status_code: r.status_code,
+                    });
+                }
+                ("URLRewrite", None, None, None, Some(u)) => {
+                    let path = match &u.path {
+                        Some(p) => path_modifier(cx, at, &format!("{field}.urlRewrite.path"), p),
+                        None => None,
+                    };
+                    out.url_rewrite = Some(fc::UrlRewrite {
+                        hostname: u.hostname.clone(),
+                        path,
+                    });
+                }
+                (k @ ("RequestMirror" | "ExtensionRef" | "CORS"), ..) => {
+                    cx.fail(
+                        at,
+                        format!("{field}.type"),
+                        ErrorKind::Invalid(format!("filter {k} is not supported by wasmgate")),
+                    );
+                }
+                (k, ..) => cx.fail(
+                    at,
+                    format!("{field}.type"),
+                    ErrorKind::Invalid(format!(
+                        "filter type {k:?} needs exactly its own configuration field"
+                    )),
+                ),
+            }
+        }
+        for (bi, b) in rule.backend_refs.iter().enumerate() {
+            let field = format!("{base}.backendRefs[{bi}]");
+            let kind = b.kind.as_deref().unwrap_or("Service");
+            let known = match (b.group.as_deref().unwrap_or(""), kind) {
+                ("" | "core", "Service") => {
+                    cx.inputs
+                        .services
+                        .iter()
+                        .any(|s| s.value.metadata.name == b.name)
+                        || cx.mcs.contains_key(&b.name)
+                }
+                ("multicluster.x-k8s.io", "ServiceImport") => cx
+                    .inputs
+                    .service_imports
+                    .iter()
+                    .any(|s| s.value.metadata.name == b.name),
+                (g, k) => {
+                    cx.fail(
+                        at,
+                        format!("{field}.kind"),
+                        ErrorKind::Invalid(format!(
+                            "backend kind {k:?} of group {g:?} is not supported"
+                        )),
+                    );
+                    continue;
+                }
+            };
+            if !known {
+                cx.fail(
+                    at,
+                    format!("{field}.name"),
+                    ErrorKind::UnknownService(b.name.clone()),
+                );
+                continue;
+            }
+            if !b.filters.is_empty() {
+                cx.fail(
+                    at,
+                    format!("{field}.filters"),
+                    ErrorKind::Invalid("backend filters are not supported by wasmgate".into()),
+                );
+                continue;
+            }
+            let port = b.port.map(PortRef::Number);
+            if let Some(backend) = cx.backend(
+                at,
+                &field,
+                "name",
+                &b.name,
+                port.as_ref(),
+                b.weight.unwrap_or(1),
+                "port",
+            ) {
+                out.backends.push(backend);
+            }
+        }
+        if out.redirect.is_none() && out.backends.is_empty() {
+            if rule.backend_refs.is_empty() {
+                // Gateway API: a rule with nowhere to send its requests answers 500.
+                out.status_code = Some(fc::StatusCodeAction {
+                    code: 500,
+                    body: None,
+                    headers: Vec::new(),
+                });
+                out.request_headers = None;
+                out.url_rewrite = None;
+            } else {
+                continue;
+            }
+        }
+        if out.redirect.is_some() && !out.backends.is_empty() {
+            cx.fail(
+                at,
+                base.clone(),
+                ErrorKind::Invalid("a rule cannot both redirect and forward to backendRefs".into()),
+            );
+            continue;
+        }
+        rules.push(out);
+    }
+    let hostnames: Vec<&str> = if spec.hostnames.is_empty() {
+        vec!["*"]
+    } else {
+        spec.hostnames.iter().map(String::as_str).collect()
+    };
+    for h in hostnames {
+        set.host(h).extend(rules.iter().cloned());
+    }
+}
