@@ -1,0 +1,192 @@
+//! Bad input: every error names the file, the document and the field; all errors of a run
+//! are reported together; nothing is written unless everything is valid.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const SERVICE: &str =
+    "kind: Service\nmetadata: {name: foo-app}\nspec:\n  ports: [{name: web, port: 80}]\n";
+const INVENTORY: &str = "kind: ClusterInventory\nmetadata: {name: inv}\nspec:\n  clusters:\n    - name: c1\n      labels: {region: us}\n      services:\n        foo-app: {80: [\"127.0.0.1:1\"]}\n        mcs: {80: [\"127.0.0.1:2\"]}\n";
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str, files: &[(&str, &str)]) -> Dir {
+        let dir = std::env::temp_dir().join(format!("wasmgate-gen-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (n, text) in files {
+            std::fs::write(dir.join(n), text).unwrap();
+        }
+        Dir(dir)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn errors_of(name: &str, files: &[(&str, &str)]) -> String {
+    let dir = Dir::new(name, files);
+    match wasmgate_gen::load(std::slice::from_ref(&dir.0))
+        .and_then(|i| wasmgate_gen::generate(&i, &wasmgate_gen::Options::default()))
+    {
+        Ok(_) => panic!("{name}: accepted"),
+        Err(e) => e.to_string().replace(&format!("{}/", dir.0.display()), ""),
+    }
+}
+
+#[test]
+fn each_error_names_file_document_and_field() {
+    let vhost = |rules: &str| {
+        format!("kind: Service\nmetadata: {{name: other}}\nspec: {{ports: [{{port: 1}}]}}\n---\nkind: VirtualHost\nmetadata: {{name: foo}}\nspec:\n  routes:\n    - http:\n        host: foo.com\n        rules:\n{rules}")
+    };
+    let cases: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+        (
+            "a named port the service lacks (the issue's own example)",
+            vec![("vhost.yaml", vhost("          - {path: /, backend: {service: foo-app, servicePort: web}}\n          - {path: /x, backend: {service: foo-app, servicePort: www}}\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "vhost.yaml: document 2 (VirtualHost foo): spec.routes[0].http.rules[1].backend.servicePort: no port named \"www\" on service foo-app",
+        ),
+        (
+            "an unknown field",
+            vec![("vhost.yaml", vhost("          - {path: /, colour: blue, backend: {service: foo-app, servicePort: web}}\n"))],
+            "vhost.yaml: document 2 (VirtualHost foo): spec.routes[0].http.rules[0].colour: unknown field `colour`",
+        ),
+        (
+            "an unknown service",
+            vec![("vhost.yaml", vhost("          - {path: /, backend: {service: nope, servicePort: web}}\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "vhost.yaml: document 2 (VirtualHost foo): spec.routes[0].http.rules[0].backend.service: no service named \"nope\"",
+        ),
+        (
+            "an unsupported kind",
+            vec![("x.yaml", "kind: Ingress\nmetadata: {name: old}\n".to_string())],
+            "x.yaml: document 1 (Ingress old): unsupported kind \"Ingress\"",
+        ),
+        (
+            "broken YAML",
+            vec![("x.yaml", "kind: Service\nmetadata: {name: [\n".to_string())],
+            "x.yaml: document 1: invalid YAML",
+        ),
+        (
+            "MultiClusterService ports given twice",
+            vec![("mcs.yaml", "kind: MultiClusterService\nmetadata: {name: mcs}\nspec:\n  template:\n    ports: [{port: 80}]\n  ports: [{port: 80}]\n".to_string())],
+            "mcs.yaml: document 1 (MultiClusterService mcs): spec.ports: ports are given both in spec and in spec.template",
+        ),
+        (
+            "an HTTPRoute filter wasmgate does not support",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: x}}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].type: filter RequestMirror is not supported by wasmgate",
+        ),
+        (
+            "an HTTPRoute backend that does not exist",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - backendRefs: [{name: ghost, port: 80}]\n".to_string())],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].backendRefs[0].name: no service named \"ghost\"",
+        ),
+        (
+            "a multi-cluster service whose selector matches no cluster",
+            vec![("m.yaml", "kind: MultiClusterService\nmetadata: {name: mcs}\nspec:\n  template:\n    ports: [{port: 80}]\n    clusters: [{selector: {matchLabels: {region: mars}}}]\n---\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - backendRefs: [{name: mcs, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "m.yaml: document 2 (HTTPRoute r): spec.rules[0].backendRefs[0].port: no cluster in the inventory matches the selectors of multi-cluster service mcs",
+        ),
+        (
+            "a generated rule the router refuses",
+            vec![("vhost.yaml", vhost("          - {path: nope, statusCode: {code: 404}}\n"))],
+            "generated filter config is invalid: router: routes[0].http.rules[0].path: invalid path",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (name, files, want)) in cases.iter().enumerate() {
+        let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        let got = errors_of(&format!("case{i}"), &files);
+        if !got.contains(want) {
+            failures.push(format!("{name}:\n  want {want}\n  got  {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn all_errors_of_a_run_come_together_and_nothing_is_written() {
+    let dir = Dir::new("many", &[
+        ("a.yaml", "kind: Gizmo\nmetadata: {name: g}\n"),
+        ("b.yaml", "kind: VirtualHost\nmetadata: {name: v}\nspec:\n  routes:\n    - http: {host: a.com, rules: [{path: /, backend: {service: s1, servicePort: 1}}]}\n    - http: {host: b.com, rules: [{path: /, backend: {service: s2, servicePort: 1}}]}\n"),
+    ]);
+    let out = dir.0.join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+        .args(["generate", "--out"])
+        .arg(&out)
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unsupported kind \"Gizmo\""), "{stderr}");
+    assert!(stderr.contains("a.yaml"), "{stderr}");
+    // b.yaml's two errors are only found once the documents load; the kinds error is enough
+    // to stop before writing, and nothing was.
+    assert!(!out.exists(), "outputs were written despite errors");
+
+    let dir2 = Dir::new("many2", &[("b.yaml", "kind: VirtualHost\nmetadata: {name: v}\nspec:\n  routes:\n    - http: {host: a.com, rules: [{path: /, backend: {service: s1, servicePort: 1}}]}\n    - http: {host: b.com, rules: [{path: /, backend: {service: s2, servicePort: 1}}]}\n")]);
+    let run = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+        .args(["check"])
+        .arg(&dir2.0)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("rules[0].backend.service: no service named \"s1\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("routes[1].http.rules[0].backend.service: no service named \"s2\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_exit_codes_are_zero_one_two() {
+    let seed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/seed");
+    let code = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(code(&["check", seed.to_str().unwrap()]), Some(0));
+    assert_eq!(code(&["check", "/nonexistent/wasmgate.yaml"]), Some(1));
+    assert_eq!(code(&["check", "--bogus", seed.to_str().unwrap()]), Some(2));
+    assert_eq!(code(&["frobnicate"]), Some(2));
+}
+
+#[test]
+fn explain_tells_where_a_request_goes() {
+    let ex = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/gateway-api");
+    let run = |req: &str, header: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wasmgate"));
+        c.args(["explain", "--request", req]);
+        if let Some(h) = header {
+            c.args(["--header", h]);
+        }
+        String::from_utf8_lossy(&c.arg(&ex).output().unwrap().stdout).into_owned()
+    };
+    let v2 = run("GET shop.example.com /api/cart/1", Some("x-version: v2"));
+    assert!(
+        v2.contains("forward to service cart-v2 via Envoy cluster cart-v2_8080"),
+        "{v2}"
+    );
+    let old = run("GET shop.example.com /old-shop/item", None);
+    assert!(
+        old.contains("answer 301 locally")
+            && old.contains("location: http://shop.example.com/item"),
+        "{old}"
+    );
+    let front = run("GET a.shop.example.com /", None);
+    assert!(
+        front.contains("multi-cluster service storefront") && front.contains("storefront_80.eu-1"),
+        "{front}"
+    );
+}
