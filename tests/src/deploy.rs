@@ -70,8 +70,8 @@ pub struct Deployment {
     pub envoy: Envoy,
     /// The HTTP listener.
     pub http: SocketAddr,
-    /// Declared TCP listener port -> where it really listens.
-    pub tcp: BTreeMap<u16, SocketAddr>,
+    /// Declared listener port (a Gateway listener or a tcp route) -> where it really listens.
+    pub ports: BTreeMap<u16, SocketAddr>,
     pub output: Output,
     pub config_path: PathBuf,
     // Dropped last: Envoy's log lives here.
@@ -90,12 +90,13 @@ impl std::fmt::Display for DeployError {
 impl std::error::Error for DeployError {}
 
 /// Generates config from `inputs` plus an inventory of `members`, then starts Envoy on it.
-/// `tcp_ports` lists the declared TCP listener ports to move onto free ports.
+/// `ports` lists the declared listener ports (Gateway listeners, tcp routes) to move onto
+/// free ports.
 pub fn deploy(
     label: &str,
     inputs: &[PathBuf],
     members: &[Member],
-    tcp_ports: &[u16],
+    ports: &[u16],
 ) -> Result<Deployment, DeployError> {
     let err = |m: String| DeployError(m);
     let scratch = Scratch::new(label).map_err(|e| err(e.to_string()))?;
@@ -108,15 +109,16 @@ pub fn deploy(
     let port = || free_port().map_err(|e| err(e.to_string()));
     let mut opts = Options {
         router_wasm: wasm("wasmgate_router"),
+        balancer_wasm: wasm("wasmgate_balancer"),
         http_port: port()?,
         admin_port: port()?,
         ..Options::default()
     };
-    let mut tcp = BTreeMap::new();
-    for declared in tcp_ports {
+    let mut mapped = BTreeMap::new();
+    for declared in ports {
         let actual = port()?;
         opts.port_map.insert(*declared, actual);
-        tcp.insert(*declared, SocketAddr::from(([127, 0, 0, 1], actual)));
+        mapped.insert(*declared, SocketAddr::from(([127, 0, 0, 1], actual)));
     }
     let output = wasmgate_gen::generate(&loaded, &opts).map_err(|e| err(e.to_string()))?;
     let files = output.files().map_err(|e| err(e.to_string()))?;
@@ -131,7 +133,7 @@ pub fn deploy(
     Ok(Deployment {
         envoy,
         http: SocketAddr::from(([127, 0, 0, 1], opts.http_port)),
-        tcp,
+        ports: mapped,
         output,
         config_path,
         scratch,

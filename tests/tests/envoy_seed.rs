@@ -110,7 +110,7 @@ fn seed_virtualhost_routes_http_tcp_and_status_codes_in_envoy() {
     assert_eq!(r.status, 404, "a client-sent routing header must not steer");
 
     // TCP: the listener declared as port 9000 reaches tcp-app.
-    let mut conn = TcpStream::connect(d.tcp[&9000]).unwrap();
+    let mut conn = TcpStream::connect(d.ports[&9000]).unwrap();
     conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
     let mut reader = BufReader::new(conn.try_clone().unwrap());

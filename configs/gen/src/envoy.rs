@@ -403,7 +403,7 @@ fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Resu
             Some(p) if p.kind == PathModifierKind::ReplaceFullPath => {
                 red["path_redirect"] = json!(p.value)
             }
-            Some(p) => red["prefix_rewrite"] = json!(p.value),
+            Some(p) => red["regex_rewrite"] = prefix_rewrite(rule, &p.value)?,
             None => {}
         }
         red["response_code"] = json!(match r.status_code.unwrap_or(302) {
@@ -455,7 +455,7 @@ fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Resu
                 return Err("capture templates have no native equivalent".into())
             }
             Some(p) if p.kind == PathModifierKind::ReplacePrefixMatch => {
-                route["prefix_rewrite"] = json!(p.value)
+                route["regex_rewrite"] = prefix_rewrite(rule, &p.value)?
             }
             Some(p) => {
                 route["regex_rewrite"] =
@@ -483,6 +483,32 @@ fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Resu
         }
     }
     Ok(v)
+}
+
+/// Gateway API's ReplacePrefixMatch as a regex rewrite: Envoy's literal `prefix_rewrite`
+/// would turn `/old/x` with replacement `/` into `//x`.
+fn prefix_rewrite(rule: &fc::HttpRule, replacement: &str) -> Result<Value, String> {
+    let mut prefixes = rule
+        .path
+        .iter()
+        .cloned()
+        .chain(rule.matches.iter().map(|m| {
+            m.path
+                .as_ref()
+                .map_or_else(|| "/".to_string(), |p| p.value.clone())
+        }));
+    let first = prefixes.next().unwrap_or_else(|| "/".into());
+    if prefixes.any(|p| p != first) {
+        return Err(
+            "a prefix rewrite over several different prefixes has no single native rewrite".into(),
+        );
+    }
+    let prefix = regex_escape(first.trim_end_matches('/'));
+    Ok(if replacement.ends_with('/') {
+        json!({"pattern": {"regex": format!("^{prefix}/?")}, "substitution": replacement})
+    } else {
+        json!({"pattern": {"regex": format!("^{prefix}")}, "substitution": replacement})
+    })
 }
 
 /// The native bootstrap: the same listeners and clusters, Envoy's own routes, no Wasm.

@@ -43,7 +43,9 @@ fn each_error_names_file_document_and_field() {
     let vhost = |rules: &str| {
         format!("kind: Service\nmetadata: {{name: other}}\nspec: {{ports: [{{port: 1}}]}}\n---\nkind: VirtualHost\nmetadata: {{name: foo}}\nspec:\n  routes:\n    - http:\n        host: foo.com\n        rules:\n{rules}")
     };
-    let cases: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+    // (what, input files, expected message)
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "a named port the service lacks (the issue's own example)",
             vec![("vhost.yaml", vhost("          - {path: /, backend: {service: foo-app, servicePort: web}}\n          - {path: /x, backend: {service: foo-app, servicePort: www}}\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],

@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "envoy is up: http on {}, tcp port 9000 on {}, config {}",
         d.http,
-        d.tcp[&9000],
+        d.ports[&9000],
         d.config_path.display()
     );
     println!();
@@ -74,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             outcome
         );
     }
-    let conn = TcpStream::connect(d.tcp[&9000])?;
+    let conn = TcpStream::connect(d.ports[&9000])?;
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut greeting = String::new();
     BufReader::new(conn).read_line(&mut greeting)?;
