@@ -1,5 +1,7 @@
-//! `make demo`: the seed's examples generated, running in Envoy, with traffic and where it went.
+//! `make demo`: the seed's examples generated, running in Envoy with local backends standing
+//! in for clusters, with traffic and where it went.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -8,8 +10,21 @@ use wasmgate_tests::deploy::{deploy, Member};
 use wasmgate_tests::paths::examples;
 use wasmgate_tests::{get, Backend, TcpBackend};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let foo = Backend::start("foo-app")?;
+fn show_inputs(files: &[std::path::PathBuf]) {
+    println!("generated from:");
+    let root = examples();
+    for f in files {
+        println!("  configs/examples/{}", f.strip_prefix(&root).unwrap_or(f).display());
+    }
+}
+
+fn row(request: &str, status: &str, outcome: &str) {
+    println!("  {request:<40} {status:>6}  {outcome}");
+}
+
+fn virtual_host() -> Result<(), Box<dyn std::error::Error>> {
+    println!("== The seed's VirtualHost: host/path rules, a TCP route, status codes");
+    let foo_app = Backend::start("foo-app")?;
     let tcp_app = TcpBackend::start("tcp-app")?;
     let seed = examples().join("seed");
     let inputs = [
@@ -17,15 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed.join("virtualhost.yaml"),
         seed.join("status-code.yaml"),
     ];
-    println!("generating from:");
-    for i in &inputs {
-        println!(
-            "  {}",
-            i.strip_prefix(examples().parent().unwrap_or(&seed))
-                .unwrap_or(i)
-                .display()
-        );
-    }
+    show_inputs(&inputs);
     let d = deploy(
         "demo",
         &inputs,
@@ -33,20 +40,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             name: "local".into(),
             labels: vec![("region".into(), "local".into())],
             endpoints: vec![
-                ("foo-app".into(), 80, foo.endpoint()),
+                ("foo-app".into(), 80, foo_app.endpoint()),
                 ("tcp-app".into(), 9000, tcp_app.endpoint()),
             ],
         }],
         &[9000],
     )?;
-    println!(
-        "envoy is up: http on {}, tcp port 9000 on {}, config {}",
-        d.http,
-        d.ports[&9000],
-        d.config_path.display()
-    );
-    println!();
-    println!("{:<34} {:>6}  {}", "request", "status", "outcome");
+    println!("envoy: http on {}, tcp port 9000 on {}", d.http, d.ports[&9000]);
+    row("request", "status", "outcome");
     for (host, path) in [
         ("foo.com", "/"),
         ("foo.com", "/cart/checkout?step=2"),
@@ -57,32 +58,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         let r = get(d.http, host, path)?;
         let outcome = match r.backend() {
-            Some(b) => format!(
-                "reached backend {b} (cluster {})",
-                r.json()["headers"]
-                    .as_array()
-                    .and_then(|h| h.iter().find(|p| p[0] == "x-wasmgate-cluster"))
-                    .map(|p| p[1].to_string())
-                    .unwrap_or_default()
-            ),
-            None => format!("local reply: {:?}", r.text().trim_end()),
+            Some(b) => format!("backend {b}"),
+            None => format!("local reply {:?}", r.text().trim_end()),
         };
-        println!(
-            "{:<34} {:>6}  {}",
-            format!("GET {host}{path}"),
-            r.status,
-            outcome
-        );
+        row(&format!("GET {host}{path}"), &r.status.to_string(), &outcome);
     }
     let conn = TcpStream::connect(d.ports[&9000])?;
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut greeting = String::new();
     BufReader::new(conn).read_line(&mut greeting)?;
-    println!(
-        "{:<34} {:>6}  reached backend {}",
-        "TCP connect :9000",
-        "-",
-        greeting.trim_end()
-    );
+    row("TCP connect :9000", "-", &format!("backend {}", greeting.trim_end()));
     Ok(())
+}
+
+fn multi_cluster() -> Result<(), Box<dyn std::error::Error>> {
+    println!();
+    println!("== The seed's MultiClusterIngress + MultiClusterService (clusters with region: us)");
+    let clusters = [("us-east", "us"), ("us-west", "us"), ("eu-west", "eu")];
+    let backends: Vec<Backend> = clusters.iter().map(|(n, _)| Backend::start(n)).collect::<Result<_, _>>()?;
+    let ex = examples().join("seed-multicluster");
+    let inputs = [ex.join("multiclusterservice.yaml"), ex.join("multiclusteringress.yaml")];
+    show_inputs(&inputs);
+    let members: Vec<Member> = clusters
+        .iter()
+        .zip(&backends)
+        .map(|((name, region), b)| Member {
+            name: name.to_string(),
+            labels: vec![("region".into(), region.to_string())],
+            endpoints: vec![("my-mc-service".into(), 80, b.endpoint())],
+        })
+        .collect();
+    let d = deploy("demo-mc", &inputs, &members, &[])?;
+    println!("inventory: us-east (us), us-west (us), eu-west (eu); envoy: http on {}", d.http);
+    let tally = |n: usize| -> Result<BTreeMap<String, u32>, Box<dyn std::error::Error>> {
+        let mut seen = BTreeMap::new();
+        for _ in 0..n {
+            let r = get(d.http, "foo.bar.com", "/")?;
+            *seen.entry(r.backend().unwrap_or_else(|| format!("status {}", r.status))).or_insert(0) += 1;
+        }
+        Ok(seen)
+    };
+    row("100 x GET foo.bar.com/", "", &format!("{:?}", tally(100)?));
+    let r = get(d.http, "other.example", "/")?;
+    row("GET other.example/ (default backend)", &r.status.to_string(), &format!("backend {}", r.backend().unwrap_or_default()));
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    virtual_host()?;
+    multi_cluster()
 }
