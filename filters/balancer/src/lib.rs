@@ -23,4 +23,3 @@ mod host;
 mod metrics;
 #[cfg(target_arch = "wasm32")]
 mod plugin;
-
