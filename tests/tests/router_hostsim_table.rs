@@ -133,11 +133,20 @@ fn the_tcp_root_steers_each_connection_by_listener_port() {
         })
     };
     let routed = connect(9000);
-    assert_eq!(routed.cluster.as_deref(), Some("tcp-app_9000"), "{:?}", routed.logs);
+    assert_eq!(
+        routed.cluster.as_deref(),
+        Some("tcp-app_9000"),
+        "{:?}",
+        routed.logs
+    );
     assert!(!routed.closed);
     assert_eq!(routed.to_upstream, b"hello");
     let unrouted = connect(9001);
-    assert!(unrouted.closed, "a port without a tcp route is closed: {:?}", unrouted.logs);
+    assert!(
+        unrouted.closed,
+        "a port without a tcp route is closed: {:?}",
+        unrouted.logs
+    );
     assert!(unrouted.vm_failures.is_empty() && routed.vm_failures.is_empty());
 }
 
@@ -173,17 +182,51 @@ fn huge_and_odd_requests_get_defined_answers_and_never_trap() {
         r
     };
     let cases: Vec<(&str, HttpRequest, u16, Option<&str>)> = vec![
-        ("1,000 headers are read once, by name", many, 200, Some("many")),
-        ("a 10,000-character path", HttpRequest::get("a.com", &long), 200, Some("app")),
-        ("a long path through the regex", HttpRequest::get("a.com", &format!("/r{long}")), 200, Some("app")),
+        (
+            "1,000 headers are read once, by name",
+            many,
+            200,
+            Some("many"),
+        ),
+        (
+            "a 10,000-character path",
+            HttpRequest::get("a.com", &long),
+            200,
+            Some("app"),
+        ),
+        (
+            "a long path through the regex",
+            HttpRequest::get("a.com", &format!("/r{long}")),
+            200,
+            Some("app"),
+        ),
         ("a missing :authority", no_authority, 404, None),
-        ("a non-UTF-8 authority", with(":authority", b"\xff\xfe"), 404, None),
-        ("a non-UTF-8 path", with(":path", b"/\xff"), 200, Some("app")),
+        (
+            "a non-UTF-8 authority",
+            with(":authority", b"\xff\xfe"),
+            404,
+            None,
+        ),
+        (
+            "a non-UTF-8 path",
+            with(":path", b"/\xff"),
+            200,
+            Some("app"),
+        ),
     ];
     for (name, req, status, cluster) in cases {
         let out = plugin.http(&routes, req);
-        assert!(out.vm_failures.is_empty(), "{name}: the VM trapped: {:?}", out.vm_failures);
-        assert_eq!((out.status, out.cluster.as_deref()), (status, cluster), "{name}: {:?}", out.logs);
+        assert!(
+            out.vm_failures.is_empty(),
+            "{name}: the VM trapped: {:?}",
+            out.vm_failures
+        );
+        assert_eq!(
+            (out.status, out.cluster.as_deref()),
+            (status, cluster),
+            "{name}: {:?}",
+            out.logs
+        );
     }
 }
 

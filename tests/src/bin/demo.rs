@@ -14,7 +14,10 @@ fn show_inputs(files: &[std::path::PathBuf]) {
     println!("generated from:");
     let root = examples();
     for f in files {
-        println!("  configs/examples/{}", f.strip_prefix(&root).unwrap_or(f).display());
+        println!(
+            "  configs/examples/{}",
+            f.strip_prefix(&root).unwrap_or(f).display()
+        );
     }
 }
 
@@ -46,7 +49,10 @@ fn virtual_host() -> Result<(), Box<dyn std::error::Error>> {
         }],
         &[9000],
     )?;
-    println!("envoy: http on {}, tcp port 9000 on {}", d.http, d.ports[&9000]);
+    println!(
+        "envoy: http on {}, tcp port 9000 on {}",
+        d.http, d.ports[&9000]
+    );
     row("request", "status", "outcome");
     for (host, path) in [
         ("foo.com", "/"),
@@ -61,13 +67,21 @@ fn virtual_host() -> Result<(), Box<dyn std::error::Error>> {
             Some(b) => format!("backend {b}"),
             None => format!("local reply {:?}", r.text().trim_end()),
         };
-        row(&format!("GET {host}{path}"), &r.status.to_string(), &outcome);
+        row(
+            &format!("GET {host}{path}"),
+            &r.status.to_string(),
+            &outcome,
+        );
     }
     let conn = TcpStream::connect(d.ports[&9000])?;
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut greeting = String::new();
     BufReader::new(conn).read_line(&mut greeting)?;
-    row("TCP connect :9000", "-", &format!("backend {}", greeting.trim_end()));
+    row(
+        "TCP connect :9000",
+        "-",
+        &format!("backend {}", greeting.trim_end()),
+    );
     Ok(())
 }
 
@@ -75,9 +89,15 @@ fn multi_cluster() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     println!("== The seed's MultiClusterIngress + MultiClusterService (clusters with region: us)");
     let clusters = [("us-east", "us"), ("us-west", "us"), ("eu-west", "eu")];
-    let backends: Vec<Backend> = clusters.iter().map(|(n, _)| Backend::start(n)).collect::<Result<_, _>>()?;
+    let backends: Vec<Backend> = clusters
+        .iter()
+        .map(|(n, _)| Backend::start(n))
+        .collect::<Result<_, _>>()?;
     let ex = examples().join("seed-multicluster");
-    let inputs = [ex.join("multiclusterservice.yaml"), ex.join("multiclusteringress.yaml")];
+    let inputs = [
+        ex.join("multiclusterservice.yaml"),
+        ex.join("multiclusteringress.yaml"),
+    ];
     show_inputs(&inputs);
     let members: Vec<Member> = clusters
         .iter()
@@ -89,18 +109,30 @@ fn multi_cluster() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     let d = deploy("demo-mc", &inputs, &members, &[])?;
-    println!("inventory: us-east (us), us-west (us), eu-west (eu); envoy: http on {}", d.http);
+    println!(
+        "inventory: us-east (us), us-west (us), eu-west (eu); envoy: http on {}",
+        d.http
+    );
     let tally = |n: usize| -> Result<BTreeMap<String, u32>, Box<dyn std::error::Error>> {
         let mut seen = BTreeMap::new();
         for _ in 0..n {
             let r = get(d.http, "foo.bar.com", "/")?;
-            *seen.entry(r.backend().unwrap_or_else(|| format!("status {}", r.status))).or_insert(0) += 1;
+            *seen
+                .entry(
+                    r.backend()
+                        .unwrap_or_else(|| format!("status {}", r.status)),
+                )
+                .or_insert(0) += 1;
         }
         Ok(seen)
     };
     row("100 x GET foo.bar.com/", "", &format!("{:?}", tally(100)?));
     let r = get(d.http, "other.example", "/")?;
-    row("GET other.example/ (default backend)", &r.status.to_string(), &format!("backend {}", r.backend().unwrap_or_default()));
+    row(
+        "GET other.example/ (default backend)",
+        &r.status.to_string(),
+        &format!("backend {}", r.backend().unwrap_or_default()),
+    );
     Ok(())
 }
 
