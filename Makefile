@@ -7,6 +7,8 @@ ENVOY_VERSION := 1.40.0
 WASM_TARGET := wasm32-wasip1
 WASM_DIR := target/$(WASM_TARGET)/release
 FILTERS := -p wasmgate-router -p wasmgate-balancer
+# The fidelity probe runs in Envoy and in host-sim; it is built with the filters.
+MODULES := $(FILTERS) -p wasmgate-probe
 
 .PHONY: setup build demo test bench lint clean wasm-target envoy
 
@@ -23,7 +25,7 @@ $(ENVOY):
 	@$(ENVOY) --version
 
 build: wasm-target
-	cargo build --release --target $(WASM_TARGET) $(FILTERS)
+	cargo build --release --target $(WASM_TARGET) $(MODULES)
 	cargo build --release -p wasmgate-gen -p host-sim
 
 demo: setup build

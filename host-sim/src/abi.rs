@@ -438,7 +438,9 @@ fn add_shared(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 let st = c.data();
                 let mut q = lock(&st.shared.queues);
                 let key = (st.info.vm_id.clone(), name);
-                let owner = (st.vm_uid, st.context());
+                // Envoy registers the queue to the caller's root context, which is the one
+                // `proxy_on_queue_ready` later reaches, even when a stream registered it.
+                let owner = (st.vm_uid, st.root_context);
                 match q.by_name.get(&key).copied() {
                     Some(t) => {
                         if let Some(queue) = q.queues.get_mut(&t) {

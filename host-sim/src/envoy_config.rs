@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::plugin::{PluginSpec, WasmSource};
+use crate::properties::PropValue;
 use crate::routes::{PathMatch, Route, RouteAction, Routes, VirtualHost};
 
 const HCM: &str =
@@ -25,6 +26,8 @@ pub struct EnvoySetup {
     pub routes: Routes,
     /// Names under `static_resources.clusters` (empty: no cluster list, any name exists).
     pub clusters: Vec<String>,
+    /// The first endpoint (`ip:port`) of each cluster that lists one.
+    pub cluster_addresses: Vec<(String, String)>,
     /// Wasm network filters of the first TCP listener, and `tcp_proxy`'s cluster.
     pub network_filters: Vec<PluginSpec>,
     pub tcp_cluster: Option<String>,
@@ -75,6 +78,7 @@ pub fn parse_bootstrap(text: &str, base_dir: &Path) -> Result<EnvoySetup, Error>
         clusters: list(res, "clusters")
             .filter_map(|c| str_of(c, "name").map(String::from))
             .collect(),
+        cluster_addresses: list(res, "clusters").filter_map(first_endpoint).collect(),
         network_filters: Vec::new(),
         tcp_cluster: None,
         skipped_filters: Vec::new(),
@@ -106,7 +110,63 @@ pub fn parse_bootstrap(text: &str, base_dir: &Path) -> Result<EnvoySetup, Error>
             "no http_connection_manager or tcp_proxy filter in any listener",
         ));
     }
+    if let Some(node) = root.get("node") {
+        let node = node_property(node);
+        for spec in setup
+            .http_filters
+            .iter_mut()
+            .chain(setup.network_filters.iter_mut())
+        {
+            spec.properties.set(&["xds", "node"], node.clone());
+        }
+    }
     Ok(setup)
+}
+
+fn first_endpoint(cluster: &Value) -> Option<(String, String)> {
+    let name = str_of(cluster, "name")?;
+    let socket = list(cluster.get("load_assignment")?, "endpoints")
+        .flat_map(|e| list(e, "lb_endpoints"))
+        .find_map(|e| e.get("endpoint")?.get("address")?.get("socket_address"))?;
+    let port = socket.get("port_value").and_then(Value::as_u64)?;
+    Some((
+        name.to_string(),
+        format!("{}:{port}", str_of(socket, "address")?),
+    ))
+}
+
+impl EnvoySetup {
+    /// Makes `sim` know this bootstrap's clusters (any other name is unknown) and their
+    /// endpoint addresses.
+    pub fn declare_clusters(&self, sim: &crate::HostSim) {
+        if !self.clusters.is_empty() {
+            sim.declare_clusters(&self.clusters);
+        }
+        for (cluster, address) in &self.cluster_addresses {
+            sim.set_upstream_address(cluster, address);
+        }
+    }
+}
+
+/// The bootstrap's `node` as Envoy serves it at `xds.node`: unset fields read as empty.
+fn node_property(node: &Value) -> PropValue {
+    let mut fields = serde_json::Map::new();
+    for key in ["id", "cluster"] {
+        fields.insert(key.into(), Value::String(String::new()));
+    }
+    fields.insert("metadata".into(), Value::Object(serde_json::Map::new()));
+    let mut locality = serde_json::Map::new();
+    for key in ["region", "zone", "sub_zone"] {
+        locality.insert(key.into(), Value::String(String::new()));
+    }
+    if let Some(given) = node.get("locality").and_then(Value::as_object) {
+        locality.extend(given.clone());
+    }
+    if let Some(given) = node.as_object() {
+        fields.extend(given.clone());
+    }
+    fields.insert("locality".into(), Value::Object(locality));
+    PropValue::from_json(&Value::Object(fields))
 }
 
 fn read_hcm(hcm: &Value, base_dir: &Path, setup: &mut EnvoySetup) -> Result<(), Error> {

@@ -875,6 +875,7 @@ impl<'p> Session<'p> {
                 cluster, timeout, ..
             }) => {
                 if self.sim.upstreams().exists(&cluster) {
+                    self.stream.upstream_address = Some(self.sim.upstreams().address(&cluster));
                     self.out.cluster = Some(cluster);
                     self.timeout_due = Some(self.now() + timeout.as_nanos() as u64);
                     let mut headers = self.stream.request_headers.clone();

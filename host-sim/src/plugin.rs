@@ -121,7 +121,7 @@ impl Default for PluginSpec {
             vm_configuration: Vec::new(),
             fail_open: false,
             workers: 1,
-            log_level: Level::Trace,
+            log_level: Level::Info,
             env: Vec::new(),
             properties: PropertyOverrides::default(),
             allow_unknown_imports: false,
@@ -420,6 +420,11 @@ impl HostSim {
     /// Declares the clusters that exist; any other name is unknown from now on.
     pub fn declare_clusters<S: AsRef<str>>(&self, clusters: impl IntoIterator<Item = S>) {
         lock(&self.shared.upstreams).declare(clusters);
+    }
+
+    /// The endpoint address of `cluster`, as `upstream.address` reports it.
+    pub fn set_upstream_address(&self, cluster: &str, address: &str) {
+        lock(&self.shared.upstreams).set_address(cluster, address);
     }
 
     pub(crate) fn upstreams(&self) -> MutexGuard<'_, Upstreams> {

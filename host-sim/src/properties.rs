@@ -116,6 +116,14 @@ impl PropertyOverrides {
         self.entries.push((path, value));
     }
 
+    /// Adds `other`'s entries; on the same path, `other` wins.
+    pub fn extend(&mut self, other: &PropertyOverrides) {
+        for (path, value) in &other.entries {
+            self.entries.retain(|(p, _)| p != path);
+            self.entries.push((path.clone(), value.clone()));
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -59,7 +59,7 @@ pub struct Scenario {
     pub clusters: Option<Vec<String>>,
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamSpec>,
-    /// Plugin properties by dotted path, e.g. `node.metadata.REGION: us`.
+    /// Plugin properties by dotted path, e.g. `xds.node.metadata.REGION: us`.
     #[serde(default)]
     pub properties: BTreeMap<String, Value>,
     #[serde(default)]
@@ -405,12 +405,12 @@ impl Target {
                 "only one Wasm network filter per chain is supported".into(),
             ));
         }
-        let load = |spec: PluginSpec| {
-            sim.load(PluginSpec {
-                workers,
-                properties: properties.clone(),
-                ..spec
-            })
+        setup.declare_clusters(sim);
+        let load = |mut spec: PluginSpec| {
+            spec.workers = workers;
+            // The bootstrap's own (its `node`), then the caller's on top.
+            spec.properties.extend(properties);
+            sim.load(spec)
         };
         let network = setup
             .network_filters
@@ -418,9 +418,6 @@ impl Target {
             .next()
             .map(load)
             .transpose()?;
-        if !setup.clusters.is_empty() {
-            sim.declare_clusters(&setup.clusters);
-        }
         let plugins = setup
             .http_filters
             .into_iter()

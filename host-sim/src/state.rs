@@ -34,7 +34,7 @@ impl PluginInfo {
             vm_id: String::new(),
             configuration: Vec::new(),
             vm_configuration: Vec::new(),
-            log_level: Level::Trace,
+            log_level: Level::Info,
             env: Vec::new(),
             properties: PropertyOverrides::default(),
             abi: AbiVersion::V0_2_1,
@@ -313,6 +313,10 @@ impl HostState {
             0 | 1 => {
                 if self.on_stream() && self.access.body == Some(buffer_type) {
                     self.stream.as_deref().map(|s| s.body.as_slice())
+                } else if self.on_stream() {
+                    // Envoy hands out an empty body buffer outside the body callbacks
+                    // (seen by the fidelity probe), not NotFound.
+                    Some(&[][..])
                 } else {
                     None
                 }
@@ -429,16 +433,12 @@ impl HostState {
             b"plugin_name" => s(&info.name),
             b"plugin_root_id" => s(&info.root_id),
             b"plugin_vm_id" => s(&info.vm_id),
-            b"node" => PropValue::map([
-                ("id", s("host-sim")),
-                ("cluster", s("host-sim")),
-                ("metadata", PropValue::Map(BTreeMap::new())),
-                (
-                    "locality",
-                    PropValue::map([("region", s("")), ("zone", s("")), ("sub_zone", s(""))]),
-                ),
-            ]),
-            b"request" => request_props(stream?),
+            // Like Envoy, the header-derived attributes live only as long as the filter's
+            // request header map does (NotFound once the request continued).
+            b"request" => request_props(
+                stream?,
+                self.access.request_headers || self.access.log_phase,
+            ),
             b"response" => response_props(stream?)?,
             b"source" => address_props(&stream?.source_address),
             b"destination" => address_props(&stream?.destination_address),
@@ -448,13 +448,32 @@ impl HostState {
                 ("id", PropValue::UInt(stream?.connection_id)),
                 ("mtls", PropValue::Bool(false)),
             ]),
+            // Envoy 1.40 serves the node only here (`node` is NotFound); a bootstrap's
+            // `node` reaches the plugin as an override of `xds.node`.
             b"xds" => {
-                let r = stream?.route.as_ref()?;
                 let mut m = BTreeMap::new();
-                m.insert("route_name".to_string(), s(&r.route_name));
-                m.insert("virtual_host_name".to_string(), s(&r.virtual_host));
-                if let Some(c) = &r.cluster {
-                    m.insert("cluster_name".to_string(), s(c));
+                m.insert(
+                    "node".to_string(),
+                    PropValue::map([
+                        ("id", s("")),
+                        ("cluster", s("")),
+                        ("metadata", PropValue::Map(BTreeMap::new())),
+                        (
+                            "locality",
+                            PropValue::map([
+                                ("region", s("")),
+                                ("zone", s("")),
+                                ("sub_zone", s("")),
+                            ]),
+                        ),
+                    ]),
+                );
+                if let Some(r) = stream.and_then(|s| s.route.as_ref()) {
+                    m.insert("route_name".to_string(), s(&r.route_name));
+                    m.insert("virtual_host_name".to_string(), s(&r.virtual_host));
+                    if let Some(c) = &r.cluster {
+                        m.insert("cluster_name".to_string(), s(c));
+                    }
                 }
                 PropValue::Map(m)
             }
@@ -488,9 +507,15 @@ fn headers_prop(h: &HeaderMap) -> PropValue {
     PropValue::Map(m)
 }
 
-fn request_props(s: &Stream) -> PropValue {
-    let h = &s.request_headers;
+fn request_props(s: &Stream, headers_visible: bool) -> PropValue {
     let mut m = BTreeMap::new();
+    m.insert("protocol".into(), PropValue::str("HTTP/1.1"));
+    m.insert("time".into(), PropValue::Timestamp(s.start_nanos as i64));
+    m.insert("size".into(), PropValue::Int(s.request_size as i64));
+    if !headers_visible {
+        return PropValue::Map(m);
+    }
+    let h = &s.request_headers;
     let mut put = |k: &str, v: Option<&[u8]>| {
         if let Some(v) = v {
             m.insert(k.to_string(), PropValue::Bytes(v.to_vec()));
@@ -512,10 +537,7 @@ fn request_props(s: &Stream) -> PropValue {
     put("referer", h.get("referer"));
     put("useragent", h.get("user-agent"));
     put("id", h.get("x-request-id"));
-    m.insert("protocol".into(), PropValue::str("HTTP/1.1"));
-    m.insert("time".into(), PropValue::Timestamp(s.start_nanos as i64));
     m.insert("headers".into(), headers_prop(h));
-    m.insert("size".into(), PropValue::Int(s.request_size as i64));
     PropValue::Map(m)
 }
 

@@ -141,6 +141,8 @@ pub struct Upstreams {
     scripts: HashMap<String, Script>,
     known: BTreeSet<String>,
     strict: bool,
+    /// Endpoint address per cluster, served as `upstream.address`.
+    addresses: HashMap<String, String>,
 }
 
 impl fmt::Debug for Upstreams {
@@ -177,6 +179,20 @@ impl Upstreams {
             self.known.insert(c.as_ref().to_string());
         }
         self.strict = true;
+    }
+
+    pub fn set_address(&mut self, cluster: &str, address: &str) {
+        self.addresses
+            .insert(cluster.to_string(), address.to_string());
+    }
+
+    /// The endpoint a request to `cluster` connects to. Envoy always knows one; a cluster
+    /// without a declared address answers the stand-in `127.0.0.1:0`.
+    pub fn address(&self, cluster: &str) -> String {
+        self.addresses
+            .get(cluster)
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1:0".to_string())
     }
 
     pub fn set_strict(&mut self, strict: bool) {

@@ -203,7 +203,10 @@ fn properties_through_the_sdk() {
         .load(
             PluginSpec::new(WasmSource::File(guest_wasm()), "wasmgate.sdk")
                 .with_configuration("{}")
-                .with_property(&["node", "metadata", "REGION"], PropValue::str("us-east")),
+                .with_property(
+                    &["xds", "node", "metadata", "REGION"],
+                    PropValue::str("us-east"),
+                ),
         )
         .unwrap();
     let out = p.http(
@@ -214,7 +217,7 @@ fn properties_through_the_sdk() {
     for want in [
         "request.path=/props",
         "source.address=10.0.0.7:3456",
-        "node.metadata.REGION=us-east",
+        "xds.node.metadata.REGION=us-east",
         "plugin_name=wasmgate.sdk",
         "source.port=3456",
     ] {

@@ -147,6 +147,7 @@ fn serve_http(name: &str, conn: TcpStream) {
             "method": method,
             "path": path,
             "headers": headers,
+            "body": String::from_utf8_lossy(&body),
         })
         .to_string();
         let resp = format!(

@@ -64,6 +64,35 @@ pub fn request_bytes(
     path: &[u8],
     headers: &[(&str, &[u8])],
 ) -> std::io::Result<Response> {
+    exchange(addr, method, host, path, headers, &[])
+}
+
+/// `POST path` with a body (sent in the same write as the headers).
+pub fn post(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    exchange(
+        addr,
+        "POST",
+        Some(host.as_bytes()),
+        path.as_bytes(),
+        headers,
+        body,
+    )
+}
+
+fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    host: Option<&[u8]>,
+    path: &[u8],
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut req = format!("{method} ").into_bytes();
@@ -81,7 +110,11 @@ pub fn request_bytes(
         req.extend_from_slice(v);
         req.extend_from_slice(b"\r\n");
     }
+    if !body.is_empty() {
+        req.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
     req.extend_from_slice(b"\r\n");
+    req.extend_from_slice(body);
     conn.write_all(&req)?;
     let mut raw = Vec::new();
     conn.read_to_end(&mut raw)?;

@@ -221,8 +221,8 @@ fn failover_goes_zone_then_region_then_anywhere_and_recovers_on_the_clock() {
     let plugin = sim
         .load(
             spec(&config, "wasmgate.balancer", 2)
-                .with_property(&["node", "metadata", "REGION"], PropValue::str("us"))
-                .with_property(&["node", "metadata", "ZONE"], PropValue::str("us-a")),
+                .with_property(&["xds", "node", "metadata", "REGION"], PropValue::str("us"))
+                .with_property(&["xds", "node", "metadata", "ZONE"], PropValue::str("us-a")),
         )
         .unwrap();
     let req = || HttpRequest::get("shop", "/");

@@ -56,7 +56,7 @@ fn every_router_case_holds_in_host_sim() {
         let boot = case_bootstrap(&config, any, any, clusters);
         let setup = parse_bootstrap(&boot.to_json().to_string(), Path::new(".")).unwrap();
         let plugin = sim.load(setup.http_filters[0].clone()).unwrap();
-        sim.declare_clusters(&setup.clusters);
+        setup.declare_clusters(&sim);
         for case in file.cases.iter().filter(|c| &c.config == name) {
             let out = plugin.http(&setup.routes, to_request(case));
             assert!(

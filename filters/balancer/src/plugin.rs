@@ -269,7 +269,7 @@ impl BalancerRoot {
         if let Some(l) = balancer.configured_locality() {
             return Some(l.clone());
         }
-        // Envoy 1.40 serves the node as `xds.node`; older hosts (and host-sim) as `node`.
+        // Envoy 1.40 serves the node as `xds.node`; older releases as `node`.
         let node = |path: &[&str]| {
             let xds: Vec<&str> = ["xds", "node"].iter().chain(path).copied().collect();
             let plain: Vec<&str> = ["node"].iter().chain(path).copied().collect();

@@ -102,7 +102,7 @@ impl HttpContext for Http {
                 for path in [
                     vec!["request", "path"],
                     vec!["source", "address"],
-                    vec!["node", "metadata", "REGION"],
+                    vec!["xds", "node", "metadata", "REGION"],
                     vec!["plugin_name"],
                 ] {
                     let v = self.get_property(path.clone()).unwrap_or_default();

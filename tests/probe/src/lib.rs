@@ -1,0 +1,712 @@
+//! The fidelity probe. On each request it calls the proxy-wasm 0.2.1 host functions through
+//! the raw ABI (so every status code is seen, and none makes the SDK panic), writes what
+//! each returned into a JSON object, and answers the request with it as a local reply.
+//! The same request through Envoy and through host-sim must produce the same report.
+
+#![cfg(target_arch = "wasm32")]
+
+use std::fmt::Write as _;
+use std::ptr::null_mut;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(ProbeRoot) });
+}}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_property(p: *const u8, ps: usize, rd: *mut *mut u8, rs: *mut usize) -> u32;
+    fn proxy_set_property(p: *const u8, ps: usize, v: *const u8, vs: usize) -> u32;
+    fn proxy_get_header_map_value(
+        t: u32,
+        k: *const u8,
+        ks: usize,
+        rd: *mut *mut u8,
+        rs: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(t: u32, rd: *mut *mut u8, rs: *mut usize) -> u32;
+    fn proxy_get_header_map_size(t: u32, rs: *mut usize) -> u32;
+    fn proxy_add_header_map_value(t: u32, k: *const u8, ks: usize, v: *const u8, vs: usize) -> u32;
+    fn proxy_replace_header_map_value(
+        t: u32,
+        k: *const u8,
+        ks: usize,
+        v: *const u8,
+        vs: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(t: u32, k: *const u8, ks: usize) -> u32;
+    fn proxy_get_shared_data(
+        k: *const u8,
+        ks: usize,
+        rd: *mut *mut u8,
+        rs: *mut usize,
+        cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(k: *const u8, ks: usize, v: *const u8, vs: usize, cas: u32) -> u32;
+    fn proxy_register_shared_queue(n: *const u8, ns: usize, id: *mut u32) -> u32;
+    fn proxy_resolve_shared_queue(
+        vm: *const u8,
+        vms: usize,
+        n: *const u8,
+        ns: usize,
+        id: *mut u32,
+    ) -> u32;
+    fn proxy_enqueue_shared_queue(id: u32, v: *const u8, vs: usize) -> u32;
+    fn proxy_dequeue_shared_queue(id: u32, rd: *mut *mut u8, rs: *mut usize) -> u32;
+    fn proxy_define_metric(t: u32, n: *const u8, ns: usize, id: *mut u32) -> u32;
+    fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(id: u32, value: u64) -> u32;
+    fn proxy_get_metric(id: u32, value: *mut u64) -> u32;
+    fn proxy_get_current_time_nanoseconds(t: *mut u64) -> u32;
+    fn proxy_call_foreign_function(
+        n: *const u8,
+        ns: usize,
+        a: *const u8,
+        as_: usize,
+        rd: *mut *mut u8,
+        rs: *mut usize,
+    ) -> u32;
+    fn proxy_get_buffer_bytes(
+        t: u32,
+        start: usize,
+        max: usize,
+        rd: *mut *mut u8,
+        rs: *mut usize,
+    ) -> u32;
+    fn proxy_get_buffer_status(t: u32, len: *mut usize, flags: *mut u32) -> u32;
+    fn proxy_get_log_level(level: *mut u32) -> u32;
+    fn proxy_http_call(
+        u: *const u8,
+        us: usize,
+        h: *const u8,
+        hs: usize,
+        b: *const u8,
+        bs: usize,
+        t: *const u8,
+        ts: usize,
+        timeout: u32,
+        token: *mut u32,
+    ) -> u32;
+    fn proxy_set_tick_period_milliseconds(ms: u32) -> u32;
+    fn proxy_set_buffer_bytes(t: u32, start: usize, len: usize, d: *const u8, ds: usize) -> u32;
+    fn proxy_continue_stream(stream: u32) -> u32;
+}
+
+const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
+const REQUEST_BODY: u32 = 0;
+const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
+const HTTP_CALL_RESPONSE_BODY: u32 = 4;
+const BACKEND: &str = "backend";
+
+/// Bytes the host allocated in our memory (through `proxy_on_memory_allocate`).
+fn take(ptr: *mut u8, len: usize) -> Vec<u8> {
+    if ptr.is_null() || len == 0 {
+        return Vec::new();
+    }
+    unsafe { Vec::from_raw_parts(ptr, len, len) }
+}
+
+/// A report value: UTF-8 text as is, anything else as hex.
+fn show(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if !s.chars().any(char::is_control) => s.to_string(),
+        _ => bytes.iter().fold(String::from("hex:"), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        }),
+    }
+}
+
+fn get(f: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> (u32, Vec<u8>) {
+    let (mut p, mut n) = (null_mut(), 0);
+    let status = f(&mut p, &mut n);
+    (status, take(p, n))
+}
+
+fn property(path: &[&str]) -> (u32, Vec<u8>) {
+    let joined = path.join("\0");
+    get(|p, n| unsafe { proxy_get_property(joined.as_ptr(), joined.len(), p, n) })
+}
+
+fn header(map: u32, key: &str) -> (u32, Vec<u8>) {
+    get(|p, n| unsafe { proxy_get_header_map_value(map, key.as_ptr(), key.len(), p, n) })
+}
+
+/// Decodes proxy-wasm's serialized map: count, then (key len, value len) pairs, then the
+/// NUL-terminated keys and values.
+fn pairs(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let word = |i: usize| {
+        bytes
+            .get(i..i + 4)
+            .map_or(0, |w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as usize)
+    };
+    let count = word(0);
+    let mut out = Vec::new();
+    let mut data = 4 + count * 8;
+    for i in 0..count {
+        let (kl, vl) = (word(4 + i * 8), word(8 + i * 8));
+        let k = bytes.get(data..data + kl).unwrap_or_default();
+        data += kl + 1;
+        let v = bytes.get(data..data + vl).unwrap_or_default();
+        data += vl + 1;
+        out.push((String::from_utf8_lossy(k).into_owned(), v.to_vec()));
+    }
+    out
+}
+
+struct Report(Vec<(String, String)>);
+
+impl Report {
+    fn put(&mut self, key: &str, status: u32, value: impl Into<String>) {
+        self.0
+            .push((key.to_string(), format!("{status}:{}", value.into())));
+    }
+
+    fn json(&self) -> String {
+        let mut s = String::from("{\n");
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            let esc = |t: &str| t.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = write!(
+                s,
+                "  \"{}\": \"{}\"{}\n",
+                esc(k),
+                esc(v),
+                if i + 1 < self.0.len() { "," } else { "" }
+            );
+        }
+        s.push('}');
+        s
+    }
+}
+
+struct ProbeRoot;
+
+impl Context for ProbeRoot {}
+
+impl RootContext for ProbeRoot {
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Probe {
+            flow: Report(Vec::new()),
+        }))
+    }
+}
+
+/// One stream. `GET /...` is answered at once with the report of every host call from the
+/// request headers; `POST /flow` goes through the whole stream (an `http_call`, the request
+/// body, the upstream's response) and returns its report in the `x-probe-report` header.
+struct Probe {
+    flow: Report,
+}
+
+fn probe_properties(r: &mut Report) {
+    for path in [
+        "request.path",
+        "request.url_path",
+        "request.host",
+        "request.scheme",
+        "request.method",
+        "request.query",
+        "request.protocol",
+        "request.headers.x-probe-in",
+        "request.id",
+        "source.address",
+        "source.port",
+        "destination.address",
+        "destination.port",
+        "connection.mtls",
+        "plugin_name",
+        "plugin_root_id",
+        "plugin_vm_id",
+        "node.id",
+        "xds.node.id",
+        "xds.cluster_name",
+        "xds.route_name",
+        "response.code",
+        "no.such.property",
+    ] {
+        let segs: Vec<&str> = path.splitn(3, '.').collect();
+        let segs = match segs.as_slice() {
+            ["request", "headers", h] => vec!["request", "headers", *h],
+            _ => path.split('.').collect(),
+        };
+        let (status, v) = property(&segs);
+        r.put(&format!("property {path}"), status, show(&v));
+    }
+    let (k, v) = ("probe.custom", b"value");
+    let s = unsafe { proxy_set_property(k.as_ptr(), k.len(), v.as_ptr(), v.len()) };
+    r.put("set_property probe.custom", s, "");
+    let (status, v) = property(&["probe.custom"]);
+    r.put("property probe.custom after set", status, show(&v));
+}
+
+fn probe_headers(r: &mut Report) {
+    for key in [
+        ":path",
+        ":method",
+        ":authority",
+        "x-probe-in",
+        "x-missing",
+        "X-Probe-In",
+    ] {
+        let (status, v) = header(REQUEST_HEADERS, key);
+        r.put(&format!("request header {key}"), status, show(&v));
+    }
+    let mut size = 0usize;
+    let s = unsafe { proxy_get_header_map_size(REQUEST_HEADERS, &mut size) };
+    r.put(
+        "request header map size",
+        s,
+        if size > 0 { "positive" } else { "zero" },
+    );
+    let (k, v) = ("x-probe-added", "1");
+    r.put(
+        "add header",
+        unsafe {
+            proxy_add_header_map_value(REQUEST_HEADERS, k.as_ptr(), k.len(), v.as_ptr(), v.len())
+        },
+        "",
+    );
+    r.put(
+        "add header again",
+        unsafe {
+            proxy_add_header_map_value(REQUEST_HEADERS, k.as_ptr(), k.len(), b"2".as_ptr(), 1)
+        },
+        "",
+    );
+    let (status, v) = header(REQUEST_HEADERS, k);
+    r.put("get header added twice", status, show(&v));
+    let (k, v) = ("x-probe-in", "replaced");
+    r.put(
+        "replace header",
+        unsafe {
+            proxy_replace_header_map_value(
+                REQUEST_HEADERS,
+                k.as_ptr(),
+                k.len(),
+                v.as_ptr(),
+                v.len(),
+            )
+        },
+        "",
+    );
+    let (status, v) = header(REQUEST_HEADERS, k);
+    r.put("get replaced header", status, show(&v));
+    let (k, v) = ("x-probe-new", "fresh");
+    r.put(
+        "replace missing header",
+        unsafe {
+            proxy_replace_header_map_value(
+                REQUEST_HEADERS,
+                k.as_ptr(),
+                k.len(),
+                v.as_ptr(),
+                v.len(),
+            )
+        },
+        "",
+    );
+    let (status, v) = header(REQUEST_HEADERS, k);
+    r.put("get header created by replace", status, show(&v));
+    let k = "x-probe-remove";
+    r.put(
+        "remove header",
+        unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, k.as_ptr(), k.len()) },
+        "",
+    );
+    let (status, v) = header(REQUEST_HEADERS, k);
+    r.put("get removed header", status, show(&v));
+    let k = "x-never-there";
+    r.put(
+        "remove missing header",
+        unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, k.as_ptr(), k.len()) },
+        "",
+    );
+    let (status, raw) = get(|p, n| unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, p, n) });
+    // Header names only: values such as x-request-id differ on every request.
+    let mut names: Vec<String> = pairs(&raw)
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with(':') || k.starts_with("x-probe"))
+        .collect();
+    names.sort();
+    r.put(
+        "request header names (pseudo and x-probe)",
+        status,
+        names.join(","),
+    );
+    let (status, v) = header(RESPONSE_HEADERS, ":status");
+    r.put("response header before response", status, show(&v));
+}
+
+fn probe_shared(r: &mut Report) {
+    let k = "probe/shared";
+    let (mut p, mut n, mut cas) = (null_mut(), 0, 0u32);
+    let s = unsafe { proxy_get_shared_data(k.as_ptr(), k.len(), &mut p, &mut n, &mut cas) };
+    r.put("shared get missing", s, show(&take(p, n)));
+    r.put(
+        "shared set cas 0",
+        unsafe { proxy_set_shared_data(k.as_ptr(), k.len(), b"a".as_ptr(), 1, 0) },
+        "",
+    );
+    let (mut p, mut n, mut cas) = (null_mut(), 0, 0u32);
+    let s = unsafe { proxy_get_shared_data(k.as_ptr(), k.len(), &mut p, &mut n, &mut cas) };
+    r.put(
+        "shared get",
+        s,
+        format!(
+            "{} cas {}",
+            show(&take(p, n)),
+            if cas > 0 { "nonzero" } else { "zero" }
+        ),
+    );
+    r.put(
+        "shared set stale cas",
+        unsafe {
+            proxy_set_shared_data(k.as_ptr(), k.len(), b"b".as_ptr(), 1, cas.wrapping_add(7))
+        },
+        "",
+    );
+    r.put(
+        "shared set current cas",
+        unsafe { proxy_set_shared_data(k.as_ptr(), k.len(), b"c".as_ptr(), 1, cas) },
+        "",
+    );
+    let (mut p, mut n, mut cas2) = (null_mut(), 0, 0u32);
+    let s = unsafe { proxy_get_shared_data(k.as_ptr(), k.len(), &mut p, &mut n, &mut cas2) };
+    r.put(
+        "shared get after cas set",
+        s,
+        format!("{} cas changed {}", show(&take(p, n)), cas2 != cas),
+    );
+}
+
+fn probe_queues(r: &mut Report) {
+    let name = "probe_queue";
+    let mut id = 0u32;
+    r.put(
+        "queue register",
+        unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id) },
+        "",
+    );
+    let (vm, mut rid) = ("wasmgate", 0u32);
+    let s = unsafe {
+        proxy_resolve_shared_queue(vm.as_ptr(), vm.len(), name.as_ptr(), name.len(), &mut rid)
+    };
+    r.put("queue resolve same", s, format!("{}", rid == id));
+    let other = "no_such_queue";
+    let s = unsafe {
+        proxy_resolve_shared_queue(vm.as_ptr(), vm.len(), other.as_ptr(), other.len(), &mut rid)
+    };
+    r.put("queue resolve missing", s, "");
+    r.put(
+        "queue enqueue",
+        unsafe { proxy_enqueue_shared_queue(id, b"item".as_ptr(), 4) },
+        "",
+    );
+    let (s, v) = get(|p, n| unsafe { proxy_dequeue_shared_queue(id, p, n) });
+    r.put("queue dequeue", s, show(&v));
+    let (s, v) = get(|p, n| unsafe { proxy_dequeue_shared_queue(id, p, n) });
+    r.put("queue dequeue empty", s, show(&v));
+    let (s, _) = get(|p, n| unsafe { proxy_dequeue_shared_queue(id + 1000, p, n) });
+    r.put("queue dequeue unknown id", s, "");
+}
+
+fn probe_metrics(r: &mut Report) {
+    for (kind, name) in [
+        (0u32, "probe_counter"),
+        (1, "probe_gauge"),
+        (2, "probe_histogram"),
+    ] {
+        let mut id = 0u32;
+        let s = unsafe { proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) };
+        r.put(&format!("metric define {name}"), s, "");
+        let inc = unsafe { proxy_increment_metric(id, 3) };
+        r.put(&format!("metric increment {name}"), inc, "");
+        let rec = unsafe { proxy_record_metric(id, 5) };
+        r.put(&format!("metric record {name}"), rec, "");
+        let mut value = 0u64;
+        let g = unsafe { proxy_get_metric(id, &mut value) };
+        r.put(&format!("metric get {name}"), g, value.to_string());
+    }
+    let mut id = 0u32;
+    r.put(
+        "metric define bad type",
+        unsafe { proxy_define_metric(9, b"x".as_ptr(), 1, &mut id) },
+        "",
+    );
+    let mut value = 0u64;
+    r.put(
+        "metric get unknown id",
+        unsafe { proxy_get_metric(0x7fff_fff0, &mut value) },
+        "",
+    );
+}
+
+fn probe_misc(r: &mut Report) {
+    let mut t = 0u64;
+    let s = unsafe { proxy_get_current_time_nanoseconds(&mut t) };
+    r.put(
+        "current time",
+        s,
+        if t > 1_600_000_000_000_000_000 {
+            "after 2020"
+        } else {
+            "before 2020"
+        },
+    );
+    let mut level = 0u32;
+    r.put(
+        "log level",
+        unsafe { proxy_get_log_level(&mut level) },
+        level.to_string(),
+    );
+    for (name, args) in [
+        ("clear_route_cache", &b""[..]),
+        ("no_such_function", &b""[..]),
+        ("set_envoy_filter_state", &b"\x0a\x03bad"[..]),
+    ] {
+        let (s, v) = get(|p, n| unsafe {
+            proxy_call_foreign_function(name.as_ptr(), name.len(), args.as_ptr(), args.len(), p, n)
+        });
+        r.put(&format!("foreign {name}"), s, show(&v));
+    }
+    let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, 100, p, n) });
+    r.put("request body at headers", s, show(&v));
+    let (mut len, mut flags) = (0usize, 0u32);
+    let s = unsafe { proxy_get_buffer_status(REQUEST_BODY, &mut len, &mut flags) };
+    r.put("request body status at headers", s, len.to_string());
+    let cluster = "no_such_cluster";
+    let mut token = 0u32;
+    let s = unsafe {
+        proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            null_mut(),
+            0,
+            null_mut(),
+            0,
+            null_mut(),
+            0,
+            1000,
+            &mut token,
+        )
+    };
+    r.put("http_call unknown cluster, no headers", s, "");
+    r.put(
+        "tick period from a stream",
+        unsafe { proxy_set_tick_period_milliseconds(1000) },
+        "",
+    );
+}
+
+fn foreign(name: &str) -> u32 {
+    get(|p, n| unsafe {
+        proxy_call_foreign_function(name.as_ptr(), name.len(), null_mut(), 0, p, n)
+    })
+    .0
+}
+
+fn positive(n: usize) -> &'static str {
+    if n > 0 {
+        "positive"
+    } else {
+        "zero"
+    }
+}
+
+impl Context for Probe {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let r = &mut self.flow;
+        r.put("http_call response header count", 0, positive(headers));
+        r.put("http_call response body size", 0, positive(body_size));
+        for key in [":status", "x-backend"] {
+            let (status, v) = header(HTTP_CALL_RESPONSE_HEADERS, key);
+            r.put(
+                &format!("http_call response header {key}"),
+                status,
+                show(&v),
+            );
+        }
+        let (s, v) = get(|p, n| unsafe {
+            proxy_get_buffer_bytes(HTTP_CALL_RESPONSE_BODY, 0, body_size, p, n)
+        });
+        r.put("http_call response body bytes", s, positive(v.len()));
+        r.put(
+            "continue request after http_call",
+            unsafe { proxy_continue_stream(0) },
+            "",
+        );
+    }
+}
+
+impl Probe {
+    fn flow_request_headers(&mut self, eos: bool) -> Action {
+        let r = &mut self.flow;
+        r.put("flow request headers end_of_stream", 0, eos.to_string());
+        let (k, v) = ("x-wasmgate-cluster", BACKEND);
+        r.put(
+            "set routing header",
+            unsafe {
+                proxy_replace_header_map_value(
+                    REQUEST_HEADERS,
+                    k.as_ptr(),
+                    k.len(),
+                    v.as_ptr(),
+                    v.len(),
+                )
+            },
+            "",
+        );
+        r.put(
+            "clear_route_cache after routing header",
+            foreign("clear_route_cache"),
+            "",
+        );
+        // Through the SDK: its dispatcher must know the token to deliver the callback.
+        let sent = self.dispatch_http_call(
+            BACKEND,
+            vec![
+                (":method", "GET"),
+                (":path", "/call"),
+                (":authority", BACKEND),
+            ],
+            None,
+            vec![],
+            std::time::Duration::from_secs(5),
+        );
+        let r = &mut self.flow;
+        match sent {
+            Ok(_) => r.put("http_call to a known cluster", 0, ""),
+            Err(e) => r.put("http_call to a known cluster", 99, format!("{e:?}")),
+        }
+        Action::Pause
+    }
+
+    fn flow_request_body(&mut self, size: usize, eos: bool) -> Action {
+        if !eos {
+            return Action::Pause;
+        }
+        let r = &mut self.flow;
+        let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, size, p, n) });
+        r.put("request body at end of stream", s, show(&v));
+        let (mut len, mut flags) = (0usize, 0u32);
+        let s = unsafe { proxy_get_buffer_status(REQUEST_BODY, &mut len, &mut flags) };
+        r.put("request body status", s, len.to_string());
+        let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 3, 4, p, n) });
+        r.put("request body slice 3..7", s, show(&v));
+        let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(REQUEST_BODY, size + 5, 4, p, n) });
+        r.put("request body slice past the end", s, show(&v));
+        let new = b"PROBE-BODY";
+        let s = unsafe { proxy_set_buffer_bytes(REQUEST_BODY, 0, size, new.as_ptr(), new.len()) };
+        r.put("replace request body", s, "");
+        let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, 100, p, n) });
+        r.put("request body after replace", s, show(&v));
+        Action::Continue
+    }
+
+    fn flow_response_headers(&mut self) -> Action {
+        let r = &mut self.flow;
+        for path in [
+            &["response", "code"][..],
+            &["xds", "cluster_name"],
+            &["xds", "route_name"],
+            &["request", "method"],
+        ] {
+            let (status, v) = property(path);
+            r.put(
+                &format!("property {} at response", path.join(".")),
+                status,
+                show(&v),
+            );
+        }
+        let (status, v) = property(&["upstream", "address"]);
+        r.put(
+            "property upstream.address at response",
+            status,
+            if v.is_empty() { "empty" } else { "set" },
+        );
+        for key in [":status", "x-backend", "content-type"] {
+            let (status, v) = header(RESPONSE_HEADERS, key);
+            r.put(&format!("response header {key}"), status, show(&v));
+        }
+        let (status, v) = header(REQUEST_HEADERS, ":path");
+        r.put("request header at response", status, show(&v));
+        let (k, v) = ("x-probe-response", "added");
+        r.put(
+            "add response header",
+            unsafe {
+                proxy_add_header_map_value(
+                    RESPONSE_HEADERS,
+                    k.as_ptr(),
+                    k.len(),
+                    v.as_ptr(),
+                    v.len(),
+                )
+            },
+            "",
+        );
+        let body = self.flow.json().replace('\n', "");
+        let k = "x-probe-report";
+        unsafe {
+            proxy_add_header_map_value(
+                RESPONSE_HEADERS,
+                k.as_ptr(),
+                k.len(),
+                body.as_ptr(),
+                body.len(),
+            )
+        };
+        Action::Continue
+    }
+}
+
+fn is_flow() -> bool {
+    header(REQUEST_HEADERS, ":path").1.starts_with(b"/flow")
+}
+
+impl HttpContext for Probe {
+    fn on_http_request_headers(&mut self, _n: usize, eos: bool) -> Action {
+        if is_flow() {
+            return self.flow_request_headers(eos);
+        }
+        let mut r = Report(Vec::new());
+        probe_properties(&mut r);
+        probe_headers(&mut r);
+        probe_shared(&mut r);
+        probe_queues(&mut r);
+        probe_metrics(&mut r);
+        probe_misc(&mut r);
+        let body = r.json();
+        let _ = proxy_wasm::hostcalls::send_http_response(
+            200,
+            vec![("x-probe", "report")],
+            Some(body.as_bytes()),
+        );
+        Action::Pause
+    }
+
+    fn on_http_request_body(&mut self, size: usize, eos: bool) -> Action {
+        self.flow_request_body(size, eos)
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        if self.flow.0.is_empty() {
+            return Action::Continue;
+        }
+        self.flow_response_headers()
+    }
+}
