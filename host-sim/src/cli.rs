@@ -227,7 +227,19 @@ fn bench(args: &[String]) -> Result<i32, String> {
         ..Default::default()
     })
     .map_err(|e| e.to_string())?;
+    // First load compiles the module; a fresh host sharing the module cache loads it again
+    // without compiling (both include VM start and configure).
+    let started = Instant::now();
     let t = target(&sim, &a)?;
+    let first = started.elapsed();
+    let started = Instant::now();
+    target(&sim.fresh(), &a)?;
+    let cached = started.elapsed();
+    println!(
+        "load: first (compile, start, configure) {:.1} ms; cached module {:.2} ms",
+        first.as_secs_f64() * 1e3,
+        cached.as_secs_f64() * 1e3
+    );
     let requests = match &a.requests {
         Some(p) => read_requests(p)?,
         None => vec![RequestSpec::default()],

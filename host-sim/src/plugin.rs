@@ -496,6 +496,15 @@ impl Plugin {
         self.sim.shared.advance_to(target);
     }
 
+    /// Linear memory of the plugin's largest VM, in bytes: after `load`, what its start-up
+    /// and configuration took.
+    pub fn memory_bytes(&self) -> usize {
+        (0..self.vms.len())
+            .map(|w| self.vm(w).memory_bytes())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Number of proxy_* host calls the plugin's VMs made so far.
     pub fn host_calls(&self) -> u64 {
         self.vms.iter().map(|m| lock(m).host_calls()).sum()

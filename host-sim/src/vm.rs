@@ -245,6 +245,14 @@ impl Vm {
         self.store.data().host_calls
     }
 
+    /// Size of the guest's linear memory (what Envoy's memory limit applies to).
+    pub fn memory_bytes(&self) -> usize {
+        self.store
+            .data()
+            .memory
+            .map_or(0, |m| m.data_size(&self.store))
+    }
+
     pub fn take_logs(&mut self) -> Vec<(Level, String)> {
         std::mem::take(&mut self.store.data_mut().logs)
     }

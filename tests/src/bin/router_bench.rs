@@ -77,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         wasm.display()
     );
     println!(
-        "{:>7} {:>6}  {:>10} {:>13} {:>12} {:>14} {:>12} {:>11}",
+        "{:>7} {:>6}  {:>10} {:>13} {:>12} {:>14} {:>12} {:>11} {:>10}",
         "routes",
         "hosts",
         "native ns",
@@ -85,7 +85,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "scan ns",
         "wasm ns/req",
         "host calls/req",
-        "configure ms"
+        "configure ms",
+        "memory MiB"
     );
     let mut first = 0.0;
     for (hosts, per_host) in [(1, 10), (100, 10), (1_000, 10)] {
@@ -98,6 +99,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let plugin = sim.load(spec)?;
         let configure_ms = t.elapsed().as_secs_f64() * 1e3;
+        // The VM's linear memory once configured: what Envoy's per-VM limit applies to.
+        let memory_mib = plugin.memory_bytes() as f64 / (1024.0 * 1024.0);
         let routes = Routes::cluster_header("x-wasmgate-cluster");
         let mut calls = 0;
         let n = 20_000;
@@ -118,7 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let scan = linear_scan_ns(hosts, per_host, &reqs);
         println!(
-            "{:>7} {:>6}  {:>10.1} {:>12.2}x {:>12.0} {:>14.0} {:>12.1} {:>11.1}",
+            "{:>7} {:>6}  {:>10.1} {:>12.2}x {:>12.0} {:>14.0} {:>12.1} {:>11.1} {:>10.1}",
             hosts * per_host,
             hosts,
             native,
@@ -126,7 +129,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             scan,
             wasm_ns,
             calls as f64 / n as f64,
-            configure_ms
+            configure_ms,
+            memory_mib
         );
     }
     Ok(())
