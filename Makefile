@@ -47,7 +47,7 @@ bench: setup build
 lint: wasm-target
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy --target $(WASM_TARGET) $(FILTERS) -p wasmgate-core -- -D warnings
+	cargo clippy --target $(WASM_TARGET) $(MODULES) -p wasmgate-core -- -D warnings
 
 clean:
 	cargo clean

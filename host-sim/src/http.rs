@@ -228,14 +228,189 @@ struct Session<'p> {
     client_headers: Option<HeaderMap>,
     client_end: bool,
     deadline: u64,
-    calls_before: Vec<u64>,
+    /// Request body chunks not yet sent into the filters.
+    request_body: Vec<Vec<u8>>,
+    /// Host calls made by callbacks run for this stream.
+    calls: u64,
 }
 
 /// Runs one request through `chain` (in decode order) on `sim`'s clusters and clock.
 pub fn run(sim: &HostSim, chain: &[&Plugin], routes: &Routes, req: HttpRequest) -> HttpOutcome {
-    let mut s = Session::new(sim.clone(), chain, routes, req.clone());
-    s.drive(req);
-    s.finish()
+    run_concurrent_at(sim, chain, routes, vec![(Duration::ZERO, req)])
+        .pop()
+        .unwrap_or_default()
+}
+
+/// Runs several streams at once through `chain`, as one Envoy worker would: every stream is
+/// started in order (context created, request delivered as far as the filters let it go),
+/// then the shared clock jumps from one pending event of any stream to the next. Outcomes
+/// come back in the order of `reqs`.
+pub fn run_concurrent(
+    sim: &HostSim,
+    chain: &[&Plugin],
+    routes: &Routes,
+    reqs: Vec<HttpRequest>,
+) -> Vec<HttpOutcome> {
+    let reqs = reqs.into_iter().map(|r| (Duration::ZERO, r)).collect();
+    run_concurrent_at(sim, chain, routes, reqs)
+}
+
+/// Like [`run_concurrent`], but each request arrives after its offset from now (equal
+/// offsets arrive in list order, before anything else due at that instant). While no
+/// stream is open, the chain's VMs run their own events as [`FilterChain::advance`] does.
+pub fn run_concurrent_at<'p>(
+    sim: &HostSim,
+    chain: &[&'p Plugin],
+    routes: &'p Routes,
+    reqs: Vec<(Duration, HttpRequest)>,
+) -> Vec<HttpOutcome> {
+    let shared = sim.shared().clone();
+    let t0 = shared.now();
+    let mut results: Vec<Option<HttpOutcome>> = vec![None; reqs.len()];
+    let mut arrivals: Vec<(u64, usize, HttpRequest)> = reqs
+        .into_iter()
+        .enumerate()
+        .map(|(k, (d, r))| (t0.saturating_add(nanos(d)), k, r))
+        .collect();
+    arrivals.sort_by_key(|(t, k, _)| (*t, *k));
+    let mut arrivals = VecDeque::from(arrivals);
+    let mut open: Vec<(usize, Session<'p>)> = Vec::new();
+    // Streams arriving now start before anything else due at this instant.
+    let start_due = |arrivals: &mut VecDeque<(u64, usize, HttpRequest)>,
+                     open: &mut Vec<(usize, Session<'p>)>| {
+        while arrivals.front().is_some_and(|a| a.0 <= shared.now()) {
+            let Some((_, k, req)) = arrivals.pop_front() else {
+                break;
+            };
+            let mut s = Session::new(sim.clone(), chain, routes, req);
+            s.start();
+            open.push((k, s));
+        }
+    };
+    start_due(&mut arrivals, &mut open);
+    loop {
+        let mut j = 0;
+        while j < open.len() {
+            open[j].1.settle();
+            if open[j].1.done() {
+                let (k, s) = open.remove(j);
+                results[k] = Some(s.finish());
+            } else {
+                j += 1;
+            }
+        }
+        if open.is_empty() {
+            let Some(&(t, _, _)) = arrivals.front() else {
+                break;
+            };
+            // No stream open: the chain's VMs live on as with `advance` until the next
+            // arrival, which then comes before any event due at its instant.
+            let now = shared.now();
+            if t > now + 1 {
+                FilterChain::new(chain.to_vec()).advance(Duration::from_nanos(t - 1 - now));
+            }
+            shared.advance_to(t);
+            start_due(&mut arrivals, &mut open);
+            continue;
+        }
+        // Every open stream waits: jump to the next thing that can happen to any of them.
+        let mut next = arrivals.front().map(|(t, _, _)| *t);
+        for (_, s) in &open {
+            next = min_opt(
+                next,
+                min_opt(s.upstream_due.as_ref().map(|u| u.0), s.timeout_due),
+            );
+        }
+        for (plugin, worker) in open_vms(&open) {
+            next = min_opt(next, plugin.vm(worker).next_event_time());
+        }
+        let deadline = open
+            .iter()
+            .map(|(_, s)| s.deadline)
+            .min()
+            .unwrap_or(u64::MAX);
+        match next {
+            Some(t) if t <= deadline => {
+                shared.advance_to(t);
+                start_due(&mut arrivals, &mut open);
+                run_vm_events(&mut open);
+            }
+            _ => {
+                shared.advance_to(deadline);
+                for (_, s) in open.iter_mut().filter(|(_, s)| s.deadline <= deadline) {
+                    s.expire();
+                }
+            }
+        }
+    }
+    results.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The VMs the open streams' filters run on, each once, in stream then chain order.
+fn open_vms<'p>(open: &[(usize, Session<'p>)]) -> Vec<(&'p Plugin, usize)> {
+    let mut vms: Vec<(&'p Plugin, usize)> = Vec::new();
+    for (_, s) in open {
+        for slot in &s.slots {
+            if !vms
+                .iter()
+                .any(|(p, w)| std::ptr::eq(*p, slot.plugin) && *w == slot.worker)
+            {
+                vms.push((slot.plugin, slot.worker));
+            }
+        }
+    }
+    vms
+}
+
+/// Delivers every VM event due now to the stream whose context it targets. Events for the
+/// root context (ticks, queues) or for no open stream count for every open stream, as they
+/// would for each one alone.
+fn run_vm_events(open: &mut [(usize, Session<'_>)]) {
+    let Some(now) = open.first().map(|(_, s)| s.now()) else {
+        return;
+    };
+    for (plugin, worker) in open_vms(open) {
+        loop {
+            let mut vm = plugin.vm(worker);
+            let Some((ctx, ev)) = vm.pop_due(now) else {
+                break;
+            };
+            let before = vm.host_calls();
+            let owner = open.iter().enumerate().find_map(|(j, (_, s))| {
+                s.slots
+                    .iter()
+                    .position(|sl| {
+                        std::ptr::eq(sl.plugin, plugin)
+                            && sl.worker == worker
+                            && sl.ctx == ctx
+                            && sl.active
+                    })
+                    .map(|t| (j, t))
+            });
+            match owner {
+                Some((j, t)) => {
+                    let s = &mut open[j].1;
+                    let out = vm.deliver(ctx, ev, Some((&mut s.stream, &mut s.slots[t].access)));
+                    s.calls += vm.host_calls().saturating_sub(before);
+                    drop(vm);
+                    s.absorb(Some(t), None, out);
+                }
+                None => {
+                    let out = vm.deliver(ctx, ev, None);
+                    let calls = vm.host_calls().saturating_sub(before);
+                    drop(vm);
+                    for (_, s) in open.iter_mut() {
+                        s.out.logs.extend(out.logs.iter().cloned());
+                        s.calls += calls;
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl<'p> Session<'p> {
@@ -295,7 +470,8 @@ impl<'p> Session<'p> {
             client_headers: None,
             client_end: false,
             deadline: now + STREAM_IDLE_TIMEOUT.as_nanos() as u64,
-            calls_before: Vec::new(),
+            request_body: req.body,
+            calls: 0,
         }
     }
 
@@ -303,12 +479,9 @@ impl<'p> Session<'p> {
         self.sim.shared().now()
     }
 
-    fn drive(&mut self, req_body: HttpRequest) {
-        self.calls_before = self
-            .slots
-            .iter()
-            .map(|s| s.plugin.vm(s.worker).host_calls())
-            .collect();
+    /// Starts the stream: creates the filters' contexts and sends the request in as far as
+    /// the filters let it go without time passing.
+    fn start(&mut self) {
         // The connection manager resolves the route before any filter runs; `xds.*`
         // properties describe that (possibly stale) route.
         let d = self.routes.resolve(&self.stream.request_headers);
@@ -318,7 +491,7 @@ impl<'p> Session<'p> {
             self.create_context(i);
         }
         let has_trailers = !self.stream.request_trailers.is_empty();
-        let chunks: Vec<Vec<u8>> = req_body.body;
+        let chunks = std::mem::take(&mut self.request_body);
         let mut events = vec![Ev::Headers {
             end: chunks.is_empty() && !has_trailers,
         }];
@@ -336,22 +509,22 @@ impl<'p> Session<'p> {
             self.decode(0, ev);
             self.settle();
         }
-        loop {
-            self.settle();
-            if self.out.reset || self.client_end {
-                return;
-            }
-            self.wait();
-        }
+    }
+
+    /// Whether the client got its whole answer (or the stream was reset).
+    fn done(&self) -> bool {
+        self.out.reset || self.client_end
     }
 
     fn create_context(&mut self, i: usize) {
         let slot = &mut self.slots[i];
         let mut vm = slot.plugin.vm(slot.worker);
+        let before = vm.host_calls();
         let r = match &vm.failed {
             Some(m) => Err(m.clone()),
             None => vm.create_stream_context(),
         };
+        self.calls += vm.host_calls().saturating_sub(before);
         self.out.logs.extend(vm.take_logs());
         drop(vm);
         match r {
@@ -418,65 +591,16 @@ impl<'p> Session<'p> {
         }
     }
 
-    /// The stream waits: jump the clock to the next thing that can happen.
-    fn wait(&mut self) {
-        let mut next: Option<u64> = self.upstream_due.as_ref().map(|(t, _)| *t);
-        next = min_opt(next, self.timeout_due);
-        for s in &self.slots {
-            next = min_opt(next, s.plugin.vm(s.worker).next_event_time());
-        }
-        match next {
-            Some(t) if t <= self.deadline => {
-                self.sim.shared().advance_to(t);
-                self.run_vm_events();
-            }
-            _ => {
-                self.sim.shared().advance_to(self.deadline);
-                if self.client_headers.is_none() {
-                    self.request_local_reply(
-                        envoy_reply(408, "stream timeout", "stream_idle_timeout"),
-                        false,
-                    );
-                    self.deadline = u64::MAX;
-                } else {
-                    self.out.reset = true;
-                }
-            }
-        }
-    }
-
-    fn run_vm_events(&mut self) {
-        let now = self.now();
-        let mut seen: Vec<(usize, usize)> = Vec::new();
-        for i in 0..self.slots.len() {
-            let key = (
-                self.slots[i].plugin as *const Plugin as usize,
-                self.slots[i].worker,
+    /// The stream reached its idle timeout with nothing left to happen before it.
+    fn expire(&mut self) {
+        if self.client_headers.is_none() {
+            self.request_local_reply(
+                envoy_reply(408, "stream timeout", "stream_idle_timeout"),
+                false,
             );
-            if seen.contains(&key) {
-                continue;
-            }
-            seen.push(key);
-            loop {
-                let plugin = self.slots[i].plugin;
-                let worker = self.slots[i].worker;
-                let mut vm = plugin.vm(worker);
-                let Some((ctx, ev)) = vm.pop_due(now) else {
-                    break;
-                };
-                let target = self.slots.iter().position(|s| {
-                    std::ptr::eq(s.plugin, plugin) && s.worker == worker && s.ctx == ctx && s.active
-                });
-                let out = match target {
-                    Some(t) => {
-                        let access = &mut self.slots[t].access;
-                        vm.deliver(ctx, ev, Some((&mut self.stream, access)))
-                    }
-                    None => vm.deliver(ctx, ev, None),
-                };
-                drop(vm);
-                self.absorb(target, None, out);
-            }
+            self.deadline = u64::MAX;
+        } else {
+            self.out.reset = true;
         }
     }
 
@@ -487,7 +611,10 @@ impl<'p> Session<'p> {
         let out = {
             let slot = &mut self.slots[i];
             let mut vm = slot.plugin.vm(slot.worker);
-            vm.call(slot.ctx, cb, &mut self.stream, &mut slot.access)
+            let before = vm.host_calls();
+            let out = vm.call(slot.ctx, cb, &mut self.stream, &mut slot.access);
+            self.calls += vm.host_calls().saturating_sub(before);
+            out
         };
         self.absorb(Some(i), Some(dir), out)
     }
@@ -972,7 +1099,9 @@ impl<'p> Session<'p> {
                     log_phase: matches!(cb, Callback::Log),
                     ..Access::default()
                 };
+                let before = vm.host_calls();
                 let out = vm.call(slot.ctx, cb, &mut self.stream, &mut access);
+                self.calls += vm.host_calls().saturating_sub(before);
                 drop(vm);
                 self.out.logs.extend(out.logs);
                 if let Err(m) = out.result {
@@ -980,17 +1109,8 @@ impl<'p> Session<'p> {
                 }
             }
         }
-        let mut calls = 0;
-        let mut seen = Vec::new();
-        for (s, before) in self.slots.iter().zip(&self.calls_before) {
-            let key = (s.plugin as *const Plugin as usize, s.worker);
-            if !seen.contains(&key) {
-                seen.push(key);
-                calls += s.plugin.vm(s.worker).host_calls().saturating_sub(*before);
-            }
-        }
         let mut out = self.out;
-        out.host_calls = calls;
+        out.host_calls = self.calls;
         if let Some(h) = self.client_headers.filter(|_| !out.reset) {
             out.status = h
                 .get_str(":status")
@@ -1034,6 +1154,21 @@ impl Plugin {
     pub fn http(&self, routes: &Routes, req: HttpRequest) -> HttpOutcome {
         run(self.sim(), &[self], routes, req)
     }
+
+    /// Runs several HTTP requests through this plugin as concurrent streams on its VMs;
+    /// outcomes in request order. See [`run_concurrent`].
+    pub fn http_concurrent(&self, routes: &Routes, reqs: Vec<HttpRequest>) -> Vec<HttpOutcome> {
+        run_concurrent(self.sim(), &[self], routes, reqs)
+    }
+
+    /// Like [`Plugin::http_concurrent`], each request arriving after its offset from now.
+    pub fn http_concurrent_at(
+        &self,
+        routes: &Routes,
+        reqs: Vec<(Duration, HttpRequest)>,
+    ) -> Vec<HttpOutcome> {
+        run_concurrent_at(self.sim(), &[self], routes, reqs)
+    }
 }
 
 /// Several filters applied in order to each stream (Envoy's `http_filters` list).
@@ -1049,6 +1184,27 @@ impl<'p> FilterChain<'p> {
     /// Runs one request; a chain without filters is Envoy's router alone (a baseline).
     pub fn http(&self, sim: &HostSim, routes: &Routes, req: HttpRequest) -> HttpOutcome {
         run(sim, &self.filters, routes, req)
+    }
+
+    /// Runs several requests as concurrent streams through the chain; outcomes in request
+    /// order. See [`run_concurrent`].
+    pub fn http_concurrent(
+        &self,
+        sim: &HostSim,
+        routes: &Routes,
+        reqs: Vec<HttpRequest>,
+    ) -> Vec<HttpOutcome> {
+        run_concurrent(sim, &self.filters, routes, reqs)
+    }
+
+    /// Like [`FilterChain::http_concurrent`], each request arriving after its offset from now.
+    pub fn http_concurrent_at(
+        &self,
+        sim: &HostSim,
+        routes: &Routes,
+        reqs: Vec<(Duration, HttpRequest)>,
+    ) -> Vec<HttpOutcome> {
+        run_concurrent_at(sim, &self.filters, routes, reqs)
     }
 
     /// Advances the shared clock, firing every filter's timers and callouts.

@@ -36,7 +36,10 @@ mod vm;
 
 pub use error::Error;
 pub use headers::HeaderMap;
-pub use http::{run as run_http, FilterChain, HttpOutcome, HttpRequest};
+pub use http::{
+    run as run_http, run_concurrent as run_http_concurrent,
+    run_concurrent_at as run_http_concurrent_at, FilterChain, HttpOutcome, HttpRequest,
+};
 pub use plugin::{HostSim, HostSimConfig, Plugin, PluginSpec, WasmSource};
 pub use properties::{PropValue, PropertyOverrides};
 pub use protobuf::encode_set_envoy_filter_state;

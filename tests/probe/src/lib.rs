@@ -170,9 +170,9 @@ impl Report {
         let mut s = String::from("{\n");
         for (i, (k, v)) in self.0.iter().enumerate() {
             let esc = |t: &str| t.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                "  \"{}\": \"{}\"{}\n",
+                "  \"{}\": \"{}\"{}",
                 esc(k),
                 esc(v),
                 if i + 1 < self.0.len() { "," } else { "" }
