@@ -346,11 +346,29 @@ pub struct HttpRoute {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteSpec {
     #[serde(default)]
-    pub parent_refs: Vec<serde_json::Value>,
+    pub parent_refs: Vec<ParentRef>,
     #[serde(default)]
     pub hostnames: Vec<String>,
     #[serde(default)]
     pub rules: Vec<HttpRouteRule>,
+}
+
+/// Where a route attaches (Gateway API ParentReference): a Gateway, optionally one of its
+/// listeners by name or port.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParentRef {
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub section_name: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]

@@ -388,12 +388,183 @@ fn http_route(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &HttpRo
         }
         rules.push(out);
     }
-    let hostnames: Vec<&str> = if spec.hostnames.is_empty() {
-        vec!["*"]
-    } else {
-        spec.hostnames.iter().map(String::as_str).collect()
+    let Some(hostnames) = attached_hostnames(cx, at, spec) else {
+        return;
     };
     for h in hostnames {
-        set.host(h).extend(rules.iter().cloned());
+        set.host(&h).extend(rules.iter().cloned());
+    }
+}
+
+/// The hosts a route serves: its hostnames intersected with the hostname of each HTTP
+/// listener it attaches to through `parentRefs` (Gateway API). Without any Gateway in the
+/// input there is nothing to attach to and the route serves its hostnames as written.
+/// `None` when the attachment is in error (reported).
+fn attached_hostnames(
+    cx: &mut Ctx<'_>,
+    at: &Location,
+    spec: &HttpRouteSpec,
+) -> Option<Vec<String>> {
+    let own: Vec<String> = spec
+        .hostnames
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    let inputs = cx.inputs;
+    if inputs.gateways.is_empty() {
+        return Some(if own.is_empty() {
+            vec!["*".into()]
+        } else {
+            own
+        });
+    }
+    if spec.parent_refs.is_empty() {
+        cx.fail(
+            at,
+            "spec.parentRefs",
+            ErrorKind::Invalid(
+                "the route attaches to no Gateway; name one of the input's Gateways".into(),
+            ),
+        );
+        return None;
+    }
+    // Hostname of every listener attached to; `None` serves any host.
+    let mut listeners: Vec<Option<String>> = Vec::new();
+    let mut failed = false;
+    for (pi, p) in spec.parent_refs.iter().enumerate() {
+        let field = format!("spec.parentRefs[{pi}]");
+        let mut fail = |field: String, msg: String| {
+            cx.fail(at, field, ErrorKind::Invalid(msg));
+            failed = true;
+        };
+        if p.kind.as_deref().is_some_and(|k| k != "Gateway")
+            || p.group
+                .as_deref()
+                .is_some_and(|g| g != "gateway.networking.k8s.io")
+        {
+            fail(
+                format!("{field}.kind"),
+                "only Gateway parents (group gateway.networking.k8s.io) are supported".into(),
+            );
+            continue;
+        }
+        let gateway = inputs.gateways.iter().find(|g| {
+            let m = &g.value.metadata;
+            m.name == p.name
+                && (p.namespace.is_none() || m.namespace.is_none() || p.namespace == m.namespace)
+        });
+        let Some(gateway) = gateway else {
+            fail(
+                format!("{field}.name"),
+                format!("no Gateway named {:?}", p.name),
+            );
+            continue;
+        };
+        let chosen: Vec<&Listener> = gateway
+            .value
+            .spec
+            .listeners
+            .iter()
+            .filter(|l| l.protocol == "HTTP")
+            .filter(|l| p.section_name.as_ref().is_none_or(|s| *s == l.name))
+            .filter(|l| p.port.is_none_or(|port| port == l.port))
+            .collect();
+        if chosen.is_empty() {
+            let (which, what) = match (&p.section_name, p.port) {
+                (Some(s), _) => ("sectionName", format!("named {s:?}")),
+                (None, Some(port)) => ("port", format!("on port {port}")),
+                (None, None) => ("name", "at all".to_string()),
+            };
+            fail(
+                format!("{field}.{which}"),
+                format!("Gateway {:?} has no HTTP listener {what}", p.name),
+            );
+            continue;
+        }
+        listeners.extend(chosen.iter().map(|l| l.hostname.clone()));
+    }
+    if failed {
+        return None;
+    }
+    let mut hosts: Vec<String> = Vec::new();
+    for listener in &listeners {
+        let served: Vec<String> = match (listener, own.is_empty()) {
+            (None, true) => vec!["*".into()],
+            (None, false) => own.clone(),
+            (Some(l), true) => vec![l.to_ascii_lowercase()],
+            (Some(l), false) => own.iter().filter_map(|r| intersect(r, l)).collect(),
+        };
+        for h in served {
+            if !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
+    }
+    if hosts.is_empty() {
+        let listener_names: Vec<&str> = listeners.iter().flatten().map(String::as_str).collect();
+        cx.fail(
+            at,
+            "spec.hostnames",
+            ErrorKind::Invalid(format!(
+                "none of {own:?} is served by the attached listeners (hostnames {listener_names:?})"
+            )),
+        );
+        return None;
+    }
+    Some(hosts)
+}
+
+/// Gateway API hostname intersection of a route's and a listener's hostname: the more
+/// specific of the two when one covers the other (`*.example.com` covers
+/// `a.example.com` and `*.a.example.com`), else none.
+fn intersect(route: &str, listener: &str) -> Option<String> {
+    let (r, l) = (route.to_ascii_lowercase(), listener.to_ascii_lowercase());
+    let covers = |wild: &str, name: &str| {
+        wild.strip_prefix('*')
+            .is_some_and(|suffix| name.len() > suffix.len() && name.ends_with(suffix))
+    };
+    if r == l || covers(&l, &r) {
+        Some(r)
+    } else if covers(&r, &l) {
+        Some(l)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::intersect;
+
+    #[test]
+    fn route_and_listener_hostnames_intersect_as_in_gateway_api() {
+        let cases = [
+            (
+                "foo.example.com",
+                "foo.example.com",
+                Some("foo.example.com"),
+            ),
+            (
+                "FOO.example.com",
+                "foo.example.com",
+                Some("foo.example.com"),
+            ),
+            ("foo.example.com", "*.example.com", Some("foo.example.com")),
+            ("a.b.example.com", "*.example.com", Some("a.b.example.com")),
+            ("*.a.example.com", "*.example.com", Some("*.a.example.com")),
+            ("*.example.com", "foo.example.com", Some("foo.example.com")),
+            ("*.example.com", "*.example.com", Some("*.example.com")),
+            ("example.com", "*.example.com", None),
+            ("foo.other.com", "*.example.com", None),
+            ("bar.example.com", "foo.example.com", None),
+            ("*.example.com", "*.other.com", None),
+        ];
+        for (route, listener, want) in cases {
+            assert_eq!(
+                intersect(route, listener).as_deref(),
+                want,
+                "{route} on listener {listener}"
+            );
+        }
     }
 }

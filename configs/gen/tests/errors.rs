@@ -8,6 +8,9 @@ const SERVICE: &str =
     "kind: Service\nmetadata: {name: foo-app}\nspec:\n  ports: [{name: web, port: 80}]\n";
 const INVENTORY: &str = "kind: ClusterInventory\nmetadata: {name: inv}\nspec:\n  clusters:\n    - name: c1\n      labels: {region: us}\n      services:\n        foo-app: {80: [\"127.0.0.1:1\"]}\n        mcs: {80: [\"127.0.0.1:2\"]}\n";
 
+/// A Gateway whose one HTTP listener serves `*.example.com`.
+const GATEWAY: &str = "kind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: wasmgate\n  listeners: [{name: http, port: 8080, protocol: HTTP, hostname: \"*.example.com\"}]\n";
+
 struct Dir(PathBuf);
 
 impl Dir {
@@ -90,6 +93,26 @@ fn each_error_names_file_document_and_field() {
             "a multi-cluster service whose selector matches no cluster",
             vec![("m.yaml", "kind: MultiClusterService\nmetadata: {name: mcs}\nspec:\n  template:\n    ports: [{port: 80}]\n    clusters: [{selector: {matchLabels: {region: mars}}}]\n---\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - backendRefs: [{name: mcs, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
             "m.yaml: document 2 (HTTPRoute r): spec.rules[0].backendRefs[0].port: no cluster in the inventory matches the selectors of multi-cluster service mcs",
+        ),
+        (
+            "a route attached to a Gateway that is not in the input",
+            vec![("r.yaml", format!("{GATEWAY}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  parentRefs: [{{name: nope}}]\n  rules: [{{backendRefs: [{{name: foo-app, port: 80}}]}}]\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 2 (HTTPRoute r): spec.parentRefs[0].name: no Gateway named \"nope\"",
+        ),
+        (
+            "a route attached to a listener the Gateway lacks",
+            vec![("r.yaml", format!("{GATEWAY}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  parentRefs: [{{name: gw, sectionName: https}}]\n  rules: [{{backendRefs: [{{name: foo-app, port: 80}}]}}]\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 2 (HTTPRoute r): spec.parentRefs[0].sectionName: Gateway \"gw\" has no HTTP listener named \"https\"",
+        ),
+        (
+            "route hostnames no attached listener serves",
+            vec![("r.yaml", format!("{GATEWAY}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [other.org]\n  rules: [{{backendRefs: [{{name: foo-app, port: 80}}]}}]\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 2 (HTTPRoute r): spec.hostnames: none of [\"other.org\"] is served by the attached listeners (hostnames [\"*.example.com\"])",
+        ),
+        (
+            "a route without parentRefs next to a Gateway",
+            vec![("r.yaml", format!("{GATEWAY}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  rules: [{{backendRefs: [{{name: foo-app, port: 80}}]}}]\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 2 (HTTPRoute r): spec.parentRefs: the route attaches to no Gateway",
         ),
         (
             "a generated rule the router refuses",
@@ -191,4 +214,78 @@ fn explain_tells_where_a_request_goes() {
         front.contains("multi-cluster service storefront") && front.contains("storefront_80.eu-1"),
         "{front}"
     );
+}
+
+#[test]
+fn a_route_serves_its_hostnames_as_narrowed_by_the_listeners_it_attaches_to() {
+    let gateway = "kind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: wasmgate\n  listeners:\n    - {name: shop, port: 8080, protocol: HTTP, hostname: \"*.shop.example.com\"}\n    - {name: api, port: 8080, protocol: HTTP, hostname: api.example.com}\n    - {name: any, port: 9090, protocol: HTTP}\n";
+    let route = |parents: &str, hostnames: &str| {
+        format!("{gateway}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  parentRefs: {parents}\n  hostnames: {hostnames}\n  rules: [{{backendRefs: [{{name: foo-app, port: 80}}]}}]\n")
+    };
+    // (what, parentRefs, route hostnames, router hosts generated)
+    let cases: [(&str, &str, &str, &[&str]); 6] = [
+        (
+            "a wildcard listener keeps the route hostnames it covers",
+            "[{name: gw, sectionName: shop}]",
+            "[eu.shop.example.com, other.org]",
+            &["eu.shop.example.com"],
+        ),
+        (
+            "a route wildcard narrows to the listener hostname",
+            "[{name: gw, sectionName: api}]",
+            "[\"*.example.com\"]",
+            &["api.example.com"],
+        ),
+        (
+            "no route hostnames take the listener's",
+            "[{name: gw, sectionName: shop}]",
+            "[]",
+            &["*.shop.example.com"],
+        ),
+        (
+            "a listener without hostname serves the route's",
+            "[{name: gw, port: 9090}]",
+            "[other.org]",
+            &["other.org"],
+        ),
+        (
+            "every listener of the Gateway without sectionName",
+            "[{name: gw}]",
+            "[]",
+            &["*.shop.example.com", "api.example.com", "*"],
+        ),
+        (
+            "several listeners union their intersections",
+            "[{name: gw, sectionName: shop}, {name: gw, sectionName: api}]",
+            "[a.shop.example.com, api.example.com]",
+            &["a.shop.example.com", "api.example.com"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (what, parents, hostnames, want)) in cases.iter().enumerate() {
+        let dir = Dir::new(
+            &format!("attach{i}"),
+            &[
+                ("r.yaml", &route(parents, hostnames)),
+                ("base.yaml", &format!("{SERVICE}---\n{INVENTORY}")),
+            ],
+        );
+        let out = wasmgate_gen::load(std::slice::from_ref(&dir.0))
+            .and_then(|i| wasmgate_gen::generate(&i, &wasmgate_gen::Options::default()));
+        match out {
+            Ok(out) => {
+                let hosts: Vec<String> = out
+                    .router
+                    .routes
+                    .iter()
+                    .filter_map(|r| r.http.as_ref().map(|h| h.host.clone()))
+                    .collect();
+                if hosts != *want {
+                    failures.push(format!("{what}: got {hosts:?}, want {want:?}"));
+                }
+            }
+            Err(e) => failures.push(format!("{what}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
