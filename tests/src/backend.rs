@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -69,15 +69,26 @@ impl Drop for Server {
 pub struct Backend {
     pub name: String,
     server: Server,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+/// One request a backend served: its path and body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    pub path: String,
+    pub body: Vec<u8>,
 }
 
 impl Backend {
     pub fn start(name: &str) -> std::io::Result<Self> {
         let label = name.to_string();
-        let server = Server::start(move |conn| serve_http(&label, conn))?;
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        let server = Server::start(move |conn| serve_http(&label, conn, &log))?;
         Ok(Backend {
             name: name.to_string(),
             server,
+            received,
         })
     }
 
@@ -94,13 +105,18 @@ impl Backend {
         self.server.served.load(Ordering::Relaxed)
     }
 
+    /// Every request served so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
     /// Stops accepting; later connections are refused.
     pub fn stop(&mut self) {
         self.server.shutdown();
     }
 }
 
-fn serve_http(name: &str, conn: TcpStream) {
+fn serve_http(name: &str, conn: TcpStream, received: &Mutex<Vec<Received>>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(write_half) = conn.try_clone() else {
         return;
@@ -141,6 +157,12 @@ fn serve_http(name: &str, conn: TcpStream) {
         let mut body = vec![0; content_length];
         if reader.read_exact(&mut body).is_err() {
             return;
+        }
+        if let Ok(mut r) = received.lock() {
+            r.push(Received {
+                path: path.clone(),
+                body: body.clone(),
+            });
         }
         let reply = serde_json::json!({
             "backend": name,

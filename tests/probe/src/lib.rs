@@ -93,6 +93,7 @@ extern "C" {
     fn proxy_set_tick_period_milliseconds(ms: u32) -> u32;
     fn proxy_set_buffer_bytes(t: u32, start: usize, len: usize, d: *const u8, ds: usize) -> u32;
     fn proxy_continue_stream(stream: u32) -> u32;
+    fn proxy_set_header_map_pairs(t: u32, d: *const u8, ds: usize) -> u32;
 }
 
 const REQUEST_HEADERS: u32 = 0;
@@ -100,6 +101,7 @@ const RESPONSE_HEADERS: u32 = 2;
 const REQUEST_BODY: u32 = 0;
 const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const HTTP_CALL_RESPONSE_BODY: u32 = 4;
+const RESPONSE_BODY: u32 = 1;
 const BACKEND: &str = "backend";
 
 /// Bytes the host allocated in our memory (through `proxy_on_memory_allocate`).
@@ -523,6 +525,11 @@ fn positive(n: usize) -> &'static str {
 }
 
 impl Context for Probe {
+    fn on_grpc_call_response(&mut self, _token: u32, status: u32, _size: usize) {
+        self.flow
+            .put("grpc_call response status", 0, status.to_string());
+    }
+
     fn on_http_call_response(
         &mut self,
         _token: u32,
@@ -593,6 +600,20 @@ impl Probe {
             Ok(_) => r.put("http_call to a known cluster", 0, ""),
             Err(e) => r.put("http_call to a known cluster", 99, format!("{e:?}")),
         }
+        let grpc = self.dispatch_grpc_call(
+            "no_such_cluster",
+            "probe.Service",
+            "Call",
+            vec![],
+            Some(b"\x0a\x01x"),
+            std::time::Duration::from_secs(5),
+        );
+        let r = &mut self.flow;
+        match grpc {
+            Ok(_) => r.put("grpc_call to an unknown cluster", 0, ""),
+            Err(e) => r.put("grpc_call to an unknown cluster", 99, format!("{e:?}")),
+        }
+        set_pairs_with_one_more(r);
         Action::Pause
     }
 
@@ -659,19 +680,78 @@ impl Probe {
             },
             "",
         );
-        let body = self.flow.json().replace('\n', "");
-        let k = "x-probe-report";
-        unsafe {
-            proxy_add_header_map_value(
-                RESPONSE_HEADERS,
-                k.as_ptr(),
-                k.len(),
-                body.as_ptr(),
-                body.len(),
-            )
-        };
+        // The report replaces the body at its end, so its length changes.
+        let k = "content-length";
+        r.put(
+            "remove response content-length",
+            unsafe { proxy_remove_header_map_value(RESPONSE_HEADERS, k.as_ptr(), k.len()) },
+            "",
+        );
         Action::Continue
     }
+
+    fn flow_response_body(&mut self, size: usize, eos: bool) -> Action {
+        if !eos {
+            return Action::Pause;
+        }
+        let r = &mut self.flow;
+        r.put("response body size at end of stream", 0, positive(size));
+        let (mut len, mut flags) = (0usize, 0u32);
+        let s = unsafe { proxy_get_buffer_status(RESPONSE_BODY, &mut len, &mut flags) };
+        r.put("response body status", s, positive(len));
+        let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(RESPONSE_BODY, 0, 1, p, n) });
+        r.put("response body first byte", s, show(&v));
+        let (s, v) =
+            get(|p, n| unsafe { proxy_get_buffer_bytes(RESPONSE_BODY, size + 1, 1, p, n) });
+        r.put("response body past the end", s, show(&v));
+        let s = unsafe { proxy_set_buffer_bytes(RESPONSE_BODY, size + 5, 0, b"x".as_ptr(), 1) };
+        r.put("append to response body", s, "");
+        let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, 100, p, n) });
+        r.put("request body at response body", s, show(&v));
+        let (s, _) = get(|p, n| unsafe { proxy_get_header_map_pairs(RESPONSE_HEADERS, p, n) });
+        r.put("response header pairs at response body", s, "");
+        let report = self.flow.json();
+        let s = unsafe {
+            proxy_set_buffer_bytes(RESPONSE_BODY, 0, size + 1, report.as_ptr(), report.len())
+        };
+        if s != 0 {
+            let _ = proxy_wasm::hostcalls::send_http_response(
+                500,
+                vec![],
+                Some(b"the report could not replace the body"),
+            );
+        }
+        Action::Continue
+    }
+}
+
+/// Replaces the request header map with its own pairs plus `x-probe-pairs`.
+fn set_pairs_with_one_more(r: &mut Report) {
+    let (_, raw) = get(|p, n| unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, p, n) });
+    let mut all = pairs(&raw);
+    let before = all.len();
+    all.push(("x-probe-pairs".into(), b"set".to_vec()));
+    let mut out = (all.len() as u32).to_le_bytes().to_vec();
+    for (k, v) in &all {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in &all {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v);
+        out.push(0);
+    }
+    let s = unsafe { proxy_set_header_map_pairs(REQUEST_HEADERS, out.as_ptr(), out.len()) };
+    r.put("set request header pairs plus one", s, "");
+    let (_, raw) = get(|p, n| unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, p, n) });
+    r.put(
+        "request header count after set pairs",
+        0,
+        (pairs(&raw).len() as i64 - before as i64).to_string(),
+    );
+    let (s, v) = header(REQUEST_HEADERS, "x-probe-pairs");
+    r.put("header added by set pairs", s, show(&v));
 }
 
 fn is_flow() -> bool {
@@ -708,5 +788,12 @@ impl HttpContext for Probe {
             return Action::Continue;
         }
         self.flow_response_headers()
+    }
+
+    fn on_http_response_body(&mut self, size: usize, eos: bool) -> Action {
+        if self.flow.0.is_empty() {
+            return Action::Continue;
+        }
+        self.flow_response_body(size, eos)
     }
 }
