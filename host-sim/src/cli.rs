@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::json::http_outcome_to_json;
-use crate::plugin::{HostSim, PluginSpec, WasmSource};
-use crate::properties::PropertyOverrides;
+use crate::plugin::{HostSim, HostSimConfig, PluginSpec, WasmSource};
 use crate::routes::Routes;
-use crate::scenario::{run_file, RequestSpec, Target};
+use crate::scenario::{run_file, LoadOptions, RequestSpec, Target};
+use crate::types::Level;
 
 const USAGE: &str = "\
 usage:
@@ -28,6 +28,10 @@ or
   --cluster NAME             or route everything to one cluster
 and, for both:
   --workers N                VMs per plugin (default 1)
+  --log-level LEVEL          lowest level logged: trace, debug, info (default), warn, error
+  --fuel N                   instructions per callback before the VM fails (default 10^9;
+                             0 = unlimited, the default of bench)
+  --memory-mib N             linear-memory limit per VM (default 256)
 
 A request line is a JSON object: {\"method\", \"host\", \"path\", \"headers\": {name: value},
 \"body\", \"chunks\": [...], \"trailers\", \"source\": \"ip:port\", \"properties\": {\"a.b\": v},
@@ -47,6 +51,10 @@ struct Args {
     workers: usize,
     requests: Option<PathBuf>,
     iterations: usize,
+    log_level: Level,
+    /// Instructions per callback; `Some(0)` lifts the limit.
+    fuel: Option<u64>,
+    memory_mib: Option<usize>,
     files: Vec<PathBuf>,
 }
 
@@ -54,6 +62,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
     let mut a = Args {
         workers: 1,
         iterations: 10_000,
+        log_level: Level::Info,
         ..Args::default()
     };
     let mut it = args.iter();
@@ -83,6 +92,21 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     .parse()
                     .map_err(|_| "--iterations needs a number")?
             }
+            "--log-level" => {
+                let v = value(arg)?;
+                a.log_level =
+                    Level::parse(&v).ok_or(format!("--log-level: unknown level {v:?}"))?;
+            }
+            "--fuel" => {
+                a.fuel = Some(value(arg)?.parse().map_err(|_| "--fuel needs a number")?);
+            }
+            "--memory-mib" => {
+                a.memory_mib = Some(
+                    value(arg)?
+                        .parse()
+                        .map_err(|_| "--memory-mib needs a number")?,
+                );
+            }
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             s => a.files.push(s.into()),
         }
@@ -90,11 +114,31 @@ fn parse(args: &[String]) -> Result<Args, String> {
     Ok(a)
 }
 
+/// The engine settings the options ask for; `bench` lifts the fuel limit unless given.
+fn sim_with(a: &Args, default_fuel: Option<u64>) -> Result<HostSim, String> {
+    let defaults = HostSimConfig::default();
+    let fuel = match a.fuel {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => default_fuel,
+    };
+    HostSim::with_config(HostSimConfig {
+        fuel_per_callback: fuel,
+        memory_limit: a.memory_mib.map_or(defaults.memory_limit, |m| m << 20),
+        ..defaults
+    })
+    .map_err(|e| e.to_string())
+}
+
 fn target(sim: &HostSim, a: &Args) -> Result<Target, String> {
     match (&a.envoy_config, &a.wasm) {
         (Some(e), None) => {
-            let mut t = Target::from_envoy(sim, e, a.workers, &PropertyOverrides::default())
-                .map_err(|e| e.to_string())?;
+            let opts = LoadOptions {
+                workers: a.workers,
+                log_level: a.log_level,
+                ..LoadOptions::default()
+            };
+            let mut t = Target::from_envoy(sim, e, &opts).map_err(|e| e.to_string())?;
             if let Some(h) = &a.cluster_header {
                 t.routes = Routes::cluster_header(h);
             }
@@ -111,6 +155,7 @@ fn target(sim: &HostSim, a: &Args) -> Result<Target, String> {
                 vm_id: a.vm_id.clone().unwrap_or(name.clone()),
                 configuration: a.config.clone().unwrap_or_default(),
                 workers: a.workers,
+                log_level: a.log_level,
                 ..PluginSpec::new(WasmSource::File(w.clone()), &name)
             };
             let plugin = sim.load(spec).map_err(|e| describe(&e))?;
@@ -184,7 +229,7 @@ pub fn main(args: Vec<String>) -> i32 {
 
 fn run(args: &[String]) -> Result<i32, String> {
     let a = parse(args)?;
-    let sim = HostSim::new().map_err(|e| e.to_string())?;
+    let sim = sim_with(&a, HostSimConfig::default().fuel_per_callback)?;
     let t = target(&sim, &a)?;
     let requests = read_requests(a.requests.as_deref().ok_or("run needs --requests FILE")?)?;
     let stdout = std::io::stdout();
@@ -207,7 +252,7 @@ fn test(args: &[String]) -> Result<i32, String> {
     if a.files.is_empty() {
         return Err("test needs at least one scenario file".into());
     }
-    let sim = HostSim::new().map_err(|e| e.to_string())?;
+    let sim = sim_with(&a, HostSimConfig::default().fuel_per_callback)?;
     let (mut passed, mut failed) = (0, 0);
     for f in &a.files {
         let (p, n, report) = run_file(&sim.fresh(), f).map_err(|e| describe(&e))?;
@@ -222,11 +267,7 @@ fn test(args: &[String]) -> Result<i32, String> {
 
 fn bench(args: &[String]) -> Result<i32, String> {
     let a = parse(args)?;
-    let sim = HostSim::with_config(crate::plugin::HostSimConfig {
-        fuel_per_callback: None,
-        ..Default::default()
-    })
-    .map_err(|e| e.to_string())?;
+    let sim = sim_with(&a, None)?;
     // First load compiles the module; a fresh host sharing the module cache loads it again
     // without compiling (both include VM start and configure).
     let started = Instant::now();

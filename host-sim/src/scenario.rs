@@ -19,12 +19,34 @@ use crate::plugin::{HostSim, Plugin, PluginSpec, WasmSource};
 use crate::properties::{PropValue, PropertyOverrides};
 use crate::routes::Routes;
 use crate::tcp::{TcpConnection, TcpOutcome};
+use crate::types::Level;
 use crate::upstreams::UpstreamReply;
 
 fn input_err(path: &str, message: impl Into<String>) -> Error {
     Error::Input {
         path: path.to_string(),
         message: message.into(),
+    }
+}
+
+/// How the plugins of a target are loaded.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// VMs per plugin (Envoy worker threads).
+    pub workers: usize,
+    /// Properties every plugin reads (on top of the bootstrap's `node`).
+    pub properties: PropertyOverrides,
+    /// Lowest level kept in the logs.
+    pub log_level: Level,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            workers: 1,
+            properties: PropertyOverrides::default(),
+            log_level: Level::Info,
+        }
     }
 }
 
@@ -64,6 +86,9 @@ pub struct Scenario {
     pub properties: BTreeMap<String, Value>,
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Lowest level the guests log at (default `info`, as Envoy's `-l info`).
+    #[serde(default)]
+    pub log_level: Option<String>,
     #[serde(default)]
     pub cases: Vec<Case>,
     /// TCP connections through the network filter (or the `wasm` module) to `tcp_proxy`.
@@ -386,14 +411,9 @@ impl Target {
             .map(|p| p.tcp(conn))
     }
 
-    /// Loads an Envoy bootstrap's Wasm filters and routes.
-    /// `properties` apply to every filter.
-    pub fn from_envoy(
-        sim: &HostSim,
-        path: &Path,
-        workers: usize,
-        properties: &PropertyOverrides,
-    ) -> Result<Target, Error> {
+    /// Loads an Envoy bootstrap's Wasm filters and routes, with `opts` applied to every
+    /// filter.
+    pub fn from_envoy(sim: &HostSim, path: &Path, opts: &LoadOptions) -> Result<Target, Error> {
         let setup = load_bootstrap(path)?;
         if setup.http_filters.is_empty() && setup.network_filters.is_empty() {
             return Err(Error::EnvoyConfig(
@@ -407,9 +427,10 @@ impl Target {
         }
         setup.declare_clusters(sim);
         let load = |mut spec: PluginSpec| {
-            spec.workers = workers;
+            spec.workers = opts.workers;
+            spec.log_level = opts.log_level;
             // The bootstrap's own (its `node`), then the caller's on top.
-            spec.properties.extend(properties);
+            spec.properties.extend(&opts.properties);
             sim.load(spec)
         };
         let network = setup
@@ -469,13 +490,21 @@ impl Scenario {
         if let Some(c) = &self.clusters {
             sim.declare_clusters(c);
         }
-        let workers = self.workers.unwrap_or(1);
-        let mut properties = PropertyOverrides::default();
+        let mut opts = LoadOptions {
+            workers: self.workers.unwrap_or(1),
+            ..LoadOptions::default()
+        };
         for (k, v) in &self.properties {
-            properties.set(&dotted(k), PropValue::from_json(v));
+            opts.properties.set(&dotted(k), PropValue::from_json(v));
+        }
+        if let Some(l) = &self.log_level {
+            opts.log_level = Level::parse(l).ok_or_else(|| Error::Input {
+                path: base.display().to_string(),
+                message: format!("log_level: unknown level {l:?}"),
+            })?;
         }
         let mut target = match (&self.envoy_config, &self.wasm) {
-            (Some(e), None) => Target::from_envoy(sim, &resolve(base, e), workers, &properties)?,
+            (Some(e), None) => Target::from_envoy(sim, &resolve(base, e), &opts)?,
             (None, Some(w)) => {
                 let path = resolve(base, w);
                 let stem = path
@@ -488,8 +517,9 @@ impl Scenario {
                 spec.vm_id = self.vm_id.clone().unwrap_or(name);
                 spec.configuration = config_bytes(&self.config);
                 spec.fail_open = self.fail_open;
-                spec.workers = workers;
-                spec.properties = properties;
+                spec.workers = opts.workers;
+                spec.log_level = opts.log_level;
+                spec.properties = opts.properties;
                 let routes = match &self.cluster {
                     Some(c) => Routes::fixed(c),
                     None => Routes::cluster_header(

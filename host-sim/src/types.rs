@@ -3,10 +3,12 @@
 use std::fmt;
 
 /// Log level of a `proxy_log` call (proxy-wasm numbering, equal to Envoy's spdlog levels).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The default is Envoy's default, `info`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
     Trace,
     Debug,
+    #[default]
     Info,
     Warn,
     Error,

@@ -184,6 +184,51 @@ fn bench_reports_throughput() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("requests/s"), "{stdout}");
     assert!(stdout.contains("instantiate"), "{stdout}");
+    assert!(stdout.contains("cached module"), "{stdout}");
+}
+
+#[test]
+fn engine_and_log_options_take_effect_or_are_refused() {
+    let dir = setup("options");
+    let requests = dir.join("requests.jsonl");
+    std::fs::write(
+        &requests,
+        r#"{"host": "foo.com", "headers": {"x-target": "east"}}"#,
+    )
+    .unwrap();
+    let envoy = dir.join("envoy.yaml");
+    let base = [
+        "run",
+        "--envoy-config",
+        envoy.to_str().unwrap(),
+        "--requests",
+        requests.to_str().unwrap(),
+    ];
+    // (options, exit code, text expected in stdout or stderr)
+    let cases: [(&[&str], i32, &str); 5] = [
+        (
+            &["--log-level", "debug", "--fuel", "0", "--memory-mib", "64"],
+            0,
+            "\"cluster\":\"east\"",
+        ),
+        (&["--fuel", "5000000"], 0, "\"cluster\":\"east\""),
+        (
+            &["--log-level", "loud"],
+            2,
+            "--log-level: unknown level \"loud\"",
+        ),
+        (&["--fuel", "lots"], 2, "--fuel needs a number"),
+        (&["--memory-mib", "0"], 2, "host-sim:"),
+    ];
+    for (options, want_code, want_text) in cases {
+        let args: Vec<&str> = base.iter().chain(options).copied().collect();
+        let (code, stdout, stderr) = host_sim(&args);
+        assert_eq!(code, want_code, "{options:?}: {stdout}{stderr}");
+        assert!(
+            stdout.contains(want_text) || stderr.contains(want_text),
+            "{options:?}: {want_text} not in {stdout}{stderr}"
+        );
+    }
 }
 
 #[test]
