@@ -2,10 +2,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{load, sim, wat_pairs};
@@ -482,42 +480,13 @@ fn one_concurrent_stream_is_a_plain_stream() {
     assert!(plugin.http_concurrent(&routes(), Vec::new()).is_empty());
 }
 
-/// Builds the SDK guest of tests/sdk-guest once per test binary (as sdk_guest.rs does).
-fn sdk_guest_wasm() -> PathBuf {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let target_dir = root.join("../target/host-sim-sdk-guest");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--offline",
-                "--target",
-                "wasm32-wasip1",
-            ])
-            .arg("--manifest-path")
-            .arg(root.join("tests/sdk-guest/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_TARGET_DIR")
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building tests/sdk-guest failed");
-        target_dir.join("wasm32-wasip1/release/host_sim_sdk_guest.wasm")
-    })
-    .clone()
-}
-
 #[test]
 fn sdk_guest_callbacks_reach_the_stream_that_called_out() {
     let sim = sim();
     let plugin = sim
         .load(PluginSpec {
             configuration: b"{}".to_vec(),
-            ..PluginSpec::new(WasmSource::File(sdk_guest_wasm()), "wasmgate.sdk")
+            ..PluginSpec::new(WasmSource::File(common::sdk_guest_wasm()), "wasmgate.sdk")
         })
         .unwrap();
     // The first callout is answered late with "east", the second early with "west".
@@ -561,7 +530,7 @@ fn sdk_guest_panic_fails_the_stream_paused_on_a_callout() {
     let plugin = sim
         .load(PluginSpec {
             configuration: b"{}".to_vec(),
-            ..PluginSpec::new(WasmSource::File(sdk_guest_wasm()), "wasmgate.sdk")
+            ..PluginSpec::new(WasmSource::File(common::sdk_guest_wasm()), "wasmgate.sdk")
         })
         .unwrap();
     sim.set_upstream("auth", UpstreamReply::ok("east").with_delay(ms(20)));

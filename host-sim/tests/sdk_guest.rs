@@ -3,53 +3,17 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use host_sim::{
     HttpRequest, Plugin, PluginSpec, PropValue, Routes, TcpConnection, UpstreamReply, WasmSource,
 };
 
-/// Builds the SDK guest once per test binary.
-fn guest_wasm() -> PathBuf {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk-guest/Cargo.toml");
-        let target_dir =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/host-sim-sdk-guest");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--offline",
-                "--target",
-                "wasm32-wasip1",
-                "--manifest-path",
-            ])
-            .arg(&manifest)
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_TARGET_DIR")
-            .status()
-            .expect("cargo runs");
-        assert!(
-            status.success(),
-            "building tests/sdk-guest for wasm32-wasip1 failed"
-        );
-        target_dir.join("wasm32-wasip1/release/host_sim_sdk_guest.wasm")
-    })
-    .clone()
-}
-
 fn load(sim: &host_sim::HostSim, config: &str) -> Plugin {
     sim.load(PluginSpec {
         configuration: config.as_bytes().to_vec(),
         vm_id: "wasmgate".into(),
-        ..PluginSpec::new(WasmSource::File(guest_wasm()), "wasmgate.sdk")
+        ..PluginSpec::new(WasmSource::File(common::sdk_guest_wasm()), "wasmgate.sdk")
     })
     .expect("SDK guest loads")
 }
@@ -117,7 +81,7 @@ fn rejected_configuration_carries_the_log_line() {
     let err = sim
         .load(PluginSpec {
             configuration: b"reject: nope".to_vec(),
-            ..PluginSpec::new(WasmSource::File(guest_wasm()), "x")
+            ..PluginSpec::new(WasmSource::File(common::sdk_guest_wasm()), "x")
         })
         .err()
         .expect("rejected");
@@ -201,7 +165,7 @@ fn properties_through_the_sdk() {
     let sim = common::sim();
     let p = sim
         .load(
-            PluginSpec::new(WasmSource::File(guest_wasm()), "wasmgate.sdk")
+            PluginSpec::new(WasmSource::File(common::sdk_guest_wasm()), "wasmgate.sdk")
                 .with_configuration("{}")
                 .with_property(
                     &["xds", "node", "metadata", "REGION"],
@@ -233,7 +197,7 @@ fn shared_data_and_ticks_across_workers() {
             workers: 3,
             configuration: b"tick".to_vec(),
             vm_id: "wasmgate".into(),
-            ..PluginSpec::new(WasmSource::File(guest_wasm()), "s")
+            ..PluginSpec::new(WasmSource::File(common::sdk_guest_wasm()), "s")
         })
         .unwrap();
     for n in 1..=5 {

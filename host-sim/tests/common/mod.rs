@@ -1,6 +1,8 @@
 //! Hand-written WAT guests for host-sim's tests.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::OnceLock;
 
 use host_sim::{HostSim, Plugin, PluginSpec, WasmSource};
@@ -100,4 +102,37 @@ pub fn wat_pairs(pairs: &[(&str, &str)]) -> (String, usize) {
         out.push(0);
     }
     (wat_bytes(&out), out.len())
+}
+
+/// Builds the Rust-SDK guest of tests/sdk-guest for wasm32-wasip1, once per test binary.
+pub fn sdk_guest_wasm() -> PathBuf {
+    static WASM: OnceLock<PathBuf> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk-guest/Cargo.toml");
+        let target_dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/host-sim-sdk-guest");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--offline",
+                "--target",
+                "wasm32-wasip1",
+                "--manifest-path",
+            ])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .expect("cargo runs");
+        assert!(
+            status.success(),
+            "building tests/sdk-guest for wasm32-wasip1 failed"
+        );
+        target_dir.join("wasm32-wasip1/release/host_sim_sdk_guest.wasm")
+    })
+    .clone()
 }

@@ -249,6 +249,36 @@ fn probe_properties(r: &mut Report) {
     r.put("property probe.custom after set", status, show(&v));
 }
 
+/// One header-map edit through the raw ABI.
+enum Edit {
+    Add(&'static str, &'static str),
+    Replace(&'static str, &'static str),
+    Remove(&'static str),
+}
+
+impl Edit {
+    fn key(&self) -> &'static str {
+        match self {
+            Edit::Add(k, _) | Edit::Replace(k, _) | Edit::Remove(k) => k,
+        }
+    }
+
+    /// The host's status for the edit on `map`.
+    fn apply(&self, map: u32) -> u32 {
+        unsafe {
+            match self {
+                Edit::Add(k, v) => {
+                    proxy_add_header_map_value(map, k.as_ptr(), k.len(), v.as_ptr(), v.len())
+                }
+                Edit::Replace(k, v) => {
+                    proxy_replace_header_map_value(map, k.as_ptr(), k.len(), v.as_ptr(), v.len())
+                }
+                Edit::Remove(k) => proxy_remove_header_map_value(map, k.as_ptr(), k.len()),
+            }
+        }
+    }
+}
+
 fn probe_headers(r: &mut Report) {
     for key in [
         ":path",
@@ -268,69 +298,38 @@ fn probe_headers(r: &mut Report) {
         s,
         if size > 0 { "positive" } else { "zero" },
     );
-    let (k, v) = ("x-probe-added", "1");
-    r.put(
-        "add header",
-        unsafe {
-            proxy_add_header_map_value(REQUEST_HEADERS, k.as_ptr(), k.len(), v.as_ptr(), v.len())
-        },
-        "",
-    );
-    r.put(
-        "add header again",
-        unsafe {
-            proxy_add_header_map_value(REQUEST_HEADERS, k.as_ptr(), k.len(), b"2".as_ptr(), 1)
-        },
-        "",
-    );
-    let (status, v) = header(REQUEST_HEADERS, k);
-    r.put("get header added twice", status, show(&v));
-    let (k, v) = ("x-probe-in", "replaced");
-    r.put(
-        "replace header",
-        unsafe {
-            proxy_replace_header_map_value(
-                REQUEST_HEADERS,
-                k.as_ptr(),
-                k.len(),
-                v.as_ptr(),
-                v.len(),
-            )
-        },
-        "",
-    );
-    let (status, v) = header(REQUEST_HEADERS, k);
-    r.put("get replaced header", status, show(&v));
-    let (k, v) = ("x-probe-new", "fresh");
-    r.put(
-        "replace missing header",
-        unsafe {
-            proxy_replace_header_map_value(
-                REQUEST_HEADERS,
-                k.as_ptr(),
-                k.len(),
-                v.as_ptr(),
-                v.len(),
-            )
-        },
-        "",
-    );
-    let (status, v) = header(REQUEST_HEADERS, k);
-    r.put("get header created by replace", status, show(&v));
-    let k = "x-probe-remove";
-    r.put(
-        "remove header",
-        unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, k.as_ptr(), k.len()) },
-        "",
-    );
-    let (status, v) = header(REQUEST_HEADERS, k);
-    r.put("get removed header", status, show(&v));
-    let k = "x-never-there";
-    r.put(
-        "remove missing header",
-        unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, k.as_ptr(), k.len()) },
-        "",
-    );
+    // (what, edit, header read back afterwards)
+    let edits: [(&str, Edit, &str); 6] = [
+        ("add header", Edit::Add("x-probe-added", "1"), ""),
+        (
+            "add header again",
+            Edit::Add("x-probe-added", "2"),
+            "get header added twice",
+        ),
+        (
+            "replace header",
+            Edit::Replace("x-probe-in", "replaced"),
+            "get replaced header",
+        ),
+        (
+            "replace missing header",
+            Edit::Replace("x-probe-new", "fresh"),
+            "get header created by replace",
+        ),
+        (
+            "remove header",
+            Edit::Remove("x-probe-remove"),
+            "get removed header",
+        ),
+        ("remove missing header", Edit::Remove("x-never-there"), ""),
+    ];
+    for (what, edit, read_back) in edits {
+        r.put(what, edit.apply(REQUEST_HEADERS), "");
+        if !read_back.is_empty() {
+            let (status, v) = header(REQUEST_HEADERS, edit.key());
+            r.put(read_back, status, show(&v));
+        }
+    }
     let (status, raw) = get(|p, n| unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, p, n) });
     // Header names only: values such as x-request-id differ on every request.
     let mut names: Vec<String> = pairs(&raw)
@@ -564,20 +563,8 @@ impl Probe {
     fn flow_request_headers(&mut self, eos: bool) -> Action {
         let r = &mut self.flow;
         r.put("flow request headers end_of_stream", 0, eos.to_string());
-        let (k, v) = ("x-wasmgate-cluster", BACKEND);
-        r.put(
-            "set routing header",
-            unsafe {
-                proxy_replace_header_map_value(
-                    REQUEST_HEADERS,
-                    k.as_ptr(),
-                    k.len(),
-                    v.as_ptr(),
-                    v.len(),
-                )
-            },
-            "",
-        );
+        let routing = Edit::Replace("x-wasmgate-cluster", BACKEND);
+        r.put("set routing header", routing.apply(REQUEST_HEADERS), "");
         r.put(
             "clear_route_cache after routing header",
             foreign("clear_route_cache"),
@@ -666,25 +653,13 @@ impl Probe {
         }
         let (status, v) = header(REQUEST_HEADERS, ":path");
         r.put("request header at response", status, show(&v));
-        let (k, v) = ("x-probe-response", "added");
-        r.put(
-            "add response header",
-            unsafe {
-                proxy_add_header_map_value(
-                    RESPONSE_HEADERS,
-                    k.as_ptr(),
-                    k.len(),
-                    v.as_ptr(),
-                    v.len(),
-                )
-            },
-            "",
-        );
+        let added = Edit::Add("x-probe-response", "added");
+        r.put("add response header", added.apply(RESPONSE_HEADERS), "");
         // The report replaces the body at its end, so its length changes.
-        let k = "content-length";
+        let length = Edit::Remove("content-length");
         r.put(
             "remove response content-length",
-            unsafe { proxy_remove_header_map_value(RESPONSE_HEADERS, k.as_ptr(), k.len()) },
+            length.apply(RESPONSE_HEADERS),
             "",
         );
         Action::Continue
