@@ -1,19 +1,19 @@
 //! Generated Istio manifests and the Gateway API / MCS API example inputs checked against the
-//! upstream CRD schemas in ../shared/crds (openAPIV3Schema), without a cluster: types,
-//! required fields, enums, and no field the schema does not know.
+//! upstream CRD schemas in tests/crds (openAPIV3Schema), without a cluster: types, required
+//! fields, enums, and no field the schema does not know.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-fn shared_crds() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crds")
+fn crds() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/crds")
 }
 
 /// The schema of `kind` at `apiVersion` among the CRD files of `dir`.
 fn schema(dir: &str, api_version: &str, kind: &str) -> Value {
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    for entry in std::fs::read_dir(shared_crds().join(dir)).expect("shared/crds beside the repo") {
+    for entry in std::fs::read_dir(crds().join(dir)).expect("tests/crds") {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         for doc in serde_yaml_ng::Deserializer::from_str(&text) {
             let crd: Value = serde::Deserialize::deserialize(doc).unwrap();
@@ -27,7 +27,7 @@ fn schema(dir: &str, api_version: &str, kind: &str) -> Value {
             }
         }
     }
-    panic!("no CRD for {api_version} {kind} in shared/crds/{dir}");
+    panic!("no CRD for {api_version} {kind} in tests/crds/{dir}");
 }
 
 /// Structural validation: every problem as `path: message`.
@@ -112,7 +112,7 @@ fn generated_istio_manifests_fit_the_istio_crds() {
         let inputs = wasmgate_gen::load(&[examples_dir().join(ex)]).unwrap();
         let out = wasmgate_gen::generate(&inputs, &wasmgate_gen::Options::default()).unwrap();
         for doc in &out.istio {
-            // EnvoyFilter has no CRD in shared/crds; the others must fit theirs.
+            // EnvoyFilter has no CRD in tests/crds; the others must fit theirs.
             if doc["kind"] == "EnvoyFilter" {
                 continue;
             }
