@@ -21,7 +21,7 @@ type F3R = TypedFunc<(i32, i32, i32), i32>;
 type F5 = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
 /// The guest's exported callbacks; `None` when the module does not export one.
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct Exports {
     initialize: Option<TypedFunc<(), ()>>,
     start: Option<TypedFunc<(), ()>>,
@@ -136,7 +136,9 @@ pub(crate) struct CallOutcome {
 
 pub(crate) struct Vm {
     store: Store<HostState>,
-    ex: Exports,
+    /// Shared so a callback can hold its function while the store is borrowed mutably;
+    /// cloning the typed functions themselves costs a type-registry lock each.
+    ex: Arc<Exports>,
     /// Set once the guest trapped: Envoy never calls a failed VM again.
     pub failed: Option<String>,
     fuel: Option<u64>,
@@ -179,7 +181,7 @@ impl Vm {
             None => typed::<i32, i32>(&mut store, &inst, "proxy_on_memory_allocate")?
                 .ok_or(Error::MissingExport("malloc or proxy_on_memory_allocate"))?,
         };
-        let ex = Exports::resolve(&mut store, &inst)?;
+        let ex = Arc::new(Exports::resolve(&mut store, &inst)?);
         let uid = store.data().vm_uid;
         store.data_mut().memory = Some(memory);
         store.data_mut().malloc = Some(malloc);
@@ -198,25 +200,25 @@ impl Vm {
             logs: std::mem::take(&mut vm.store.data_mut().logs),
         };
         if let Some(f) = vm.ex.initialize.clone() {
-            vm.raw_call("_initialize", Some(f), ())
+            vm.raw_call("_initialize", Some(&f), ())
                 .map_err(|m| trapped(&mut vm, "_initialize", m))?;
             if let Some(f) = vm.ex.main.clone() {
-                vm.raw_call("main", Some(f), (0, 0))
+                vm.raw_call("main", Some(&f), (0, 0))
                     .map_err(|m| trapped(&mut vm, "main", m))?;
             }
         } else if let Some(f) = vm.ex.start.clone() {
-            vm.raw_call("_start", Some(f), ())
+            vm.raw_call("_start", Some(&f), ())
                 .map_err(|m| trapped(&mut vm, "_start", m))?;
         }
         let root = vm.new_context(ContextKind::Root);
         vm.store.data_mut().root_context = root;
         let f = vm.ex.context_create.clone();
-        vm.raw_call("proxy_on_context_create", f, (root as i32, 0))
+        vm.raw_call("proxy_on_context_create", f.as_ref(), (root as i32, 0))
             .map_err(|m| trapped(&mut vm, "proxy_on_context_create", m))?;
         let vm_cfg_len = vm.store.data().info.vm_configuration.len() as i32;
         let f = vm.ex.vm_start.clone();
         let ok = vm
-            .raw_call("proxy_on_vm_start", f, (root as i32, vm_cfg_len))
+            .raw_call("proxy_on_vm_start", f.as_ref(), (root as i32, vm_cfg_len))
             .map_err(|m| trapped(&mut vm, "proxy_on_vm_start", m))?;
         if ok == Some(0) {
             return Err(Error::VmStartRejected {
@@ -226,7 +228,7 @@ impl Vm {
         let cfg_len = vm.store.data().info.configuration.len() as i32;
         vm.store.data_mut().configuring = true;
         let f = vm.ex.configure.clone();
-        let r = vm.raw_call("proxy_on_configure", f, (root as i32, cfg_len));
+        let r = vm.raw_call("proxy_on_configure", f.as_ref(), (root as i32, cfg_len));
         vm.store.data_mut().configuring = false;
         let ok = r.map_err(|m| trapped(&mut vm, "proxy_on_configure", m))?;
         if ok == Some(0) {
@@ -268,7 +270,7 @@ impl Vm {
     fn raw_call<P: WasmParams, R: WasmResults>(
         &mut self,
         name: &str,
-        f: Option<TypedFunc<P, R>>,
+        f: Option<&TypedFunc<P, R>>,
         args: P,
     ) -> Result<Option<R>, String> {
         if let Some(msg) = &self.failed {
@@ -300,9 +302,13 @@ impl Vm {
     pub fn create_stream_context(&mut self) -> Result<u32, String> {
         let id = self.new_context(ContextKind::Stream);
         let root = self.root_context() as i32;
-        let f = self.ex.context_create.clone();
-        self.raw_call("proxy_on_context_create", f, (id as i32, root))
-            .map(|_| id)
+        let ex = self.ex.clone();
+        self.raw_call(
+            "proxy_on_context_create",
+            ex.context_create.as_ref(),
+            (id as i32, root),
+        )
+        .map(|_| id)
     }
 
     /// Runs one stream callback with the stream loaded into the host state.
@@ -320,69 +326,69 @@ impl Vm {
         let result = match cb {
             Callback::RequestHeaders { headers, end } => self.raw_call(
                 "proxy_on_request_headers",
-                ex.request_headers,
+                ex.request_headers.as_ref(),
                 (c, headers as i32, b(end)),
             ),
             Callback::RequestBody { size, end } => self.raw_call(
                 "proxy_on_request_body",
-                ex.request_body,
+                ex.request_body.as_ref(),
                 (c, size as i32, b(end)),
             ),
             Callback::RequestTrailers { trailers } => self.raw_call(
                 "proxy_on_request_trailers",
-                ex.request_trailers,
+                ex.request_trailers.as_ref(),
                 (c, trailers as i32),
             ),
             Callback::ResponseHeaders { headers, end } => self.raw_call(
                 "proxy_on_response_headers",
-                ex.response_headers,
+                ex.response_headers.as_ref(),
                 (c, headers as i32, b(end)),
             ),
             Callback::ResponseBody { size, end } => self.raw_call(
                 "proxy_on_response_body",
-                ex.response_body,
+                ex.response_body.as_ref(),
                 (c, size as i32, b(end)),
             ),
             Callback::ResponseTrailers { trailers } => self.raw_call(
                 "proxy_on_response_trailers",
-                ex.response_trailers,
+                ex.response_trailers.as_ref(),
                 (c, trailers as i32),
             ),
             Callback::NewConnection => {
-                self.raw_call("proxy_on_new_connection", ex.new_connection, c)
+                self.raw_call("proxy_on_new_connection", ex.new_connection.as_ref(), c)
             }
             Callback::DownstreamData { size, end } => self.raw_call(
                 "proxy_on_downstream_data",
-                ex.downstream_data,
+                ex.downstream_data.as_ref(),
                 (c, size as i32, b(end)),
             ),
             Callback::UpstreamData { size, end } => self.raw_call(
                 "proxy_on_upstream_data",
-                ex.upstream_data,
+                ex.upstream_data.as_ref(),
                 (c, size as i32, b(end)),
             ),
             // PeerType::Remote: the peer closed.
             Callback::DownstreamClose => self
                 .raw_call(
                     "proxy_on_downstream_connection_close",
-                    ex.downstream_close,
+                    ex.downstream_close.as_ref(),
                     (c, 2),
                 )
                 .map(|r| r.map(|()| 0)),
             Callback::UpstreamClose => self
                 .raw_call(
                     "proxy_on_upstream_connection_close",
-                    ex.upstream_close,
+                    ex.upstream_close.as_ref(),
                     (c, 2),
                 )
                 .map(|r| r.map(|()| 0)),
             Callback::Log => self
-                .raw_call("proxy_on_log", ex.log, c)
+                .raw_call("proxy_on_log", ex.log.as_ref(), c)
                 .map(|r| r.map(|()| 0)),
-            Callback::Done => self.raw_call("proxy_on_done", ex.done, c),
+            Callback::Done => self.raw_call("proxy_on_done", ex.done.as_ref(), c),
             Callback::Delete => {
                 let r = self
-                    .raw_call("proxy_on_delete", ex.delete, c)
+                    .raw_call("proxy_on_delete", ex.delete.as_ref(), c)
                     .map(|r| r.map(|()| 0));
                 self.forget_context(ctx);
                 r
@@ -515,11 +521,13 @@ impl Vm {
                     .next_tick
                     .map(|t| t.max(st.shared.now()) + period)
                     .filter(|_| period > 0);
-                self.raw_call("proxy_on_tick", ex.tick, c)
+                self.raw_call("proxy_on_tick", ex.tick.as_ref(), c)
             }
-            VmEvent::QueueReady { token, .. } => {
-                self.raw_call("proxy_on_queue_ready", ex.queue_ready, (c, token as i32))
-            }
+            VmEvent::QueueReady { token, .. } => self.raw_call(
+                "proxy_on_queue_ready",
+                ex.queue_ready.as_ref(),
+                (c, token as i32),
+            ),
             VmEvent::HttpResponse { token } => {
                 let st = self.store.data_mut();
                 match st.http_calls.remove(&token) {
@@ -542,7 +550,7 @@ impl Vm {
                         st.http_call_response = Some(r);
                         let res = self.raw_call(
                             "proxy_on_http_call_response",
-                            ex.http_call_response,
+                            ex.http_call_response.as_ref(),
                             args,
                         );
                         let st = self.store.data_mut();
@@ -560,7 +568,7 @@ impl Vm {
                         st.status = (call.status, call.message.into_bytes());
                         let res = self.raw_call(
                             "proxy_on_grpc_close",
-                            ex.grpc_close,
+                            ex.grpc_close.as_ref(),
                             (c, token as i32, call.status as i32),
                         );
                         self.store.data_mut().status = (0, Vec::new());
