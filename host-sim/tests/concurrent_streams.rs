@@ -480,15 +480,18 @@ fn one_concurrent_stream_is_a_plain_stream() {
     assert!(plugin.http_concurrent(&routes(), Vec::new()).is_empty());
 }
 
+fn sdk_plugin(sim: &HostSim) -> host_sim::Plugin {
+    sim.load(PluginSpec {
+        configuration: b"{}".to_vec(),
+        ..PluginSpec::new(WasmSource::File(common::sdk_guest_wasm()), "wasmgate.sdk")
+    })
+    .unwrap()
+}
+
 #[test]
 fn sdk_guest_callbacks_reach_the_stream_that_called_out() {
     let sim = sim();
-    let plugin = sim
-        .load(PluginSpec {
-            configuration: b"{}".to_vec(),
-            ..PluginSpec::new(WasmSource::File(common::sdk_guest_wasm()), "wasmgate.sdk")
-        })
-        .unwrap();
+    let plugin = sdk_plugin(&sim);
     // The first callout is answered late with "east", the second early with "west".
     let n = Arc::new(AtomicUsize::new(0));
     sim.set_upstream_fn("auth", move |_| match n.fetch_add(1, Ordering::SeqCst) {
@@ -527,12 +530,7 @@ fn sdk_guest_callbacks_reach_the_stream_that_called_out() {
 #[test]
 fn sdk_guest_panic_fails_the_stream_paused_on_a_callout() {
     let sim = sim();
-    let plugin = sim
-        .load(PluginSpec {
-            configuration: b"{}".to_vec(),
-            ..PluginSpec::new(WasmSource::File(common::sdk_guest_wasm()), "wasmgate.sdk")
-        })
-        .unwrap();
+    let plugin = sdk_plugin(&sim);
     sim.set_upstream("auth", UpstreamReply::ok("east").with_delay(ms(20)));
     let outs = plugin.http_concurrent(
         &routes(),
