@@ -360,6 +360,73 @@ fn all_unhealthy_panics_over_every_cluster_by_default() {
     );
 }
 
+/// Four members, three failing, `maxEjectionPercent: 50`: both workers read the ejections
+/// from shared data, so only two members are ever ejected at once; the third keeps its traffic
+/// (and its errors) and its refused ejections are counted. When the ejections end on the
+/// virtual clock, two slots open again.
+#[test]
+fn max_ejection_percent_caps_concurrent_ejections_across_workers_until_they_end() {
+    let sim = HostSim::new().unwrap();
+    for n in ["a", "b", "c"] {
+        sim.set_upstream(&format!("shop_{n}"), UpstreamReply::status(503));
+    }
+    sim.set_upstream("shop_d", UpstreamReply::ok("d"));
+    let config = shop(
+        ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| member(n, 1, "", ""))
+            .collect(),
+        json!({"health": {"passive": {"consecutiveErrors": 1, "baseEjectionMs": 10000,
+                                      "maxEjectionMs": 10000, "maxEjectionPercent": 50}}}),
+    );
+    let plugin = load(&sim, &config, 2);
+    let metric = |m: &str, what: &str| {
+        sim.metric(&format!("wasmgate.balancer.shop.{m}.{what}"))
+            .map_or(0, |m| m.value)
+    };
+    let total = |what: &str| {
+        ["a", "b", "c", "d"]
+            .iter()
+            .map(|m| metric(m, what))
+            .sum::<i64>()
+    };
+    let req = |_| HttpRequest::get("shop", "/");
+
+    counts(&plugin, 40, req);
+    assert_eq!(total("ejections"), 2, "two of four is the cap");
+    let refused = total("ejections_overflow");
+    assert!(refused >= 1, "the third failing member was refused");
+    assert_eq!(
+        metric("d", "ejections") + metric("d", "ejections_overflow"),
+        0
+    );
+    // Every worker sees the same two ejected: the rest is d and the one left failing.
+    let c = counts(&plugin, 100, req);
+    let kept: Vec<&str> = ["a", "b", "c"]
+        .into_iter()
+        .filter(|m| metric(m, "ejections") == 0)
+        .collect();
+    assert_eq!(kept.len(), 1, "{c:?}");
+    assert_eq!(
+        c.keys().map(String::as_str).collect::<Vec<_>>(),
+        [format!("shop_{}", kept[0]).as_str(), "shop_d"],
+        "the failing member left in keeps its traffic"
+    );
+    assert!(
+        total("ejections_overflow") > refused,
+        "refused again on each error"
+    );
+    assert_eq!(total("ejections"), 2);
+
+    // The ejections end on the clock: all four take traffic until two are ejected again.
+    plugin.advance(Duration::from_secs(11));
+    let c = counts(&plugin, 100, req);
+    assert_eq!(c.len(), 4, "{c:?}");
+    assert_eq!(total("ejections"), 4, "room again for exactly two");
+    let c = counts(&plugin, 100, req);
+    assert_eq!(c.len(), 2, "d and one failing member: {c:?}");
+}
+
 #[test]
 fn client_routing_header_is_stripped_and_unknown_services_pass_through() {
     let sim = HostSim::new().unwrap();

@@ -12,6 +12,9 @@ pub struct ServiceMetrics {
     pub requests: Vec<Option<u32>>,
     /// Per member: passive ejections this proxy caused.
     pub ejections: Vec<Option<u32>>,
+    /// Per member: ejections this proxy refused because `maxEjectionPercent` of the members
+    /// were already ejected (Envoy's `outlier_detection.ejections_overflow`).
+    pub ejections_overflow: Vec<Option<u32>>,
     /// Per member: active-check verdicts that took it down.
     pub down: Vec<Option<u32>>,
     /// Picks made in panic mode (no member healthy).
@@ -46,6 +49,7 @@ pub fn define(balancer: &Balancer) -> Vec<ServiceMetrics> {
             ServiceMetrics {
                 requests: per_member("requests"),
                 ejections: per_member("ejections"),
+                ejections_overflow: per_member("ejections_overflow"),
                 down: per_member("health_check_down"),
                 panic: counter(&format!("{base}.panic")),
                 rejected: counter(&format!("{base}.rejected")),

@@ -166,7 +166,8 @@ impl Shared {
         let now = host::now_ms();
         let key = self.balancer.health_key(picked.service);
         match update_health(&HostStore, &key, |st| {
-            let e = st.record_response(name, error, now, policy);
+            // Decided on the state just read: a worker that raced us re-reads and re-decides.
+            let e = st.record_response(name, error, now, policy, sel.member_names());
             (e != PassiveEffect::Unchanged, e)
         }) {
             Ok(PassiveEffect::Ejected(ms)) => {
@@ -176,6 +177,16 @@ impl Shared {
                 );
                 if let Some(m) = self.metrics.get(picked.service) {
                     metrics::inc_at(&m.ejections, picked.member);
+                }
+            }
+            Ok(PassiveEffect::Refused) => {
+                warn!(
+                    "wasmgate.balancer: {}/{name} not ejected: maxEjectionPercent {} reached",
+                    sel.name(),
+                    policy.max_ejection_percent
+                );
+                if let Some(m) = self.metrics.get(picked.service) {
+                    metrics::inc_at(&m.ejections_overflow, picked.member);
                 }
             }
             Ok(_) => {}

@@ -468,6 +468,10 @@ fn default_two() -> u32 {
 
 /// Passive ejection from what responses show: `consecutiveErrors` 5xx or resets eject a
 /// member for `baseEjectionMs x (number of ejections)`, at most `maxEjectionMs`.
+///
+/// Like Envoy's outlier detection (`max_ejection_percent`, `always_eject_one_host`), an
+/// ejection that would leave more than `maxEjectionPercent` of the service's members ejected
+/// at once is refused; `alwaysEjectOne` still allows one when none is ejected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PassiveHealth {
@@ -477,6 +481,26 @@ pub struct PassiveHealth {
     pub base_ejection_ms: u64,
     #[serde(default = "default_max_ejection_ms")]
     pub max_ejection_ms: u64,
+    /// At most this share of the members (0 to 100) may be passively ejected at once,
+    /// counting the one about to be ejected. Default 100: every ejection is allowed.
+    #[serde(default = "default_max_ejection_percent")]
+    pub max_ejection_percent: u32,
+    /// Eject one member while none is ejected, whatever `maxEjectionPercent` says (Envoy's
+    /// `always_eject_one_host`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub always_eject_one: bool,
+}
+
+impl Default for PassiveHealth {
+    fn default() -> Self {
+        PassiveHealth {
+            consecutive_errors: default_consecutive_errors(),
+            base_ejection_ms: default_base_ejection_ms(),
+            max_ejection_ms: default_max_ejection_ms(),
+            max_ejection_percent: default_max_ejection_percent(),
+            always_eject_one: false,
+        }
+    }
 }
 
 fn default_consecutive_errors() -> u32 {
@@ -487,6 +511,9 @@ fn default_base_ejection_ms() -> u64 {
 }
 fn default_max_ejection_ms() -> u64 {
     300_000
+}
+fn default_max_ejection_percent() -> u32 {
+    100
 }
 
 /// When every member is unhealthy: `panic` spreads over all members by weight (Envoy's

@@ -64,6 +64,9 @@ pub enum PassiveEffect {
     Changed,
     /// The member was ejected for this many milliseconds.
     Ejected(u64),
+    /// The member reached its error threshold but was not ejected: that would have taken the
+    /// ejected members past `maxEjectionPercent`. Its error count restarts; write back.
+    Refused,
 }
 
 /// The health of every member of one service, as stored in shared data.
@@ -127,13 +130,17 @@ impl HealthState {
         None
     }
 
-    /// Records what a response showed: `error` for a 5xx or a reset.
-    pub fn record_response(
+    /// Records what a response showed: `error` for a 5xx or a reset. `members` are the
+    /// service's members (a selector's [`member_names`](super::Selector::member_names)):
+    /// the ejection cap is a share of them, counted in this state, so every worker that
+    /// updates it with compare-and-swap decides against the same ejections.
+    pub fn record_response<'a>(
         &mut self,
         name: &str,
         error: bool,
         now_ms: u64,
         policy: &PassiveHealth,
+        members: impl IntoIterator<Item = &'a str>,
     ) -> PassiveEffect {
         let m = self.entry(name, now_ms);
         if m.ejected(now_ms) {
@@ -162,7 +169,12 @@ impl HealthState {
         if m.errors < policy.consecutive_errors.max(1) {
             return PassiveEffect::Changed;
         }
+        // Envoy restarts the count whether or not the ejection is allowed.
         m.errors = 0;
+        if !self.may_eject(name, now_ms, policy, members) {
+            return PassiveEffect::Refused;
+        }
+        let m = self.entry(name, now_ms);
         m.ejections = m.ejections.saturating_add(1);
         let ms = policy
             .base_ejection_ms
@@ -171,6 +183,46 @@ impl HealthState {
         m.ejected_until_ms = now_ms.saturating_add(ms);
         m.decay_at_ms = m.ejected_until_ms.saturating_add(policy.base_ejection_ms);
         PassiveEffect::Ejected(ms)
+    }
+
+    /// Envoy's rule (`DetectorImpl::ejectHost`): eject when `100 x (ejected + 1) / members`
+    /// is at most `maxEjectionPercent`, or, with `alwaysEjectOne`, when none is ejected.
+    /// Only passive ejections count (an actively failed member does not), and only members of
+    /// `members`: state left behind by members a config change removed is ignored.
+    fn may_eject<'a>(
+        &self,
+        name: &str,
+        now_ms: u64,
+        policy: &PassiveHealth,
+        members: impl IntoIterator<Item = &'a str>,
+    ) -> bool {
+        let (mut total, mut ejected, mut listed) = (0u64, 0u64, false);
+        for n in members {
+            total += 1;
+            listed |= n == name;
+            if self.members.get(n).is_some_and(|m| m.ejected(now_ms)) {
+                ejected += 1;
+            }
+        }
+        if !listed {
+            // The member itself always counts, so a share is never taken of nothing.
+            total += 1;
+        }
+        let percent = u64::from(policy.max_ejection_percent.min(100));
+        (policy.always_eject_one && ejected == 0)
+            || ejected.saturating_add(1).saturating_mul(100) <= percent.saturating_mul(total)
+    }
+
+    /// How many of `names` are passively ejected at `now_ms`.
+    pub fn ejected_count<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+        now_ms: u64,
+    ) -> usize {
+        names
+            .into_iter()
+            .filter(|n| self.members.get(*n).is_some_and(|m| m.ejected(now_ms)))
+            .count()
     }
 
     /// What `names` (a selector's members, in order) look like at `now_ms`. A member the
@@ -361,6 +413,7 @@ mod tests {
             consecutive_errors: errors,
             base_ejection_ms: base,
             max_ejection_ms: max,
+            ..PassiveHealth::default()
         }
     }
 
@@ -393,17 +446,17 @@ mod tests {
         let mut ejections = Vec::new();
         for _ in 0..3 {
             assert_eq!(
-                s.record_response("a", true, now, &p),
+                s.record_response("a", true, now, &p, ["a"]),
                 PassiveEffect::Changed
             );
-            match s.record_response("a", true, now, &p) {
+            match s.record_response("a", true, now, &p, ["a"]) {
                 PassiveEffect::Ejected(ms) => ejections.push(ms),
                 e => panic!("expected ejection, got {e:?}"),
             }
             assert!(!s.get("a").unwrap().healthy(now));
             // Responses during the ejection change nothing.
             assert_eq!(
-                s.record_response("a", true, now + 1, &p),
+                s.record_response("a", true, now + 1, &p, ["a"]),
                 PassiveEffect::Unchanged
             );
             now = s.get("a").unwrap().ejected_until_ms;
@@ -416,23 +469,29 @@ mod tests {
     fn a_success_resets_consecutive_errors_and_good_behaviour_decays_ejections() {
         let p = passive(2, 1000, 10_000);
         let mut s = HealthState::default();
-        s.record_response("a", true, 0, &p);
-        assert_eq!(s.record_response("a", false, 0, &p), PassiveEffect::Changed);
+        s.record_response("a", true, 0, &p, ["a"]);
         assert_eq!(
-            s.record_response("a", false, 0, &p),
+            s.record_response("a", false, 0, &p, ["a"]),
+            PassiveEffect::Changed
+        );
+        assert_eq!(
+            s.record_response("a", false, 0, &p, ["a"]),
             PassiveEffect::Unchanged
         );
-        assert_eq!(s.record_response("a", true, 0, &p), PassiveEffect::Changed);
+        assert_eq!(
+            s.record_response("a", true, 0, &p, ["a"]),
+            PassiveEffect::Changed
+        );
         assert!(matches!(
-            s.record_response("a", true, 0, &p),
+            s.record_response("a", true, 0, &p, ["a"]),
             PassiveEffect::Ejected(1000)
         ));
         // Ejection ends at 1000; one more base time of good behaviour forgets it.
-        s.record_response("a", false, 2000, &p);
+        s.record_response("a", false, 2000, &p, ["a"]);
         assert_eq!(s.get("a").unwrap().ejections, 0);
-        s.record_response("a", true, 2000, &p);
+        s.record_response("a", true, 2000, &p, ["a"]);
         assert!(matches!(
-            s.record_response("a", true, 2000, &p),
+            s.record_response("a", true, 2000, &p, ["a"]),
             PassiveEffect::Ejected(1000)
         ));
     }
@@ -441,7 +500,7 @@ mod tests {
     fn encoding_round_trips_and_rejects_garbage() {
         let mut s = HealthState::default();
         s.record_check("us-east", false, 5, &active(1, 1));
-        s.record_response("eu-west", true, 7, &passive(1, 30, 60));
+        s.record_response("eu-west", true, 7, &passive(1, 30, 60), ["eu-west"]);
         s.reconcile(["new", "us-east"], 9);
         let bytes = s.encode();
         assert_eq!(HealthState::decode(&bytes), Some(s));

@@ -316,6 +316,12 @@ impl Selector {
             if p.base_ejection_ms == 0 {
                 return err(format!("{pat}.baseEjectionMs"), K::OutOfRange(">= 1"));
             }
+            if p.max_ejection_percent > 100 {
+                return err(
+                    format!("{pat}.maxEjectionPercent"),
+                    K::OutOfRange("0..=100"),
+                );
+            }
         }
         Ok(Selector {
             name: name.to_string(),

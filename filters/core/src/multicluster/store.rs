@@ -168,7 +168,9 @@ mod tests {
                         consecutive_errors: 9,
                         base_ejection_ms: 1,
                         max_ejection_ms: 1,
+                        ..PassiveHealth::default()
                     },
+                    ["a", "b"],
                 );
                 self.inner.set(key, &st.encode(), c)?;
             }
@@ -191,11 +193,12 @@ mod tests {
             consecutive_errors: 9,
             base_ejection_ms: 1,
             max_ejection_ms: 1,
+            ..PassiveHealth::default()
         };
         let mut attempts = 0;
         update_health(&store, "svc", |st| {
             attempts += 1;
-            st.record_response("a", true, 0, &p);
+            st.record_response("a", true, 0, &p, ["a", "b"]);
             (true, ())
         })
         .unwrap();

@@ -525,6 +525,7 @@ fn passive_ejection_and_active_checks_fail_over_and_recover_on_a_virtual_clock()
         consecutive_errors: 3,
         base_ejection_ms: 10_000,
         max_ejection_ms: 60_000,
+        ..PassiveHealth::default()
     };
     let active = ActiveHealth {
         path: "/healthz".into(),
@@ -566,7 +567,13 @@ fn passive_ejection_and_active_checks_fail_over_and_recover_on_a_virtual_clock()
             .unwrap();
         let failed = p.member == 2;
         let effect = update_health(&store, key, |st| {
-            let e = st.record_response(&sel.members()[p.member].name, failed, now, &passive);
+            let e = st.record_response(
+                &sel.members()[p.member].name,
+                failed,
+                now,
+                &passive,
+                sel.member_names(),
+            );
             (e != PassiveEffect::Unchanged, e)
         })
         .unwrap();
@@ -661,6 +668,236 @@ fn passive_ejection_and_active_checks_fail_over_and_recover_on_a_virtual_clock()
         0.0,
         "a recovered",
     );
+}
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("m{i}")).collect()
+}
+
+fn capped(max_ejection_percent: u32, always_eject_one: bool) -> PassiveHealth {
+    PassiveHealth {
+        consecutive_errors: 1,
+        base_ejection_ms: 1000,
+        max_ejection_ms: 1000,
+        max_ejection_percent,
+        always_eject_one,
+    }
+}
+
+/// Each of `failing` fails once at `now`, in order: which were ejected.
+fn fail_all(
+    st: &mut HealthState,
+    members: &[String],
+    failing: &[String],
+    now: u64,
+    p: &PassiveHealth,
+) -> Vec<bool> {
+    failing
+        .iter()
+        .map(|m| {
+            let e = st.record_response(m, true, now, p, members.iter().map(String::as_str));
+            assert!(
+                matches!(e, PassiveEffect::Ejected(_) | PassiveEffect::Refused),
+                "{m}: {e:?}"
+            );
+            e != PassiveEffect::Refused
+        })
+        .collect()
+}
+
+#[test]
+fn ejections_beyond_max_ejection_percent_are_refused() {
+    // Envoy's rule: eject while 100 x (ejected + 1) / members <= maxEjectionPercent; with
+    // alwaysEjectOne also when nothing is ejected. (members, percent, alwaysEjectOne, ejected)
+    let table: &[(usize, u32, bool, usize)] = &[
+        (3, 100, false, 3),
+        (3, 67, false, 2),
+        (3, 66, false, 1),
+        (3, 50, false, 1),
+        (3, 34, false, 1),
+        (3, 33, false, 0),
+        (3, 33, true, 1),
+        (3, 10, false, 0),
+        (3, 10, true, 1),
+        (3, 0, false, 0),
+        (3, 0, true, 1),
+        (3, 50, true, 1),
+        (4, 100, false, 4),
+        (4, 75, false, 3),
+        (4, 74, false, 2),
+        (4, 50, false, 2),
+        (4, 25, false, 1),
+        (4, 24, false, 0),
+        (4, 10, true, 1),
+        (4, 50, true, 2),
+        (10, 100, false, 10),
+        (10, 95, false, 9),
+        (10, 50, false, 5),
+        (10, 25, false, 2),
+        (10, 10, false, 1),
+        (10, 10, true, 1),
+        (10, 9, false, 0),
+        (10, 9, true, 1),
+        (10, 0, false, 0),
+    ];
+    for &(n, percent, one, want) in table {
+        let what = format!("{n} members, {percent}%, alwaysEjectOne {one}");
+        let members = names(n);
+        let p = capped(percent, one);
+        let mut st = HealthState::default();
+        let ejected = fail_all(&mut st, &members, &members, 0, &p);
+        // The first `want` to fail are ejected, every later one refused.
+        let expected: Vec<bool> = (0..n).map(|i| i < want).collect();
+        assert_eq!(ejected, expected, "{what}");
+        assert_eq!(
+            st.ejected_count(members.iter().map(String::as_str), 0),
+            want,
+            "{what}"
+        );
+        // A refused member starts counting its errors again and keeps its ejection record.
+        for m in &members[want..] {
+            let h = st.get(m).unwrap();
+            assert_eq!((h.errors, h.ejections), (0, 0), "{what}: {m}");
+            assert!(h.healthy(0), "{what}: {m}");
+        }
+        // Failing again is refused again while the ejections last.
+        assert_eq!(
+            fail_all(&mut st, &members, &members[want..], 1, &p),
+            vec![false; n - want],
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn an_ending_ejection_makes_room_for_the_next() {
+    let members = names(4);
+    let all = || members.iter().map(String::as_str);
+    let p = capped(50, false);
+    let mut st = HealthState::default();
+    let fail = |st: &mut HealthState, m: usize, now: u64| {
+        st.record_response(
+            &members[m],
+            true,
+            now,
+            &p,
+            members.iter().map(String::as_str),
+        )
+    };
+    assert_eq!(fail(&mut st, 0, 0), PassiveEffect::Ejected(1000));
+    assert_eq!(fail(&mut st, 1, 400), PassiveEffect::Ejected(1000));
+    assert_eq!(
+        fail(&mut st, 2, 500),
+        PassiveEffect::Refused,
+        "2 of 4 is the cap"
+    );
+    assert_eq!(fail(&mut st, 3, 999), PassiveEffect::Refused);
+    // m0's ejection ends at 1000: one slot again, taken by the first to fail.
+    assert_eq!(st.ejected_count(all(), 1000), 1);
+    assert_eq!(fail(&mut st, 2, 1000), PassiveEffect::Ejected(1000));
+    assert_eq!(fail(&mut st, 3, 1001), PassiveEffect::Refused);
+    assert_eq!(
+        fail(&mut st, 0, 1002),
+        PassiveEffect::Refused,
+        "m0 is back and full"
+    );
+    // m1's ends at 1400: m0 fails first this time and takes the slot.
+    assert_eq!(fail(&mut st, 0, 1400), PassiveEffect::Ejected(1000));
+    assert_eq!(fail(&mut st, 1, 1401), PassiveEffect::Refused);
+    assert_eq!(st.ejected_count(all(), 1400), 2);
+    assert_eq!(st.get("m0").unwrap().ejections, 2);
+    // Everything ends: the cap counts nothing that has ended.
+    assert_eq!(st.ejected_count(all(), 2400), 0);
+    assert_eq!(fail(&mut st, 3, 2400), PassiveEffect::Ejected(1000));
+    assert_eq!(fail(&mut st, 1, 2400), PassiveEffect::Ejected(1000));
+    assert_eq!(fail(&mut st, 2, 2400), PassiveEffect::Refused);
+}
+
+#[test]
+fn only_passive_ejections_of_the_current_members_count_toward_the_cap() {
+    let p = capped(50, false);
+    let active = ActiveHealth {
+        path: "/h".into(),
+        host: None,
+        interval_ms: 1000,
+        timeout_ms: 500,
+        healthy_threshold: 1,
+        unhealthy_threshold: 1,
+    };
+    let mut st = HealthState::default();
+    // "gone" was ejected under an older config that had it; "a" failed its active check.
+    st.record_response("gone", true, 0, &capped(100, false), ["gone"]);
+    assert!(st.get("gone").unwrap().ejected(0));
+    st.record_check("a", false, 0, &active);
+    // Two members, 50%: one passive ejection fits; "gone" and down "a" take no slot.
+    assert_eq!(
+        st.record_response("b", true, 0, &p, ["a", "b"]),
+        PassiveEffect::Ejected(1000)
+    );
+    assert_eq!(
+        st.record_response("a", true, 0, &p, ["a", "b"]),
+        PassiveEffect::Refused
+    );
+}
+
+/// Two workers share one store; each decides on the state it read with its cas token, so a
+/// worker whose write raced another's re-reads, sees the other's ejection and is refused.
+#[test]
+fn workers_racing_to_eject_agree_through_shared_data() {
+    use std::cell::RefCell;
+    /// The other worker's update, run between our read and our write.
+    type Other<'a> = Box<dyn FnOnce(&MemoryStore) + 'a>;
+    struct Racing<'a> {
+        inner: MemoryStore,
+        other: RefCell<Option<Other<'a>>>,
+    }
+    impl SharedStore for Racing<'_> {
+        fn get(&self, key: &str) -> (Option<Vec<u8>>, u32) {
+            self.inner.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+            if let Some(f) = self.other.borrow_mut().take() {
+                f(&self.inner);
+            }
+            self.inner.set(key, value, cas)
+        }
+    }
+    let members = names(3);
+    let all = || members.iter().map(String::as_str);
+    let key = "wasmgate.mc/shop/health";
+    // 3 members, 34%: one ejection at a time.
+    let p = capped(34, false);
+    let store = Racing {
+        inner: MemoryStore::new(),
+        other: RefCell::new(None),
+    };
+    store
+        .inner
+        .set(key, &HealthState::default().encode(), 0)
+        .unwrap();
+    *store.other.borrow_mut() = Some(Box::new(|s: &MemoryStore| {
+        let e = update_health(s, key, |st| {
+            let e = st.record_response("m1", true, 0, &p, all());
+            (true, e)
+        });
+        assert_eq!(e, Ok(PassiveEffect::Ejected(1000)), "the other worker wins");
+    }));
+    let mut attempts = Vec::new();
+    let effect = update_health(&store, key, |st| {
+        let e = st.record_response("m0", true, 0, &p, all());
+        attempts.push(e);
+        (e != PassiveEffect::Unchanged, e)
+    })
+    .unwrap();
+    assert_eq!(
+        attempts,
+        [PassiveEffect::Ejected(1000), PassiveEffect::Refused],
+        "decided again on the state the other worker wrote"
+    );
+    assert_eq!(effect, PassiveEffect::Refused);
+    let (st, _) = read_health(&store.inner, key);
+    assert_eq!(st.ejected_count(all(), 0), 1);
+    assert!(st.get("m1").unwrap().ejected(0) && !st.get("m0").unwrap().ejected(0));
 }
 
 #[test]
@@ -860,6 +1097,7 @@ fn invalid_services_are_rejected_with_field_paths() {
                         consecutive_errors: 0,
                         base_ejection_ms: 1,
                         max_ejection_ms: 1,
+                        ..PassiveHealth::default()
                     }),
                     ..Default::default()
                 }),
@@ -867,6 +1105,21 @@ fn invalid_services_are_rejected_with_field_paths() {
             },
             path: "multiClusterServices.shop.health.passive.consecutiveErrors",
             kind: K::OutOfRange(">= 1"),
+        },
+        Case {
+            name: "max ejection percent above 100",
+            svc: MultiClusterService {
+                health: Some(HealthPolicy {
+                    passive: Some(PassiveHealth {
+                        max_ejection_percent: 101,
+                        ..PassiveHealth::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..ok()
+            },
+            path: "multiClusterServices.shop.health.passive.maxEjectionPercent",
+            kind: K::OutOfRange("0..=100"),
         },
     ];
     for c in cases {
@@ -900,11 +1153,32 @@ fn balancer_config_parses_and_names_bad_fields() {
     assert_eq!(b.needed_headers(), ["cookie", "x-canary"]);
     assert_eq!(b.selectors()[0].members()[1].tier, 2);
     assert_eq!(b.health_key(0), "wasmgate.mc/shop/health");
+    assert_eq!(
+        b.selectors()[0].health_policy().passive,
+        Some(PassiveHealth::default()),
+        "an empty passive block takes the defaults"
+    );
+    assert_eq!(PassiveHealth::default().max_ejection_percent, 100);
+    assert!(!PassiveHealth::default().always_eject_one);
+    for percent in [0, 100] {
+        let json = format!(
+            r#"{{"serviceFrom": "host", "services": {{"s": {{"members": [{{"name": "a", "cluster": "c"}}],
+                "health": {{"passive": {{"maxEjectionPercent": {percent}, "alwaysEjectOne": true}}}}}}}}}}"#
+        );
+        let b = Balancer::from_json(json.as_bytes()).unwrap();
+        let p = b.selectors()[0].health_policy().passive.clone().unwrap();
+        assert_eq!(
+            (p.max_ejection_percent, p.always_eject_one),
+            (percent, true)
+        );
+    }
 
-    let bad: [(&[u8], &str); 3] = [
+    let bad: [(&[u8], &str); 5] = [
         (br#"{"serviceFrom": "host", "services": {"s": {"members": [], "wat": 1}}}"#, "services.s"),
         (br#"{"serviceFrom": "host", "services": {}, "tcpPorts": {"1": "nope"}}"#, "tcpPorts.1"),
         (br#"{"serviceFrom": "host", "services": {"s": {"members": [{"name": "a", "cluster": "c"}], "health": {"active": {"path": "/", "intervalMs": 1}}}}}"#, "services.s.health.active.intervalMs"),
+        (br#"{"serviceFrom": "host", "services": {"s": {"members": [{"name": "a", "cluster": "c"}], "health": {"passive": {"maxEjectionPercent": 101}}}}}"#, "services.s.health.passive.maxEjectionPercent"),
+        (br#"{"serviceFrom": "host", "services": {"s": {"members": [{"name": "a", "cluster": "c"}], "health": {"passive": {"maxEjectionPercent": -1}}}}}"#, "services.s.health.passive.maxEjectionPercent"),
     ];
     for (json, path) in bad {
         let e = Balancer::from_json(json).unwrap_err();
