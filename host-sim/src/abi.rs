@@ -537,6 +537,10 @@ fn add_stream_control(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             if t as u32 > 3 {
                 return ok(Status::BadArgument);
             }
+            // Envoy has no way to resume the upstream side of a connection.
+            if t == 3 {
+                return ok(Status::Unimplemented);
+            }
             c.data_mut().defer(HostAction::Continue(t as u32));
             ok(Status::Ok)
         },

@@ -92,6 +92,10 @@ pub(crate) struct Stream {
     pub response_code: Option<u16>,
     pub response_details: String,
     pub upstream_address: Option<String>,
+    /// The cluster `tcp_proxy` connected to (TCP connections have no route).
+    pub upstream_cluster: Option<String>,
+    /// A TCP connection through network filters rather than an HTTP stream.
+    pub network: bool,
     pub request_size: u64,
 }
 
@@ -327,6 +331,8 @@ impl HostState {
             3 if self.on_stream() && self.access.upstream_data => {
                 self.stream.as_deref().map(|s| s.upstream_data.as_slice())
             }
+            // Like the bodies: empty outside their callbacks (seen by the fidelity probe).
+            2 | 3 if self.on_stream() => Some(&[][..]),
             2 | 3 => None,
             4 => self.http_call_response.as_ref().map(|r| r.body.as_slice()),
             5 => self.grpc_message.as_deref(),
@@ -357,6 +363,8 @@ impl HostState {
             (0 | 1, Some(s)) if on_stream && a.body == Some(buffer_type) => &mut s.body,
             (2, Some(s)) if on_stream && a.downstream_data => &mut s.downstream_data,
             (3, Some(s)) if on_stream && a.upstream_data => &mut s.upstream_data,
+            // Envoy's empty stand-in buffer outside the callback refuses writes.
+            (0..=3, Some(_)) if on_stream => return Status::BadArgument,
             (0..=3, _) => return Status::NotFound,
             _ => {
                 return match self.buffer(buffer_type) {
@@ -439,7 +447,7 @@ impl HostState {
                 stream?,
                 self.access.request_headers || self.access.log_phase,
             ),
-            b"response" => response_props(stream?)?,
+            b"response" => response_props(stream?),
             b"source" => address_props(&stream?.source_address),
             b"destination" => address_props(&stream?.destination_address),
             b"upstream" => address_props(stream?.upstream_address.as_deref()?),
@@ -447,6 +455,8 @@ impl HostState {
             b"connection" => PropValue::map([
                 ("id", PropValue::UInt(stream?.connection_id)),
                 ("mtls", PropValue::Bool(false)),
+                // No TLS, so no SNI: Envoy answers an empty name.
+                ("requested_server_name", s("")),
             ]),
             // Envoy 1.40 serves the node only here (`node` is NotFound); a bootstrap's
             // `node` reaches the plugin as an override of `xds.node`.
@@ -468,6 +478,14 @@ impl HostState {
                         ),
                     ]),
                 );
+                if let Some(st) = stream {
+                    // The listener's filter chain has no name; its direction is UNSPECIFIED.
+                    m.insert("filter_chain_name".to_string(), s(""));
+                    m.insert("listener_direction".to_string(), PropValue::Int(0));
+                    if let Some(c) = &st.upstream_cluster {
+                        m.insert("cluster_name".to_string(), s(c));
+                    }
+                }
                 if let Some(r) = stream.and_then(|s| s.route.as_ref()) {
                     m.insert("route_name".to_string(), s(&r.route_name));
                     m.insert("virtual_host_name".to_string(), s(&r.virtual_host));
@@ -478,7 +496,10 @@ impl HostState {
                 PropValue::Map(m)
             }
             b"route_name" => s(&stream?.route.as_ref()?.route_name),
-            b"cluster_name" => s(stream?.route.as_ref()?.cluster.as_deref()?),
+            b"cluster_name" => match stream?.route.as_ref() {
+                Some(r) => s(r.cluster.as_deref()?),
+                None => s(stream?.upstream_cluster.as_deref()?),
+            },
             b"filter_state" => PropValue::Map(
                 stream?
                     .filter_state
@@ -509,7 +530,10 @@ fn headers_prop(h: &HeaderMap) -> PropValue {
 
 fn request_props(s: &Stream, headers_visible: bool) -> PropValue {
     let mut m = BTreeMap::new();
-    m.insert("protocol".into(), PropValue::str("HTTP/1.1"));
+    // A TCP connection's stream info has no protocol.
+    if !s.network {
+        m.insert("protocol".into(), PropValue::str("HTTP/1.1"));
+    }
     m.insert("time".into(), PropValue::Timestamp(s.start_nanos as i64));
     m.insert("size".into(), PropValue::Int(s.request_size as i64));
     if !headers_visible {
@@ -541,14 +565,21 @@ fn request_props(s: &Stream, headers_visible: bool) -> PropValue {
     PropValue::Map(m)
 }
 
-fn response_props(s: &Stream) -> Option<PropValue> {
-    let code = s.response_code?;
-    Some(PropValue::map([
-        ("code", PropValue::Int(i64::from(code))),
-        ("code_details", PropValue::str(s.response_details.clone())),
-        ("headers", headers_prop(&s.response_headers)),
-        ("trailers", headers_prop(&s.response_trailers)),
-    ]))
+/// `flags` (Envoy's response flags, none here) is there from the start; the rest once there
+/// is a response.
+fn response_props(s: &Stream) -> PropValue {
+    let mut m = BTreeMap::new();
+    m.insert("flags".to_string(), PropValue::UInt(0));
+    if let Some(code) = s.response_code {
+        m.insert("code".to_string(), PropValue::Int(i64::from(code)));
+        m.insert(
+            "code_details".to_string(),
+            PropValue::str(s.response_details.clone()),
+        );
+        m.insert("headers".to_string(), headers_prop(&s.response_headers));
+        m.insert("trailers".to_string(), headers_prop(&s.response_trailers));
+    }
+    PropValue::Map(m)
 }
 
 fn address_props(addr: &str) -> PropValue {

@@ -72,6 +72,7 @@ impl Plugin {
             source_address: conn.source_address.clone(),
             destination_address: format!("127.0.0.1:{}", conn.downstream_local_port),
             connection_id: id,
+            network: true,
             start_nanos: self.sim().shared().now(),
             overrides: conn.properties.clone(),
             ..Stream::default()
@@ -133,6 +134,12 @@ impl Plugin {
             .get(TCP_PROXY_CLUSTER_KEY)
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .or_else(|| conn.default_cluster.clone());
+        // tcp_proxy connects before any data flows: from then on the connection's stream
+        // info names the upstream host and cluster (`upstream.*`, `xds.cluster_name`).
+        if let Some(c) = &out.cluster {
+            stream.upstream_address = Some(self.sim().upstreams().address(c));
+            stream.upstream_cluster = Some(c.clone());
+        }
         let n = conn.downstream_data.len();
         for (k, chunk) in conn.downstream_data.iter().enumerate() {
             if out.closed {
@@ -182,11 +189,14 @@ impl Plugin {
                     .extend(std::mem::take(&mut stream.upstream_data));
             }
         }
+        // Envoy 1.40, as the fidelity probe sees it when both sides end the stream: the
+        // upstream close (peer unknown), then the downstream close (local: Envoy closes the
+        // connection once both directions ended), then done, log and delete.
         for cb in [
-            Callback::DownstreamClose,
-            Callback::UpstreamClose,
-            Callback::Log,
+            Callback::UpstreamClose { peer: 0 },
+            Callback::DownstreamClose { peer: 1 },
             Callback::Done,
+            Callback::Log,
             Callback::Delete,
         ] {
             if vm.failed.is_some() {

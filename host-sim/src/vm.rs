@@ -109,8 +109,8 @@ pub(crate) enum Callback {
     NewConnection,
     DownstreamData { size: u32, end: bool },
     UpstreamData { size: u32, end: bool },
-    DownstreamClose,
-    UpstreamClose,
+    DownstreamClose { peer: u32 },
+    UpstreamClose { peer: u32 },
     Log,
     Done,
     Delete,
@@ -367,19 +367,19 @@ impl Vm {
                 ex.upstream_data.as_ref(),
                 (c, size as i32, b(end)),
             ),
-            // PeerType::Remote: the peer closed.
-            Callback::DownstreamClose => self
+            // `peer`: proxy-wasm's PeerType (0 unknown, 1 local, 2 remote).
+            Callback::DownstreamClose { peer } => self
                 .raw_call(
                     "proxy_on_downstream_connection_close",
                     ex.downstream_close.as_ref(),
-                    (c, 2),
+                    (c, peer as i32),
                 )
                 .map(|r| r.map(|()| 0)),
-            Callback::UpstreamClose => self
+            Callback::UpstreamClose { peer } => self
                 .raw_call(
                     "proxy_on_upstream_connection_close",
                     ex.upstream_close.as_ref(),
-                    (c, 2),
+                    (c, peer as i32),
                 )
                 .map(|r| r.map(|()| 0)),
             Callback::Log => self

@@ -213,4 +213,8 @@ impl TcpBackend {
     pub fn endpoint(&self) -> String {
         self.server.addr.to_string()
     }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
 }

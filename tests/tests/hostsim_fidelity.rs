@@ -3,24 +3,35 @@
 //! JSON report of each status and value. The same bootstrap runs in a real Envoy and in
 //! host-sim; the two reports must agree on every entry, except the differences listed in
 //! `KNOWN` with their reason (and in host-sim/README.md, "Known differences").
+//!
+//! The second test does the same for a network filter: the probe with root id `probe.tcp`
+//! before `tcp_proxy`, on one TCP connection to a backend that greets and echoes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use host_sim::envoy_config::parse_bootstrap;
-use host_sim::{HostSim, HttpRequest, UpstreamReply};
+use host_sim::{HostSim, HttpRequest, TcpConnection, UpstreamReply};
+use serde_json::{json, Value};
 use wasmgate_tests::bootstrap::{HttpBootstrap, WasmFilter};
-use wasmgate_tests::{free_port, paths, post, request, Backend, Envoy, Scratch};
+use wasmgate_tests::{free_port, paths, post, request, Backend, Envoy, Scratch, TcpBackend};
 
-/// Report entries whose value legitimately differs per request or per process; only their
-/// status is compared.
+/// Report entries whose value legitimately differs per request, connection or process
+/// (addresses, ports, ids); only their status is compared. A key matches when it contains
+/// one of these.
 const VARYING: &[&str] = &[
     "property request.id",
     "property source.address",
     "property source.port",
     "property destination.address",
     "property destination.port",
+    "property connection.id",
+    "property connection_id",
+    "property upstream.port",
+    "property upstream.local_address",
 ];
 
 /// Entries where host-sim knowingly answers otherwise than Envoy 1.40, with the reason.
@@ -162,7 +173,7 @@ fn differences(envoy: &BTreeMap<String, String>, sim: &BTreeMap<String, String>)
     for key in keys {
         let (e, s) = (envoy.get(key), sim.get(key));
         let agree = match (e, s) {
-            (Some(e), Some(s)) if VARYING.contains(&key.as_str()) => status(e) == status(s),
+            (Some(e), Some(s)) if VARYING.iter().any(|v| key.contains(v)) => status(e) == status(s),
             (e, s) => e == s,
         };
         match (KNOWN.iter().any(|(k, _)| k == key), agree) {
@@ -199,6 +210,247 @@ fn the_probe_sees_the_same_host_in_envoy_and_in_host_sim() {
             String::from_utf8_lossy(&sim.upstream_body)
         ));
     }
+    assert!(
+        diffs.is_empty(),
+        "{} entries differ between Envoy and host-sim (status:value):\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// TCP: the probe as a network filter before tcp_proxy.
+// ---------------------------------------------------------------------------------------
+
+const TCP_ROOT: &str = "probe.tcp";
+/// What the client sends once it has the (edited) greeting.
+const CLIENT_LINE: &[u8] = b"PING\n";
+/// The probe ends the edited greeting with this, and wraps its report in the markers.
+const GREETING_END: &[u8] = b"#\n";
+const REPORT_START: &str = "--report--\n";
+const REPORT_END: &[u8] = b"--end--\n";
+const LATE_START: &str = "--late--\n";
+
+fn socket(addr: SocketAddr) -> Value {
+    json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
+}
+
+/// A TCP listener with the probe's network root before `tcp_proxy`, whose own cluster is
+/// `fallback`: the probe moves the connection to `backend` with the filter state.
+fn tcp_bootstrap(
+    listen: SocketAddr,
+    admin: SocketAddr,
+    backend: SocketAddr,
+    fallback: SocketAddr,
+) -> Value {
+    let cluster = |name: &str, addr: SocketAddr| {
+        json!({
+            "name": name,
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": socket(addr)}}
+            ]}]}
+        })
+    };
+    json!({
+        "admin": {"address": socket(admin)},
+        "static_resources": {
+            "listeners": [{
+                "name": "tcp",
+                "address": socket(listen),
+                "filter_chains": [{"filters": [
+                    {"name": TCP_ROOT, "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+                        "config": {
+                            "name": TCP_ROOT,
+                            "root_id": TCP_ROOT,
+                            "vm_config": {
+                                "vm_id": "wasmgate",
+                                "runtime": "envoy.wasm.runtime.v8",
+                                "code": {"local": {"filename": paths::wasm("wasmgate_probe").display().to_string()}}
+                            },
+                            "configuration": {
+                                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                                "value": ""
+                            }
+                        }
+                    }},
+                    {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                        "stat_prefix": "probe",
+                        "cluster": "fallback"
+                    }}
+                ]}]
+            }],
+            "clusters": [cluster("backend", backend), cluster("fallback", fallback)]
+        }
+    })
+}
+
+/// What one probed TCP connection gave: the report the client received (plus what reached
+/// the client before it), and the entries recorded after it (end of stream, close
+/// callbacks), which a later connection receives.
+struct TcpReports {
+    report: BTreeMap<String, String>,
+    late: BTreeMap<String, String>,
+}
+
+/// Splits what the client received into the greeting part and the report.
+fn tcp_report(received: &[u8], from: &str) -> BTreeMap<String, String> {
+    let text = String::from_utf8_lossy(received);
+    let Some((before, rest)) = text.split_once(REPORT_START) else {
+        panic!("{from}: no report in what the client received:\n{text}");
+    };
+    let json = rest
+        .strip_suffix(std::str::from_utf8(REPORT_END).unwrap_or_default())
+        .unwrap_or(rest);
+    let mut report = parse(json.as_bytes(), from);
+    report.insert(
+        "client received before the report".into(),
+        format!("0:{before:?}"),
+    );
+    report
+}
+
+/// The late entries a reader connection received: `--late--`, one `{"k": "v"}` per line,
+/// `--end--`.
+fn late_entries(received: &[u8], from: &str) -> BTreeMap<String, String> {
+    let text = String::from_utf8_lossy(received);
+    let Some((_, lines)) = text.split_once(LATE_START) else {
+        panic!("{from}: no late entries in what the reader connection received:\n{text}");
+    };
+    let mut late = BTreeMap::new();
+    for line in lines.lines().filter(|l| l.starts_with('{')) {
+        let one: BTreeMap<String, String> = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{from}: a late entry is not JSON ({e}): {line}"));
+        late.extend(one);
+    }
+    late
+}
+
+/// Whether the late entries include the last close callbacks.
+fn closed(late: &BTreeMap<String, String>) -> bool {
+    let closes: Vec<&String> = late
+        .iter()
+        .filter(|(k, _)| k.starts_with("close callback"))
+        .map(|(_, v)| v)
+        .collect();
+    closes.iter().any(|v| v.ends_with(":log")) && closes.iter().any(|v| v.ends_with(":done"))
+}
+
+/// Reads until what arrived ends with `end` (or the peer closes, or 10 s pass).
+fn read_until(conn: &mut TcpStream, end: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(end) {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(buf.get(..n).unwrap_or_default()),
+        }
+    }
+    got
+}
+
+fn tcp_reports_from_envoy() -> TcpReports {
+    let backend = TcpBackend::start("backend").unwrap();
+    let fallback = TcpBackend::start("fallback").unwrap();
+    let (listen, admin) = (free_port().unwrap(), free_port().unwrap());
+    let local = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    let boot = tcp_bootstrap(local(listen), local(admin), backend.addr(), fallback.addr());
+    let scratch = Scratch::new("fidelity-tcp").unwrap();
+    let config = scratch.write("envoy.json", &boot.to_string()).unwrap();
+    let envoy = Envoy::start(&config, admin, 1).unwrap();
+    let mut conn = TcpStream::connect(local(listen)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut received = read_until(&mut conn, GREETING_END);
+    conn.write_all(CLIENT_LINE).unwrap();
+    received.extend(read_until(&mut conn, REPORT_END));
+    assert!(
+        received.ends_with(REPORT_END),
+        "no report from the probe in Envoy:\n{}\n{}",
+        String::from_utf8_lossy(&received),
+        envoy.log_text()
+    );
+    // The client closes its side; Envoy ends the upstream, which closes, and so on.
+    let _ = conn.shutdown(Shutdown::Write);
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+    drop(conn);
+    // The close callbacks run as the connection goes: reader connections fetch what they
+    // recorded until it includes the last of them.
+    let start = Instant::now();
+    let late = loop {
+        let mut reader = TcpStream::connect(local(listen)).unwrap();
+        reader
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let got = read_until(&mut reader, REPORT_END);
+        let late = late_entries(&got, "Envoy tcp reader");
+        if closed(&late) || start.elapsed() > Duration::from_secs(10) {
+            break late;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    TcpReports {
+        report: tcp_report(&received, "Envoy tcp"),
+        late,
+    }
+}
+
+fn tcp_reports_from_host_sim() -> TcpReports {
+    let any = SocketAddr::from(([127, 0, 0, 1], 1));
+    let boot = tcp_bootstrap(any, any, any, any);
+    let setup = parse_bootstrap(&boot.to_string(), Path::new(".")).unwrap();
+    let sim = HostSim::new().unwrap();
+    let connect = |plugin: &host_sim::Plugin, sent: Vec<Vec<u8>>, answered: Vec<Vec<u8>>| {
+        let out = plugin.tcp(TcpConnection {
+            downstream_data: sent,
+            upstream_data: answered,
+            default_cluster: setup.tcp_cluster.clone(),
+            ..TcpConnection::default()
+        });
+        assert!(out.vm_failures.is_empty(), "{:?}", out.vm_failures);
+        out
+    };
+    let load = || {
+        let sim = sim.fresh();
+        setup.declare_clusters(&sim);
+        sim.load(setup.network_filters[0].clone()).unwrap()
+    };
+    // The client sends its line, then ends its side. The backend greets with the name of
+    // the cluster tcp_proxy picked, echoes what reached it, then ends its side: a first run
+    // on a VM of its own learns both.
+    let sent = || vec![CLIENT_LINE.to_vec(), Vec::new()];
+    let first = connect(&load(), sent(), vec![b"?\n".to_vec()]);
+    let greeting = format!("{}\n", first.cluster.as_deref().unwrap_or("(none)"));
+    let plugin = load();
+    let out = connect(
+        &plugin,
+        sent(),
+        vec![greeting.into_bytes(), first.to_upstream.clone(), Vec::new()],
+    );
+    // The reader connection sends nothing and gets the fallback cluster's greeting.
+    let reader = connect(&plugin, Vec::new(), vec![b"fallback\n".to_vec()]);
+    TcpReports {
+        report: tcp_report(&out.to_downstream, "host-sim tcp"),
+        late: late_entries(&reader.to_downstream, "host-sim tcp reader"),
+    }
+}
+
+#[test]
+fn the_probe_sees_the_same_network_host_in_envoy_and_in_host_sim() {
+    let envoy = tcp_reports_from_envoy();
+    let sim = tcp_reports_from_host_sim();
+    assert!(
+        envoy.report.len() > 80 && envoy.late.len() > 5,
+        "the probe reported too little: {:?} {:?}",
+        envoy.report,
+        envoy.late
+    );
+    let mut diffs = differences(&envoy.report, &sim.report);
+    diffs.extend(differences(&envoy.late, &sim.late));
     assert!(
         diffs.is_empty(),
         "{} entries differ between Envoy and host-sim (status:value):\n{}",

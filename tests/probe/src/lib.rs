@@ -2,18 +2,21 @@
 //! the raw ABI (so every status code is seen, and none makes the SDK panic), writes what
 //! each returned into a JSON object, and answers the request with it as a local reply.
 //! The same request through Envoy and through host-sim must produce the same report.
+//!
+//! A root id ending in `.tcp` makes it a network filter instead (see `TcpProbe`): one TCP
+//! connection before `tcp_proxy`, whose report replaces the upstream's echo on the way down.
 
 #![cfg(target_arch = "wasm32")]
 
 use std::fmt::Write as _;
 use std::ptr::null_mut;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, PeerType};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(ProbeRoot) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(ProbeRoot { tcp: false }) });
 }}
 
 #[link(wasm_import_module = "env")]
@@ -94,6 +97,17 @@ extern "C" {
     fn proxy_set_buffer_bytes(t: u32, start: usize, len: usize, d: *const u8, ds: usize) -> u32;
     fn proxy_continue_stream(stream: u32) -> u32;
     fn proxy_set_header_map_pairs(t: u32, d: *const u8, ds: usize) -> u32;
+    fn proxy_close_stream(stream: u32) -> u32;
+    fn proxy_send_local_response(
+        code: u32,
+        d: *const u8,
+        ds: usize,
+        b: *const u8,
+        bs: usize,
+        h: *const u8,
+        hs: usize,
+        grpc: i32,
+    ) -> u32;
 }
 
 const REQUEST_HEADERS: u32 = 0;
@@ -160,6 +174,7 @@ fn pairs(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+#[derive(Default)]
 struct Report(Vec<(String, String)>);
 
 impl Report {
@@ -185,13 +200,29 @@ impl Report {
     }
 }
 
-struct ProbeRoot;
+/// `tcp`: the plugin's root id ends in `.tcp`, so it runs as a network filter.
+struct ProbeRoot {
+    tcp: bool,
+}
 
 impl Context for ProbeRoot {}
 
 impl RootContext for ProbeRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        self.tcp = property(&["plugin_root_id"]).1.ends_with(b".tcp");
+        true
+    }
+
     fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+        Some(if self.tcp {
+            ContextType::StreamContext
+        } else {
+            ContextType::HttpContext
+        })
+    }
+
+    fn create_stream_context(&self, _id: u32) -> Option<Box<dyn StreamContext>> {
+        Some(Box::new(TcpProbe::default()))
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
@@ -770,5 +801,429 @@ impl HttpContext for Probe {
             return Action::Continue;
         }
         self.flow_response_body(size, eos)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Network filter mode (root id `*.tcp`), for one connection before `tcp_proxy` to a backend
+// that greets with `backend\n` and echoes. The client waits for the (edited) greeting, which
+// ends in `GREETING_END`, then sends one line; the probe edits it on the way up, and when the
+// echo comes back replaces it with `--report--\n<JSON>\n--end--\n`. What happens after that
+// (end-of-stream data, the close callbacks) goes to shared data, one `{"k": "v"}` line per
+// entry (so its order between the two directions does not matter), and a later connection
+// (a "reader": one that finds those lines at its start) gets them instead of its greeting,
+// as `--late--\n<lines>--end--\n`.
+// ---------------------------------------------------------------------------------------
+
+const DOWNSTREAM_DATA: u32 = 2;
+const UPSTREAM_DATA: u32 = 3;
+const GREETING_END: &[u8] = b"#\n";
+const LATE_KEY: &str = "probe/tcp-late";
+const BUFFER_NAMES: [(u32, &str); 4] = [
+    (REQUEST_BODY, "request body"),
+    (RESPONSE_BODY, "response body"),
+    (DOWNSTREAM_DATA, "downstream data"),
+    (UPSTREAM_DATA, "upstream data"),
+];
+
+#[derive(Default)]
+struct TcpProbe {
+    /// This connection only fetches the late entries of an earlier one.
+    reader: bool,
+    report: Report,
+    downstream_seen: bool,
+    greeting_seen: bool,
+    echo: Vec<u8>,
+    sent: bool,
+    closes: u32,
+}
+
+fn shared_get(key: &str) -> (u32, Vec<u8>, u32) {
+    let (mut p, mut n, mut cas) = (null_mut(), 0, 0u32);
+    let s = unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut p, &mut n, &mut cas) };
+    (s, take(p, n), cas)
+}
+
+/// One entry the report cannot hold (it was sent already): a line of the late entries.
+fn late(key: &str, status: u32, value: impl Into<String>) {
+    let esc = |t: &str| t.replace('\\', "\\\\").replace('"', "\\\"");
+    let line = format!(
+        "{{\"{}\": \"{status}:{}\"}}\n",
+        esc(key),
+        esc(&value.into())
+    );
+    for _ in 0..10 {
+        let (_, mut lines, cas) = shared_get(LATE_KEY);
+        lines.extend_from_slice(line.as_bytes());
+        let s = unsafe {
+            proxy_set_shared_data(
+                LATE_KEY.as_ptr(),
+                LATE_KEY.len(),
+                lines.as_ptr(),
+                lines.len(),
+                cas,
+            )
+        };
+        if s == 0 {
+            return;
+        }
+    }
+}
+
+fn buffer_status(t: u32) -> (u32, String) {
+    let (mut len, mut flags) = (0usize, 0u32);
+    let s = unsafe { proxy_get_buffer_status(t, &mut len, &mut flags) };
+    (s, format!("len {len} flags {flags}"))
+}
+
+fn buffer_bytes(t: u32, start: usize, max: usize) -> (u32, Vec<u8>) {
+    get(|p, n| unsafe { proxy_get_buffer_bytes(t, start, max, p, n) })
+}
+
+fn set_buffer(t: u32, start: usize, len: usize, data: &[u8]) -> u32 {
+    unsafe { proxy_set_buffer_bytes(t, start, len, data.as_ptr(), data.len()) }
+}
+
+/// `upstream.address` changes with every backend: only whether it is there is reported.
+fn upstream_address(r: &mut Report, at: &str) {
+    let (status, v) = property(&["upstream", "address"]);
+    r.put(
+        &format!("property upstream.address {at}"),
+        status,
+        if v.is_empty() { "empty" } else { "set" },
+    );
+}
+
+fn tcp_properties(r: &mut Report, at: &str, paths: &[&str]) {
+    for path in paths {
+        let segs: Vec<&str> = match path.strip_prefix("filter_state.") {
+            Some(key) => vec!["filter_state", key],
+            None => path.split('.').collect(),
+        };
+        let (status, v) = property(&segs);
+        r.put(&format!("property {path} {at}"), status, show(&v));
+    }
+}
+
+const CONNECTION_PROPERTIES: &[&str] = &[
+    "source.address",
+    "source.port",
+    "destination.address",
+    "destination.port",
+    "connection.id",
+    "connection_id",
+    "connection.mtls",
+    "connection.requested_server_name",
+    "connection.tls_version",
+    "connection.termination_details",
+    "upstream.port",
+    "upstream.local_address",
+    "plugin_name",
+    "plugin_root_id",
+    "plugin_vm_id",
+    "node.id",
+    "xds.node.id",
+    "xds.cluster_name",
+    "xds.route_name",
+    "xds.listener_direction",
+    "xds.filter_chain_name",
+    "request.path",
+    "request.protocol",
+    "request.size",
+    "response.code",
+    "response.flags",
+    "filter_state.envoy.tcp_proxy.cluster",
+    "no.such.property",
+];
+
+const DATA_PROPERTIES: &[&str] = &[
+    "upstream.port",
+    "xds.cluster_name",
+    "response.flags",
+    "connection.termination_details",
+];
+
+/// Status and contents of every buffer type from a callback that is not `own`'s.
+fn other_buffers(r: &mut Report, at: &str, own: Option<u32>) {
+    for (t, name) in BUFFER_NAMES {
+        if Some(t) == own {
+            continue;
+        }
+        let (s, v) = buffer_status(t);
+        r.put(&format!("{name} status {at}"), s, v);
+        let (s, v) = buffer_bytes(t, 0, 100);
+        r.put(&format!("{name} bytes {at}"), s, show(&v));
+        let s = set_buffer(t, 0, 0, b"x");
+        r.put(&format!("{name} prepend {at}"), s, "");
+    }
+}
+
+/// Header-map calls, which have no map in a network filter.
+fn tcp_header_maps(r: &mut Report) {
+    for (map, name) in [(REQUEST_HEADERS, "request"), (RESPONSE_HEADERS, "response")] {
+        let (s, v) = header(map, ":path");
+        r.put(&format!("{name} header get"), s, show(&v));
+        let (s, v) = get(|p, n| unsafe { proxy_get_header_map_pairs(map, p, n) });
+        r.put(
+            &format!("{name} header pairs"),
+            s,
+            pairs(&v).len().to_string(),
+        );
+        let mut size = 0usize;
+        let s = unsafe { proxy_get_header_map_size(map, &mut size) };
+        r.put(&format!("{name} header map size"), s, size.to_string());
+        for (what, edit) in [
+            ("add", Edit::Add("x-probe", "1")),
+            ("replace", Edit::Replace("x-probe", "2")),
+            ("remove", Edit::Remove("x-probe")),
+        ] {
+            r.put(&format!("{name} header {what}"), edit.apply(map), "");
+        }
+        let empty = 0u32.to_le_bytes();
+        let s = unsafe { proxy_set_header_map_pairs(map, empty.as_ptr(), empty.len()) };
+        r.put(&format!("{name} header set pairs"), s, "");
+    }
+}
+
+fn set_filter_state(key: &str, value: &str) -> u32 {
+    // SetEnvoyFilterStateArguments { path = 1, value = 2 }.
+    let mut args = vec![0x0a, key.len() as u8];
+    args.extend_from_slice(key.as_bytes());
+    args.extend_from_slice(&[0x12, value.len() as u8]);
+    args.extend_from_slice(value.as_bytes());
+    let name = "set_envoy_filter_state";
+    get(|p, n| unsafe {
+        proxy_call_foreign_function(name.as_ptr(), name.len(), args.as_ptr(), args.len(), p, n)
+    })
+    .0
+}
+
+/// Reads, slices and edits the data buffer `t` of the running callback; what `set` calls
+/// answer, and the bytes that go on.
+fn edit_data(r: &mut Report, t: u32, name: &str, size: usize, first: &[u8], last: &[u8]) {
+    let (s, v) = buffer_status(t);
+    r.put(&format!("{name} status"), s, v);
+    let (s, v) = buffer_bytes(t, 0, 100);
+    r.put(&format!("{name} bytes"), s, show(&v));
+    let (s, v) = buffer_bytes(t, 1, 2);
+    r.put(&format!("{name} slice 1..3"), s, show(&v));
+    let (s, v) = buffer_bytes(t, size + 3, 4);
+    r.put(&format!("{name} slice past the end"), s, show(&v));
+    r.put(&format!("{name} prepend"), set_buffer(t, 0, 0, first), "");
+    r.put(
+        &format!("{name} append"),
+        set_buffer(t, 10_000, 0, last),
+        "",
+    );
+    r.put(
+        &format!("{name} replace in the middle"),
+        set_buffer(t, 2, 1, b"x"),
+        "",
+    );
+    r.put(
+        &format!("{name} replace a shorter prefix"),
+        set_buffer(t, 0, 1, b"="),
+        "",
+    );
+    let (s, v) = buffer_bytes(t, 0, 100);
+    r.put(&format!("{name} bytes after edits"), s, show(&v));
+}
+
+impl TcpProbe {
+    fn end_of_stream(&mut self, t: u32, name: &str, size: usize, eos: bool) {
+        late(
+            &format!("{name} at end of stream"),
+            0,
+            format!("size {size} end_of_stream {eos}"),
+        );
+        let (s, v) = buffer_status(t);
+        late(&format!("{name} status at end of stream"), s, v);
+    }
+
+    fn close(&mut self, what: &str) {
+        if self.reader {
+            return;
+        }
+        self.closes += 1;
+        late(&format!("close callback {}", self.closes), 0, what);
+        let name = what.split(' ').next().unwrap_or(what);
+        let mut r = Report::default();
+        upstream_address(&mut r, "");
+        tcp_properties(&mut r, "", DATA_PROPERTIES);
+        for (t, buffer) in [
+            (DOWNSTREAM_DATA, "downstream data"),
+            (UPSTREAM_DATA, "upstream data"),
+        ] {
+            let (s, v) = buffer_status(t);
+            r.put(&format!("{buffer} status"), s, v);
+        }
+        for (k, v) in r.0 {
+            let (s, v) = v.split_once(':').unwrap_or(("?", &v));
+            late(&format!("{name}: {k}"), s.parse().unwrap_or(99), v);
+        }
+    }
+}
+
+impl Context for TcpProbe {
+    fn on_done(&mut self) -> bool {
+        self.close("done");
+        true
+    }
+}
+
+impl StreamContext for TcpProbe {
+    fn on_new_connection(&mut self) -> Action {
+        if shared_get(LATE_KEY).0 == 0 {
+            self.reader = true;
+            return Action::Continue;
+        }
+        let r = &mut self.report;
+        tcp_properties(r, "at new connection", CONNECTION_PROPERTIES);
+        upstream_address(r, "at new connection");
+        let (k, v) = ("probe.custom", b"tcp");
+        let s = unsafe { proxy_set_property(k.as_ptr(), k.len(), v.as_ptr(), v.len()) };
+        r.put("set_property probe.custom", s, "");
+        let (status, v) = property(&["probe.custom"]);
+        r.put("property probe.custom after set", status, show(&v));
+        tcp_header_maps(r);
+        other_buffers(r, "at new connection", None);
+        r.put(
+            "set_envoy_filter_state envoy.tcp_proxy.cluster",
+            set_filter_state("envoy.tcp_proxy.cluster", BACKEND),
+            "",
+        );
+        r.put(
+            "set_envoy_filter_state unknown key",
+            set_filter_state("probe.no.such.key", BACKEND),
+            "",
+        );
+        tcp_properties(
+            r,
+            "after set_envoy_filter_state",
+            &["filter_state.envoy.tcp_proxy.cluster"],
+        );
+        probe_shared(r);
+        probe_queues(r);
+        probe_metrics(r);
+        probe_misc(r);
+        for (stream, name) in [
+            (0, "request"),
+            (1, "response"),
+            (2, "downstream"),
+            (3, "upstream"),
+            (9, "unknown"),
+        ] {
+            let s = unsafe { proxy_continue_stream(stream) };
+            r.put(&format!("continue_stream {name}"), s, "");
+        }
+        r.put("close_stream unknown", unsafe { proxy_close_stream(9) }, "");
+        let (d, b) = ("probe", "local");
+        let s = unsafe {
+            proxy_send_local_response(
+                200,
+                d.as_ptr(),
+                d.len(),
+                b.as_ptr(),
+                b.len(),
+                null_mut(),
+                0,
+                -1,
+            )
+        };
+        r.put("send_local_response", s, "");
+        Action::Continue
+    }
+
+    fn on_downstream_data(&mut self, size: usize, eos: bool) -> Action {
+        if self.reader {
+            return Action::Continue;
+        }
+        if size == 0 {
+            self.end_of_stream(DOWNSTREAM_DATA, "downstream data", size, eos);
+            return Action::Continue;
+        }
+        if std::mem::replace(&mut self.downstream_seen, true) {
+            return Action::Continue;
+        }
+        let r = &mut self.report;
+        r.put(
+            "downstream data callback",
+            0,
+            format!("size {size} end_of_stream {eos}"),
+        );
+        upstream_address(r, "at downstream data");
+        tcp_properties(r, "at downstream data", DATA_PROPERTIES);
+        other_buffers(r, "at downstream data", Some(DOWNSTREAM_DATA));
+        edit_data(r, DOWNSTREAM_DATA, "downstream data", size, b"{", b"}");
+        Action::Continue
+    }
+
+    fn on_upstream_data(&mut self, size: usize, eos: bool) -> Action {
+        if self.reader {
+            if size > 0 && !std::mem::replace(&mut self.sent, true) {
+                let mut text = b"--late--\n".to_vec();
+                text.extend(shared_get(LATE_KEY).1);
+                text.extend_from_slice(b"--end--\n");
+                set_buffer(UPSTREAM_DATA, 0, size, &text);
+            } else {
+                set_buffer(UPSTREAM_DATA, 0, size, b"");
+            }
+            return Action::Continue;
+        }
+        if size == 0 {
+            self.end_of_stream(UPSTREAM_DATA, "upstream data", size, eos);
+            return Action::Continue;
+        }
+        if !std::mem::replace(&mut self.greeting_seen, true) {
+            let r = &mut self.report;
+            r.put(
+                "upstream data callback (greeting)",
+                0,
+                format!("size {size} end_of_stream {eos}"),
+            );
+            upstream_address(r, "at upstream data");
+            tcp_properties(r, "at upstream data", DATA_PROPERTIES);
+            other_buffers(r, "at upstream data", Some(UPSTREAM_DATA));
+            edit_data(r, UPSTREAM_DATA, "upstream data", size, b"<", b">");
+            set_buffer(UPSTREAM_DATA, 10_000, 0, GREETING_END);
+            return Action::Continue;
+        }
+        // The echo of what went up (possibly in pieces): held back until whole, then its
+        // last piece is replaced with the report.
+        let (_, v) = buffer_bytes(UPSTREAM_DATA, 0, size);
+        set_buffer(UPSTREAM_DATA, 0, size, b"");
+        if self.sent {
+            return Action::Continue;
+        }
+        self.echo.extend_from_slice(&v);
+        if !self.echo.ends_with(b"}") {
+            return Action::Continue;
+        }
+        self.report.put(
+            "upstream data callback (echo)",
+            0,
+            format!("end_of_stream {eos}"),
+        );
+        self.report
+            .put("echo from the backend", 0, show(&self.echo));
+        let text = format!("--report--\n{}\n--end--\n", self.report.json());
+        let s = set_buffer(UPSTREAM_DATA, 0, 0, text.as_bytes());
+        if s != 0 {
+            late("the report could not replace the echo", s, "");
+        }
+        self.sent = true;
+        Action::Continue
+    }
+
+    fn on_downstream_close(&mut self, peer: PeerType) {
+        self.close(&format!("downstream_close peer {}", peer as u32));
+    }
+
+    fn on_upstream_close(&mut self, peer: PeerType) {
+        self.close(&format!("upstream_close peer {}", peer as u32));
+    }
+
+    fn on_log(&mut self) {
+        self.close("log");
     }
 }
