@@ -274,6 +274,8 @@ fn add_maps(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             count(&mut c);
             let key = tri!(read(&mut c, k_ptr, k_len));
             let value = match tri!(c.data().map(t as u32)) {
+                // In the log phase Envoy answers a map it has none of as not found.
+                None if c.data().access.log_phase => return ok(Status::NotFound),
                 None => return ok(Status::BadArgument),
                 Some(m) => match m.get(&key) {
                     None => return ok(Status::NotFound),
@@ -320,6 +322,9 @@ fn add_maps(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "proxy_get_header_map_size",
         |mut c: C<'_>, t: i32, ret: i32| -> R {
             count(&mut c);
+            if c.data().access.log_phase && !c.data().map_held(t as u32) {
+                return ok(Status::BadArgument);
+            }
             let size = match tri!(c.data().map(t as u32)) {
                 Some(m) => m.byte_size() as u32,
                 None => return ok(Status::BadArgument),

@@ -127,6 +127,8 @@ pub struct HttpOutcome {
     /// Request headers as forwarded upstream.
     pub upstream_request: Option<Vec<(String, Vec<u8>)>>,
     pub upstream_request_body: Vec<u8>,
+    /// Request trailers as forwarded upstream (empty when there were none).
+    pub upstream_request_trailers: Vec<(String, Vec<u8>)>,
     pub response_headers: Vec<(String, Vec<u8>)>,
     pub response_body: Vec<u8>,
     pub response_trailers: Vec<(String, Vec<u8>)>,
@@ -874,6 +876,13 @@ impl<'p> Session<'p> {
                 }
             }
             Ev::Trailers => {
+                // A filter that buffers the body sees (and may edit) it whole at the
+                // trailers, as Envoy hands out its decoding / encoding buffer.
+                let buffering = self.dir_state(i, dir).buffering;
+                if buffering {
+                    self.stream.body = std::mem::take(&mut self.dir_state(i, dir).buffered);
+                    self.slots[i].access.body = Some(if dir == Dir::Decode { 0 } else { 1 });
+                }
                 let trailers = if dir == Dir::Decode {
                     self.slots[i].access.request_trailers = true;
                     self.stream.request_trailers.len()
@@ -886,6 +895,10 @@ impl<'p> Session<'p> {
                     Dir::Encode => Callback::ResponseTrailers { trailers },
                 };
                 let flow = self.call(i, cb, dir);
+                if buffering {
+                    self.slots[i].access.body = None;
+                    self.dir_state(i, dir).buffered = std::mem::take(&mut self.stream.body);
+                }
                 let a = &mut self.slots[i].access;
                 match dir {
                     Dir::Decode => a.request_trailers = false,
@@ -969,7 +982,10 @@ impl<'p> Session<'p> {
                 self.out.upstream_request_body.extend_from_slice(&chunk);
                 end
             }
-            Ev::Trailers => true,
+            Ev::Trailers => {
+                self.out.upstream_request_trailers = self.stream.request_trailers.to_vec();
+                true
+            }
         };
         if end && !self.decode_done && self.out.cluster.is_some() && !self.dispatched {
             self.dispatch();
@@ -1084,7 +1100,9 @@ impl<'p> Session<'p> {
     }
 
     fn finish(mut self) -> HttpOutcome {
-        // Access log, then filter destruction, like Envoy's connection manager.
+        // Access log, then filter destruction, like Envoy's connection manager. The request
+        // is complete now (`request.duration`).
+        self.stream.end_nanos = Some(self.now());
         for cb in [Callback::Log, Callback::Done, Callback::Delete] {
             for i in 0..self.slots.len() {
                 if self.slots[i].ctx == 0 {
@@ -1095,9 +1113,12 @@ impl<'p> Session<'p> {
                 if vm.failed.is_some() {
                     continue;
                 }
+                // The maps the filter still holds (a request map it never let go on, as
+                // after a local reply from its request headers) stay writable.
                 let mut access = Access {
                     log_phase: matches!(cb, Callback::Log),
-                    ..Access::default()
+                    body: None,
+                    ..slot.access
                 };
                 let before = vm.host_calls();
                 let out = vm.call(slot.ctx, cb, &mut self.stream, &mut access);

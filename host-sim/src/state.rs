@@ -97,6 +97,8 @@ pub(crate) struct Stream {
     /// A TCP connection through network filters rather than an HTTP stream.
     pub network: bool,
     pub request_size: u64,
+    /// When the stream ended (set before `proxy_on_log`): Envoy's request completion.
+    pub end_nanos: Option<u64>,
 }
 
 /// Which of the stream's maps and buffers the current filter may use. Envoy drops its
@@ -280,6 +282,20 @@ impl HostState {
         })
     }
 
+    /// Whether the filter still holds map `map_type` (0..=3) for writing: Envoy's own map
+    /// pointer, which `proxy_get_header_map_size` also needs (in the log phase too).
+    pub fn map_held(&self, map_type: u32) -> bool {
+        let a = self.access;
+        self.on_stream()
+            && match map_type {
+                0 => a.request_headers,
+                1 => a.request_trailers,
+                2 => a.response_headers,
+                3 => a.response_trailers,
+                _ => true,
+            }
+    }
+
     /// A header map for writing; BadArgument when it is gone (Envoy's null map pointer).
     pub fn map_mut(&mut self, map_type: u32) -> Result<&mut HeaderMap, Status> {
         if map_type > 7 {
@@ -450,7 +466,14 @@ impl HostState {
             b"response" => response_props(stream?),
             b"source" => address_props(&stream?.source_address),
             b"destination" => address_props(&stream?.destination_address),
-            b"upstream" => address_props(stream?.upstream_address.as_deref()?),
+            b"upstream" => {
+                let mut props = address_props(stream?.upstream_address.as_deref()?);
+                // The upstream connection's own end: a stand-in ephemeral port.
+                if let PropValue::Map(m) = &mut props {
+                    m.insert("local_address".into(), s("127.0.0.1:40000"));
+                }
+                props
+            }
             b"connection_id" => PropValue::UInt(stream?.connection_id),
             b"connection" => PropValue::map([
                 ("id", PropValue::UInt(stream?.connection_id)),
@@ -536,6 +559,12 @@ fn request_props(s: &Stream, headers_visible: bool) -> PropValue {
     }
     m.insert("time".into(), PropValue::Timestamp(s.start_nanos as i64));
     m.insert("size".into(), PropValue::Int(s.request_size as i64));
+    if let Some(end) = s.end_nanos {
+        m.insert(
+            "duration".into(),
+            PropValue::Duration(end.saturating_sub(s.start_nanos) as i64),
+        );
+    }
     if !headers_visible {
         return PropValue::Map(m);
     }
@@ -553,7 +582,11 @@ fn request_props(s: &Stream, headers_visible: bool) -> PropValue {
     );
     put(
         "query",
-        path.and_then(|p| p.iter().position(|b| *b == b'?').map(|i| &p[i + 1..])),
+        // Envoy answers an empty query for a path without one.
+        path.map(|p| match p.iter().position(|b| *b == b'?') {
+            Some(i) => &p[i + 1..],
+            None => &[][..],
+        }),
     );
     put("host", h.get(":authority"));
     put("scheme", h.get(":scheme"));
@@ -578,8 +611,28 @@ fn response_props(s: &Stream) -> PropValue {
         );
         m.insert("headers".to_string(), headers_prop(&s.response_headers));
         m.insert("trailers".to_string(), headers_prop(&s.response_trailers));
+        m.insert(
+            "grpc_status".to_string(),
+            PropValue::Int(grpc_status(s, code)),
+        );
     }
     PropValue::Map(m)
+}
+
+/// Envoy's `response.grpc_status`: the `grpc-status` of the trailers or headers, else the
+/// HTTP code mapped like `Grpc::Utility::httpToGrpcStatus`.
+fn grpc_status(s: &Stream, code: u16) -> i64 {
+    let given = [&s.response_trailers, &s.response_headers]
+        .iter()
+        .find_map(|h| h.get_str("grpc-status").and_then(|v| v.trim().parse().ok()));
+    given.unwrap_or(match code {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502..=504 => 14,
+        _ => 2,
+    })
 }
 
 fn address_props(addr: &str) -> PropValue {

@@ -72,11 +72,13 @@ pub struct Backend {
     received: Arc<Mutex<Vec<Received>>>,
 }
 
-/// One request a backend served: its path and body.
+/// One request a backend served: its path, body (de-chunked) and trailers (of a chunked
+/// body, names lower-cased, in order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Received {
     pub path: String,
     pub body: Vec<u8>,
+    pub trailers: Vec<(String, String)>,
 }
 
 impl Backend {
@@ -135,6 +137,7 @@ fn serve_http(name: &str, conn: TcpStream, received: &Mutex<Vec<Received>>) {
         let path = parts.next().unwrap_or("").to_string();
         let mut headers = Vec::new();
         let mut content_length = 0usize;
+        let mut chunked = false;
         loop {
             let mut raw = Vec::new();
             if reader.read_until(b'\n', &mut raw).unwrap_or(0) == 0 {
@@ -151,17 +154,29 @@ fn serve_http(name: &str, conn: TcpStream, received: &Mutex<Vec<Received>>) {
                 if k == "content-length" {
                     content_length = v.parse().unwrap_or(0);
                 }
+                if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
+                    chunked = true;
+                }
                 headers.push((k, v));
             }
         }
-        let mut body = vec![0; content_length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+        let (body, trailers) = if chunked {
+            let Some(read) = read_chunked(&mut reader) else {
+                return;
+            };
+            read
+        } else {
+            let mut body = vec![0; content_length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            (body, Vec::new())
+        };
         if let Ok(mut r) = received.lock() {
             r.push(Received {
                 path: path.clone(),
                 body: body.clone(),
+                trailers,
             });
         }
         let reply = serde_json::json!({
@@ -178,6 +193,44 @@ fn serve_http(name: &str, conn: TcpStream, received: &Mutex<Vec<Received>>) {
         );
         if out.write_all(resp.as_bytes()).is_err() {
             return;
+        }
+    }
+}
+
+/// A chunked request body and its trailers; `None` if the connection ends or lies.
+/// Header or trailer fields: lower-cased names and values, in order.
+type Fields = Vec<(String, String)>;
+
+fn read_chunked(reader: &mut impl BufRead) -> Option<(Vec<u8>, Fields)> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        if reader.read_until(b'\n', &mut line).ok()? == 0 {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let size_hex = text.split(';').next()?.trim();
+        let size = usize::from_str_radix(size_hex, 16).ok()?;
+        if size == 0 {
+            break;
+        }
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk).ok()?;
+        body.extend_from_slice(chunk.get(..size)?);
+    }
+    let mut trailers = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        if reader.read_until(b'\n', &mut line).ok()? == 0 {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if text.is_empty() {
+            return Some((body, trailers));
+        }
+        if let Some((k, v)) = text.split_once(':') {
+            trailers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
 }

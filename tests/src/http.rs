@@ -85,6 +85,48 @@ pub fn post(
     )
 }
 
+/// `POST path` with `transfer-encoding: chunked`: each of `chunks` as a chunk, then the last
+/// chunk with `trailers` (all in one write).
+pub fn post_chunked(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    chunks: &[&[u8]],
+    trailers: &[(&str, &[u8])],
+) -> std::io::Result<Response> {
+    let mut all: Vec<(&str, &[u8])> = headers.to_vec();
+    all.push(("transfer-encoding", b"chunked"));
+    let mut body = Vec::new();
+    for chunk in chunks.iter().filter(|c| !c.is_empty()) {
+        body.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        body.extend_from_slice(chunk);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n");
+    for (k, v) in trailers {
+        push_field(&mut body, k, v);
+    }
+    body.extend_from_slice(b"\r\n");
+    send(
+        addr,
+        "POST",
+        Some(host.as_bytes()),
+        path.as_bytes(),
+        &all,
+        &body,
+        false,
+    )
+}
+
+/// Appends one `name: value` header or trailer line.
+fn push_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 fn exchange(
     addr: SocketAddr,
     method: &str,
@@ -92,6 +134,20 @@ fn exchange(
     path: &[u8],
     headers: &[(&str, &[u8])],
     body: &[u8],
+) -> std::io::Result<Response> {
+    send(addr, method, host, path, headers, body, true)
+}
+
+/// Writes the request; `length`: a `content-length` header for a non-empty `body` (else the
+/// headers say how the body is framed).
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    host: Option<&[u8]>,
+    path: &[u8],
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+    length: bool,
 ) -> std::io::Result<Response> {
     let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -105,12 +161,9 @@ fn exchange(
     }
     req.extend_from_slice(b"connection: close\r\n");
     for (k, v) in headers {
-        req.extend_from_slice(k.as_bytes());
-        req.extend_from_slice(b": ");
-        req.extend_from_slice(v);
-        req.extend_from_slice(b"\r\n");
+        push_field(&mut req, k, v);
     }
-    if !body.is_empty() {
+    if length && !body.is_empty() {
         req.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
     }
     req.extend_from_slice(b"\r\n");

@@ -15,7 +15,7 @@ pub mod scratch;
 
 pub use backend::{Backend, TcpBackend};
 pub use envoy::Envoy;
-pub use http::{get, post, request, request_bytes, Response};
+pub use http::{get, post, post_chunked, request, request_bytes, Response};
 pub use scratch::Scratch;
 
 /// Binds `127.0.0.1:0` and releases it, for configs that must name a port up front.

@@ -111,7 +111,9 @@ extern "C" {
 }
 
 const REQUEST_HEADERS: u32 = 0;
+const REQUEST_TRAILERS: u32 = 1;
 const RESPONSE_HEADERS: u32 = 2;
+const RESPONSE_TRAILERS: u32 = 3;
 const REQUEST_BODY: u32 = 0;
 const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const HTTP_CALL_RESPONSE_BODY: u32 = 4;
@@ -226,17 +228,26 @@ impl RootContext for ProbeRoot {
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Probe {
-            flow: Report(Vec::new()),
-        }))
+        Some(Box::new(Probe::default()))
     }
 }
 
 /// One stream. `GET /...` is answered at once with the report of every host call from the
 /// request headers; `POST /flow` goes through the whole stream (an `http_call`, the request
-/// body, the upstream's response) and returns its report in the `x-probe-report` header.
+/// body, the upstream's response) and returns its report as the response body;
+/// `POST /flow-trailers` (chunked, with trailers) does the same for the request trailers.
+/// Each of these streams records its `on_log` and `on_done` in shared data, which a later
+/// `GET /late` receives as its body (`--late--\n`, one `{"k": "v"}` line per entry, `--end--\n`).
+#[derive(Default)]
 struct Probe {
     flow: Report,
+    /// Which stream this is: `report`, `flow`, `trailers`, or `reader` (`GET /late`).
+    name: &'static str,
+    trailers: Report,
+    /// The last request body callback of the trailers flow: size and end of stream.
+    last_body: Option<(usize, bool)>,
+    /// Late callbacks so far (`on_log`, `on_done`), to record their order.
+    late_callbacks: u32,
 }
 
 fn probe_properties(r: &mut Report) {
@@ -310,18 +321,28 @@ impl Edit {
     }
 }
 
-fn probe_headers(r: &mut Report) {
-    for key in [
-        ":path",
-        ":method",
-        ":authority",
-        "x-probe-in",
-        "x-missing",
-        "X-Probe-In",
-    ] {
-        let (status, v) = header(REQUEST_HEADERS, key);
-        r.put(&format!("request header {key}"), status, show(&v));
+/// Records `get_header_map_value` of each key as `<label> <key>`.
+fn record_values(r: &mut Report, map: u32, label: &str, keys: &[&str]) {
+    for key in keys {
+        let (status, v) = header(map, key);
+        r.put(&format!("{label} {key}"), status, show(&v));
     }
+}
+
+fn probe_headers(r: &mut Report) {
+    record_values(
+        r,
+        REQUEST_HEADERS,
+        "request header",
+        &[
+            ":path",
+            ":method",
+            ":authority",
+            "x-probe-in",
+            "x-missing",
+            "X-Probe-In",
+        ],
+    );
     let mut size = 0usize;
     let s = unsafe { proxy_get_header_map_size(REQUEST_HEADERS, &mut size) };
     r.put(
@@ -555,6 +576,11 @@ fn positive(n: usize) -> &'static str {
 }
 
 impl Context for Probe {
+    fn on_done(&mut self) -> bool {
+        self.record_done();
+        true
+    }
+
     fn on_grpc_call_response(&mut self, _token: u32, status: u32, _size: usize) {
         self.flow
             .put("grpc_call response status", 0, status.to_string());
@@ -760,15 +786,22 @@ fn set_pairs_with_one_more(r: &mut Report) {
     r.put("header added by set pairs", s, show(&v));
 }
 
-fn is_flow() -> bool {
-    header(REQUEST_HEADERS, ":path").1.starts_with(b"/flow")
-}
-
 impl HttpContext for Probe {
     fn on_http_request_headers(&mut self, _n: usize, eos: bool) -> Action {
-        if is_flow() {
+        let path = header(REQUEST_HEADERS, ":path").1;
+        if path.starts_with(b"/late") {
+            self.name = "reader";
+            return send_late_entries();
+        }
+        if path.starts_with(b"/flow-trailers") {
+            self.name = "trailers";
+            return self.trailers_request_headers(eos);
+        }
+        if path.starts_with(b"/flow") {
+            self.name = "flow";
             return self.flow_request_headers(eos);
         }
+        self.name = "report";
         let mut r = Report(Vec::new());
         probe_properties(&mut r);
         probe_headers(&mut r);
@@ -786,10 +819,36 @@ impl HttpContext for Probe {
     }
 
     fn on_http_request_body(&mut self, size: usize, eos: bool) -> Action {
+        if self.name == "trailers" {
+            // Buffered until the trailers, which look at it.
+            self.last_body = Some((size, eos));
+            return if eos { Action::Continue } else { Action::Pause };
+        }
         self.flow_request_body(size, eos)
     }
 
+    fn on_http_request_trailers(&mut self, n: usize) -> Action {
+        if self.name == "trailers" {
+            self.trailers_request_trailers(n);
+        }
+        Action::Continue
+    }
+
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        if self.name == "trailers" {
+            let r = &mut self.trailers;
+            let (s, v) = header(REQUEST_TRAILERS, "x-probe-trailer");
+            r.put("request trailer at response headers", s, show(&v));
+            let (s, v) = header(RESPONSE_TRAILERS, "x-missing");
+            r.put("response trailer at response headers", s, show(&v));
+            let length = Edit::Remove("content-length");
+            r.put(
+                "remove response content-length",
+                length.apply(RESPONSE_HEADERS),
+                "",
+            );
+            return Action::Continue;
+        }
         if self.flow.0.is_empty() {
             return Action::Continue;
         }
@@ -797,10 +856,271 @@ impl HttpContext for Probe {
     }
 
     fn on_http_response_body(&mut self, size: usize, eos: bool) -> Action {
+        if self.name == "trailers" {
+            if !eos {
+                return Action::Pause;
+            }
+            let (s, v) = header(REQUEST_TRAILERS, "x-probe-trailer");
+            self.trailers
+                .put("request trailer at response body", s, show(&v));
+            replace_body_with(size, &self.trailers.json());
+            return Action::Continue;
+        }
         if self.flow.0.is_empty() {
             return Action::Continue;
         }
         self.flow_response_body(size, eos)
+    }
+
+    fn on_log(&mut self) {
+        if self.name.is_empty() || self.name == "reader" {
+            return;
+        }
+        self.late_callback("log");
+        let mut r = Report::default();
+        log_phase(&mut r);
+        self.hand_over(r, "log");
+    }
+}
+
+/// The shared-data key of the HTTP streams' late entries (`on_log`, `on_done`).
+const HTTP_LATE_KEY: &str = "probe/http-late";
+
+/// `GET /late`: answers with the late entries recorded so far.
+fn send_late_entries() -> Action {
+    let mut body = b"--late--\n".to_vec();
+    body.extend(shared_get(HTTP_LATE_KEY).1);
+    body.extend_from_slice(b"--end--\n");
+    let _ = proxy_wasm::hostcalls::send_http_response(200, vec![("x-probe", "late")], Some(&body));
+    Action::Pause
+}
+
+/// Replaces the whole (buffered) response body with `report`, or fails the stream with 500.
+fn replace_body_with(size: usize, report: &str) {
+    let s = unsafe {
+        proxy_set_buffer_bytes(RESPONSE_BODY, 0, size + 1, report.as_ptr(), report.len())
+    };
+    if s != 0 {
+        let _ = proxy_wasm::hostcalls::send_http_response(
+            500,
+            vec![],
+            Some(b"the report could not replace the body"),
+        );
+    }
+}
+
+/// Properties read in the log phase: `(path, reported as)`. `request.duration` and
+/// `request.time` change with every request (the test compares their status only).
+const LOG_PROPERTIES: &[&str] = &[
+    "response.code",
+    "response.code_details",
+    "response.flags",
+    "response.grpc_status",
+    "response.headers.x-backend",
+    "request.path",
+    "request.url_path",
+    "request.host",
+    "request.scheme",
+    "request.method",
+    "request.query",
+    "request.protocol",
+    "request.headers.x-probe-in",
+    "request.id",
+    "request.duration",
+    "request.time",
+    "upstream.port",
+    "upstream.local_address",
+    "xds.cluster_name",
+    "xds.route_name",
+    "xds.virtual_host_name",
+    "connection.id",
+    "connection.mtls",
+    "connection.requested_server_name",
+    "connection.termination_details",
+    "source.port",
+    "no.such.property",
+];
+
+/// Properties, header maps and body buffers as `proxy_on_log` sees them.
+fn log_phase(r: &mut Report) {
+    for path in LOG_PROPERTIES {
+        let segs: Vec<&str> = match path.split_once(".headers.") {
+            Some((top, h)) => vec![top, "headers", h],
+            None => path.split('.').collect(),
+        };
+        let (status, v) = property(&segs);
+        r.put(&format!("property {path}"), status, show(&v));
+    }
+    upstream_address(r, "");
+    for (map, name, key) in [
+        (REQUEST_HEADERS, "request headers", ":path"),
+        (REQUEST_TRAILERS, "request trailers", "x-probe-trailer"),
+        (RESPONSE_HEADERS, "response headers", ":status"),
+        (RESPONSE_TRAILERS, "response trailers", "x-missing"),
+    ] {
+        let (s, v) = header(map, key);
+        r.put(&format!("{name} get {key}"), s, show(&v));
+        let (s, v) = header(map, "x-never-there");
+        r.put(&format!("{name} get missing"), s, show(&v));
+        let mut size = 0usize;
+        let s = unsafe { proxy_get_header_map_size(map, &mut size) };
+        r.put(&format!("{name} size"), s, positive(size));
+        let (s, raw) = get(|p, n| unsafe { proxy_get_header_map_pairs(map, p, n) });
+        let mut names: Vec<String> = pairs(&raw)
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with(':') || k.starts_with("x-probe") || k == "x-backend")
+            .collect();
+        names.sort();
+        r.put(&format!("{name} pairs"), s, names.join(","));
+        for (what, edit) in [
+            ("add", Edit::Add("x-probe-log", "1")),
+            ("replace", Edit::Replace("x-probe-log", "2")),
+            ("remove", Edit::Remove("x-probe-log")),
+        ] {
+            r.put(&format!("{name} {what}"), edit.apply(map), "");
+        }
+    }
+    for (t, name) in [
+        (REQUEST_BODY, "request body"),
+        (RESPONSE_BODY, "response body"),
+    ] {
+        let (s, v) = buffer_status(t);
+        r.put(&format!("{name} status"), s, v);
+    }
+}
+
+impl Probe {
+    /// Records that the late callback `what` came now (the n-th of this stream).
+    fn late_callback(&mut self, what: &str) {
+        self.late_callbacks += 1;
+        let key = format!("{} callback {}", self.name, self.late_callbacks);
+        late_to(HTTP_LATE_KEY, &key, 0, what);
+    }
+
+    /// Hands `r` to the reader, each key prefixed with the stream and the callback.
+    fn hand_over(&self, r: Report, at: &str) {
+        for (k, v) in r.0 {
+            let (s, v) = v.split_once(':').unwrap_or(("?", &v));
+            let key = format!("{} {at}: {k}", self.name);
+            late_to(HTTP_LATE_KEY, &key, s.parse().unwrap_or(99), v);
+        }
+    }
+
+    fn trailers_request_headers(&mut self, eos: bool) -> Action {
+        let r = &mut self.trailers;
+        r.put("request headers end_of_stream", 0, eos.to_string());
+        let routing = Edit::Replace("x-wasmgate-cluster", BACKEND);
+        r.put("set routing header", routing.apply(REQUEST_HEADERS), "");
+        r.put(
+            "clear_route_cache after routing header",
+            foreign("clear_route_cache"),
+            "",
+        );
+        Action::Continue
+    }
+
+    fn trailers_request_trailers(&mut self, n: usize) {
+        let r = &mut self.trailers;
+        let (size, eos) = self.last_body.unwrap_or_default();
+        r.put(
+            "last request body callback",
+            0,
+            format!("size {size} end_of_stream {eos}"),
+        );
+        r.put("trailers callback count", 0, n.to_string());
+        record_values(
+            r,
+            REQUEST_TRAILERS,
+            "trailer",
+            &[
+                "x-probe-trailer",
+                "x-probe-trailer-remove",
+                "x-missing",
+                "X-Probe-Trailer",
+            ],
+        );
+        let mut count = 0usize;
+        let s = unsafe { proxy_get_header_map_size(REQUEST_TRAILERS, &mut count) };
+        r.put("trailer map size", s, positive(count));
+        let trailer_pairs = |r: &mut Report, what: &str| {
+            let (s, raw) =
+                get(|p, n| unsafe { proxy_get_header_map_pairs(REQUEST_TRAILERS, p, n) });
+            let mut all: Vec<String> = pairs(&raw)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={}", show(&v)))
+                .collect();
+            all.sort();
+            r.put(what, s, all.join(","));
+        };
+        trailer_pairs(r, "trailer pairs");
+        let edits: [(&str, Edit); 5] = [
+            ("add trailer", Edit::Add("x-probe-trailer-added", "1")),
+            ("add trailer again", Edit::Add("x-probe-trailer-added", "2")),
+            ("replace trailer", Edit::Replace("x-probe-trailer", "t2")),
+            (
+                "replace missing trailer",
+                Edit::Replace("x-probe-trailer-new", "fresh"),
+            ),
+            ("remove trailer", Edit::Remove("x-probe-trailer-remove")),
+        ];
+        for (what, edit) in edits {
+            r.put(what, edit.apply(REQUEST_TRAILERS), "");
+            let (s, v) = header(REQUEST_TRAILERS, edit.key());
+            r.put(&format!("{what}: read back"), s, show(&v));
+        }
+        r.put(
+            "remove missing trailer",
+            Edit::Remove("x-never-there").apply(REQUEST_TRAILERS),
+            "",
+        );
+        trailer_pairs(r, "trailer pairs after edits");
+        let (s, v) = buffer_status(REQUEST_BODY);
+        r.put("request body status at trailers", s, v);
+        let (s, v) = buffer_bytes(REQUEST_BODY, 0, 100);
+        r.put("request body at trailers", s, show(&v));
+        r.put(
+            "append to request body at trailers",
+            set_buffer(REQUEST_BODY, 10_000, 0, b"+T"),
+            "",
+        );
+        let (s, v) = buffer_bytes(REQUEST_BODY, 0, 100);
+        r.put("request body after append at trailers", s, show(&v));
+        let (s, v) = header(REQUEST_HEADERS, ":path");
+        r.put("request header at trailers", s, show(&v));
+        r.put(
+            "add request header at trailers",
+            Edit::Add("x-probe-late-header", "1").apply(REQUEST_HEADERS),
+            "",
+        );
+        let (s, v) = header(RESPONSE_HEADERS, ":status");
+        r.put("response header at trailers", s, show(&v));
+        for key in ["request.path", "request.method", "xds.cluster_name"] {
+            let segs: Vec<&str> = key.split('.').collect();
+            let (s, v) = property(&segs);
+            r.put(&format!("property {key} at trailers"), s, show(&v));
+        }
+    }
+}
+
+impl Probe {
+    /// `on_done`: its order among the late callbacks, and what it can still read.
+    fn record_done(&mut self) {
+        if self.name.is_empty() || self.name == "reader" {
+            return;
+        }
+        self.late_callback("done");
+        let mut r = Report::default();
+        let (s, v) = header(REQUEST_HEADERS, ":path");
+        r.put("request header :path", s, show(&v));
+        let (s, v) = header(RESPONSE_HEADERS, ":status");
+        r.put("response header :status", s, show(&v));
+        for path in ["response.code", "request.path", "xds.cluster_name"] {
+            let segs: Vec<&str> = path.split('.').collect();
+            let (s, v) = property(&segs);
+            r.put(&format!("property {path}"), s, show(&v));
+        }
+        self.hand_over(r, "done");
     }
 }
 
@@ -846,6 +1166,11 @@ fn shared_get(key: &str) -> (u32, Vec<u8>, u32) {
 
 /// One entry the report cannot hold (it was sent already): a line of the late entries.
 fn late(key: &str, status: u32, value: impl Into<String>) {
+    late_to(LATE_KEY, key, status, value);
+}
+
+/// Appends `{"key": "status:value"}` to the lines in shared data under `shared`.
+fn late_to(shared: &str, key: &str, status: u32, value: impl Into<String>) {
     let esc = |t: &str| t.replace('\\', "\\\\").replace('"', "\\\"");
     let line = format!(
         "{{\"{}\": \"{status}:{}\"}}\n",
@@ -853,12 +1178,12 @@ fn late(key: &str, status: u32, value: impl Into<String>) {
         esc(&value.into())
     );
     for _ in 0..10 {
-        let (_, mut lines, cas) = shared_get(LATE_KEY);
+        let (_, mut lines, cas) = shared_get(shared);
         lines.extend_from_slice(line.as_bytes());
         let s = unsafe {
             proxy_set_shared_data(
-                LATE_KEY.as_ptr(),
-                LATE_KEY.len(),
+                shared.as_ptr(),
+                shared.len(),
                 lines.as_ptr(),
                 lines.len(),
                 cas,
