@@ -488,6 +488,7 @@ impl<'p> Session<'p> {
         // properties describe that (possibly stale) route.
         let d = self.routes.resolve(&self.stream.request_headers);
         self.stream.route = d.info();
+        self.stream.virtual_host = d.virtual_host();
         self.decision = Some(d);
         for i in 0..self.slots.len() {
             self.create_context(i);
@@ -997,11 +998,12 @@ impl<'p> Session<'p> {
         if self.stream.route_cleared || self.decision.is_none() {
             let d = self.routes.resolve(&self.stream.request_headers);
             self.stream.route = d.info();
+            self.stream.virtual_host = d.virtual_host();
             self.stream.route_cleared = false;
             self.decision = Some(d);
         }
         let reply = match self.decision.clone() {
-            None | Some(Decision::NoRoute) => envoy_reply(404, "", "route_not_found"),
+            None | Some(Decision::NoRoute { .. }) => envoy_reply(404, "", "route_not_found"),
             Some(Decision::Direct { status, body, .. }) => LocalReply {
                 status,
                 headers: Vec::new(),

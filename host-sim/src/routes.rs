@@ -71,16 +71,15 @@ pub struct Routes {
 /// The router's decision for one request.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Decision {
-    NoRoute,
+    /// No route matched; the virtual host that matched, if one did.
+    NoRoute { virtual_host: Option<String> },
     Cluster {
         info: RouteInfo,
         cluster: String,
         timeout: Duration,
     },
     /// cluster_header with the header absent (Envoy then looks up an empty cluster name).
-    NoCluster {
-        info: RouteInfo,
-    },
+    NoCluster { info: RouteInfo },
     Direct {
         info: RouteInfo,
         status: u16,
@@ -91,10 +90,21 @@ pub(crate) enum Decision {
 impl Decision {
     pub fn info(&self) -> Option<RouteInfo> {
         match self {
-            Decision::NoRoute => None,
+            Decision::NoRoute { .. } => None,
             Decision::Cluster { info, .. }
             | Decision::NoCluster { info }
             | Decision::Direct { info, .. } => Some(info.clone()),
+        }
+    }
+
+    /// The virtual host that matched, with or without a route (Envoy's stream info keeps
+    /// it either way).
+    pub fn virtual_host(&self) -> Option<String> {
+        match self {
+            Decision::NoRoute { virtual_host } => virtual_host.clone(),
+            Decision::Cluster { info, .. }
+            | Decision::NoCluster { info }
+            | Decision::Direct { info, .. } => Some(info.virtual_host.clone()),
         }
     }
 }
@@ -141,7 +151,7 @@ impl Routes {
         let authority = headers.get(":authority").unwrap_or_default();
         let host = String::from_utf8_lossy(authority).to_ascii_lowercase();
         let Some(vh) = self.pick_vhost(&host) else {
-            return Decision::NoRoute;
+            return Decision::NoRoute { virtual_host: None };
         };
         let path = headers.get(":path").unwrap_or_default();
         let Some(route) = vh.routes.iter().find(|r| {
@@ -154,7 +164,9 @@ impl Routes {
                         (None, Some(_)) => false,
                     })
         }) else {
-            return Decision::NoRoute;
+            return Decision::NoRoute {
+                virtual_host: Some(vh.name.clone()),
+            };
         };
         let mut info = RouteInfo {
             route_name: route.name.clone(),

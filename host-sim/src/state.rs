@@ -81,6 +81,8 @@ pub(crate) struct Stream {
     pub route_cleared: bool,
     /// The last resolved route; stale after `route_cleared` until the router re-resolves.
     pub route: Option<RouteInfo>,
+    /// The virtual host that matched, also when no route did.
+    pub virtual_host: Option<String>,
     pub filter_state: BTreeMap<String, Vec<u8>>,
     /// Values written by `proxy_set_property`, keyed by the full path.
     pub guest_properties: Vec<(Vec<u8>, Vec<u8>)>,
@@ -508,6 +510,9 @@ impl HostState {
                     if let Some(c) = &st.upstream_cluster {
                         m.insert("cluster_name".to_string(), s(c));
                     }
+                }
+                if let Some(vh) = stream.and_then(|s| s.virtual_host.as_ref()) {
+                    m.insert("virtual_host_name".to_string(), s(vh));
                 }
                 if let Some(r) = stream.and_then(|s| s.route.as_ref()) {
                     m.insert("route_name".to_string(), s(&r.route_name));

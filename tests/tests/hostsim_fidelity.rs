@@ -45,11 +45,6 @@ const VARYING: &[&str] = &[
 /// Entries where host-sim knowingly answers otherwise than Envoy 1.40, with the reason.
 /// A listed entry that starts to agree fails the test too, so the list stays true.
 const KNOWN: &[(&str, &str)] = &[
-    (
-        "report log: property xds.virtual_host_name",
-        "no route matched (the report stream has no routing header): Envoy still names the \
-         virtual host that matched, host-sim keeps only a matched route's names",
-    ),
     ("trailers log: request trailers add", TRAILERS_ADDED_IN_LOG),
     (
         "trailers log: request trailers replace",
