@@ -302,3 +302,61 @@ fn locality_comes_from_node_metadata_and_prefers_the_own_region() {
         d.envoy.log_text()
     );
 }
+
+#[test]
+fn a_client_without_the_affinity_cookie_gets_one_through_envoy_and_replays_reach_the_same_backend()
+{
+    let backends: Vec<FlipBackend> = ["a", "b", "c"]
+        .iter()
+        .map(|n| FlipBackend::start(n).unwrap())
+        .collect();
+    let config = json!({
+        "serviceFrom": "host",
+        "services": {"shop": {
+            "members": members(&[("a", 1), ("b", 1), ("c", 1)]),
+            "affinity": {"cookie": {"name": "sid", "ttlSeconds": 600, "path": "/"}}
+        }}
+    });
+    let setup = McSetup {
+        configuration: config.to_string(),
+        clusters: backends
+            .iter()
+            .map(|b| (format!("shop_{}", b.name), b.addr()))
+            .collect(),
+        tcp: None,
+        concurrency: 2,
+        node_metadata: None,
+    };
+    let d = setup.start("mc-cookie").unwrap();
+    let sid = |r: &wasmgate_tests::Response| -> Vec<String> {
+        r.headers
+            .iter()
+            .filter(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("sid="))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let mut first_on = BTreeMap::new();
+    for client in 0..12 {
+        let first = get(d.http, "shop", "/").unwrap();
+        assert_eq!(first.status, 200, "{}", first.text());
+        let backend = first.backend().unwrap();
+        let cookies = sid(&first);
+        assert_eq!(cookies.len(), 1, "client {client}: {:?}", first.headers);
+        let (pair, attrs) = cookies[0].split_once("; ").unwrap();
+        assert_eq!(attrs, "Max-Age=600; Path=/; HttpOnly");
+        tally(&mut first_on, Some(backend.clone()));
+        for _ in 0..3 {
+            let r = request(d.http, "GET", "shop", "/", &[("cookie", pair.as_bytes())]).unwrap();
+            assert_eq!(
+                r.backend().as_deref(),
+                Some(backend.as_str()),
+                "client {client}"
+            );
+            assert!(
+                sid(&r).is_empty(),
+                "a request with the cookie gets no new one"
+            );
+        }
+    }
+    eprintln!("first requests of 12 clients: {first_on:?}");
+}

@@ -189,6 +189,251 @@ fn canary_is_forced_by_header_or_cookie_and_takes_its_percentage() {
     assert!((pct(&c, "shop_canary") - 10.0).abs() <= 0.5, "{c:?}");
 }
 
+const SID: &str = "sid";
+
+/// Every `set-cookie` the client saw, as text.
+fn set_cookies(out: &host_sim::HttpOutcome) -> Vec<String> {
+    out.response_headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// The key of the balancer's `sid` cookie in a response, if it issued one (and only one).
+fn issued_key(out: &host_sim::HttpOutcome) -> Option<String> {
+    let ours: Vec<String> = set_cookies(out)
+        .into_iter()
+        .filter(|c| c.starts_with("sid="))
+        .collect();
+    assert!(ours.len() <= 1, "one sid cookie at most: {ours:?}");
+    let c = ours.first()?;
+    let (pair, attrs) = c.split_once("; ").unwrap_or((c, ""));
+    assert_eq!(attrs, "Max-Age=3600; Path=/; HttpOnly", "{c}");
+    Some(pair.strip_prefix("sid=").unwrap_or_default().to_string())
+}
+
+fn generating(extra: Value) -> Value {
+    let mut svc = json!({"affinity": {"cookie": {"name": SID, "ttlSeconds": 3600, "path": "/"}}});
+    if let (Some(s), Some(e)) = (svc.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    shop(
+        vec![
+            member("a", 3, "", ""),
+            member("b", 1, "", ""),
+            member("c", 2, "", ""),
+            member("canary", 1, "", ""),
+        ],
+        svc,
+    )
+}
+
+#[test]
+fn a_first_request_without_the_cookie_gets_one_and_replays_stay_on_its_cluster_on_every_worker() {
+    let sim = HostSim::new().unwrap();
+    // The upstream sets a cookie of its own: the balancer's is added beside it, not over it.
+    for n in ["a", "b", "c", "canary"] {
+        sim.set_upstream(
+            &format!("shop_{n}"),
+            UpstreamReply::ok(n).with_header("set-cookie", "app=1; Path=/"),
+        );
+    }
+    let plugin = load(&sim, &generating(json!({})), 2);
+    let routes = Routes::cluster_header(HEADER);
+    let mut keys = std::collections::BTreeSet::new();
+    let mut first_on = BTreeMap::new();
+    for client in 0..300 {
+        // host-sim alternates workers; the first requests land on both.
+        let first = plugin.http(
+            &routes,
+            HttpRequest::get("shop", "/").header("cookie", "a=1"),
+        );
+        let m = first.cluster.clone().unwrap();
+        let key = issued_key(&first).unwrap_or_else(|| panic!("client {client}: no cookie"));
+        assert_eq!(set_cookies(&first).len(), 2, "{:?}", set_cookies(&first));
+        assert!(set_cookies(&first).contains(&"app=1; Path=/".to_string()));
+        assert!(
+            keys.insert(key.clone()),
+            "client {client}: key {key} issued twice"
+        );
+        *first_on.entry(m.clone()).or_insert(0u32) += 1;
+        for replay in 0..4 {
+            let cookie = if replay % 2 == 0 {
+                format!("sid={key}")
+            } else {
+                format!("a=1; sid={key}; b=2")
+            };
+            let out = plugin.http(
+                &routes,
+                HttpRequest::get("shop", "/x").header("cookie", cookie),
+            );
+            assert_eq!(
+                out.cluster.as_ref(),
+                Some(&m),
+                "client {client} replay {replay}"
+            );
+            assert_eq!(
+                issued_key(&out),
+                None,
+                "a request with the cookie gets no new one"
+            );
+            assert_eq!(set_cookies(&out), ["app=1; Path=/"]);
+        }
+    }
+    eprintln!("first requests: {first_on:?}");
+    // Weights 3:1:2:1 (no canary policy here): fresh keys spread over every member.
+    assert_eq!(first_on.len(), 4, "fresh keys spread: {first_on:?}");
+}
+
+#[test]
+fn odd_cookie_headers_never_trap_and_only_a_missing_or_empty_cookie_is_replaced() {
+    let sim = HostSim::new().unwrap();
+    let plugin = load(&sim, &generating(json!({})), 2);
+    let routes = Routes::cluster_header(HEADER);
+    let cases: [(&str, &[u8], bool); 9] = [
+        ("empty value", b"sid=", true),
+        ("name without =", b"sid", true),
+        ("only separators", b";;; ;=", true),
+        ("non-UTF-8 garbage", b"\xff\xfe=\x80", true),
+        ("other cookies", b"sidx=1; xsid=2", true),
+        ("quoted", b"sid=\"k1\"", false),
+        ("non-UTF-8 value", b"a=1; sid=\xff\xfe", false),
+        ("value with =", b"sid=a=b", false),
+        ("duplicated", b"sid=k1; sid=k2", false),
+    ];
+    for (name, cookie, issued) in cases {
+        let out = plugin.http(
+            &routes,
+            HttpRequest::get("shop", "/").header("cookie", cookie),
+        );
+        assert!(out.vm_failures.is_empty(), "{name}: {:?}", out.vm_failures);
+        assert_eq!(out.status, 200, "{name}");
+        assert!(out.cluster.is_some(), "{name}");
+        assert_eq!(issued_key(&out).is_some(), issued, "{name}");
+    }
+    // Two cookie headers: the proxy hands over the first (Envoy's get_header_map_value).
+    let out = plugin.http(
+        &routes,
+        HttpRequest::get("shop", "/")
+            .header("cookie", "sid=k1")
+            .header("cookie", "sid=k2"),
+    );
+    assert!(out.vm_failures.is_empty());
+    assert_eq!(issued_key(&out), None);
+    // Without `ttlSeconds` the cookie is only read: no client ever gets one.
+    let plain = sim
+        .fresh()
+        .load(spec(
+            &shop(
+                vec![member("a", 1, "", ""), member("b", 1, "", "")],
+                json!({"affinity": {"cookie": SID}}),
+            ),
+            "wasmgate.balancer",
+            1,
+        ))
+        .unwrap();
+    for _ in 0..4 {
+        let out = plain.http(&routes, HttpRequest::get("shop", "/"));
+        assert!(set_cookies(&out).is_empty(), "{:?}", set_cookies(&out));
+    }
+}
+
+#[test]
+fn the_canary_cookie_still_forces_the_canary_beside_a_generated_affinity_cookie() {
+    let sim = HostSim::new().unwrap();
+    let plugin = load(
+        &sim,
+        &generating(
+            json!({"canary": {"member": "canary", "cookie": {"name": "beta", "value": "1"}}}),
+        ),
+        2,
+    );
+    let routes = Routes::cluster_header(HEADER);
+    for _ in 0..20 {
+        let first = plugin.http(
+            &routes,
+            HttpRequest::get("shop", "/").header("cookie", "beta=1"),
+        );
+        assert_eq!(first.cluster.as_deref(), Some("shop_canary"));
+        let key = issued_key(&first).expect("a client without sid gets one, canary or not");
+        let both = format!("sid={key}; beta=1");
+        let out = plugin.http(
+            &routes,
+            HttpRequest::get("shop", "/").header("cookie", both),
+        );
+        assert_eq!(out.cluster.as_deref(), Some("shop_canary"));
+        assert_eq!(issued_key(&out), None);
+        // Out of the beta, the key keeps its own member on every worker.
+        let plain = |_| {
+            plugin
+                .http(
+                    &routes,
+                    HttpRequest::get("shop", "/").header("cookie", format!("sid={key}")),
+                )
+                .cluster
+                .unwrap()
+        };
+        let members: std::collections::BTreeSet<String> = (0..4).map(plain).collect();
+        assert_eq!(members.len(), 1, "{members:?}");
+        assert!(!members.contains("shop_canary"));
+    }
+}
+
+#[test]
+fn invalid_generating_cookie_configs_are_rejected_with_their_field_path() {
+    let sim = HostSim::new().unwrap();
+    let cases = [
+        (
+            json!({"name": "s id", "ttlSeconds": 60}),
+            "services.shop.affinity.cookie.name",
+        ),
+        (
+            json!({"name": "sid", "ttlSeconds": 34_560_001}),
+            "services.shop.affinity.cookie.ttlSeconds",
+        ),
+        (
+            json!({"name": "sid", "ttlSeconds": -5}),
+            "services.shop.affinity.cookie.ttlSeconds",
+        ),
+        (
+            json!({"name": "sid", "ttlSeconds": 60, "path": "shop"}),
+            "services.shop.affinity.cookie.path",
+        ),
+        (
+            json!({"name": "sid", "ttlSeconds": 60, "path": "/;Domain=x"}),
+            "services.shop.affinity.cookie.path",
+        ),
+        (
+            json!({"name": "sid", "path": "/"}),
+            "services.shop.affinity.cookie.path",
+        ),
+        (
+            json!({"name": "sid", "ttl": "1h"}),
+            "services.shop.affinity.cookie.ttl",
+        ),
+        (json!({"ttlSeconds": 60}), "services.shop.affinity.cookie"),
+        (json!(""), "services.shop.affinity.cookie"),
+    ];
+    for (cookie, path) in cases {
+        let config = shop(
+            vec![member("a", 1, "", "")],
+            json!({"affinity": {"cookie": cookie}}),
+        );
+        match sim.load(spec(&config, "wasmgate.balancer", 1)) {
+            Ok(_) => panic!("{cookie}: accepted"),
+            Err(host_sim::Error::ConfigureRejected { logs, .. }) => {
+                let want = format!("invalid configuration: {path}:");
+                assert!(
+                    logs.iter().any(|(_, l)| l.contains(&want)),
+                    "{cookie}: {want:?} not in {logs:?}"
+                );
+            }
+            Err(e) => panic!("{cookie}: {e}"),
+        }
+    }
+}
+
 /// Proxy in us/us-a (from node metadata). a: same zone, b: same region, c: elsewhere.
 /// Clusters answer 503 while their flag is down; passive ejection after 2 errors.
 #[test]

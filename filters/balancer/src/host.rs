@@ -22,6 +22,13 @@ pub fn set_header(name: &str, value: Option<&str>) {
     }
 }
 
+/// Adds a response header (another `set-cookie` stays as it is).
+pub fn add_response_header(name: &str, value: &str) {
+    if let Err(status) = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value) {
+        warn!("wasmgate.balancer: cannot add response header {name}: {status:?}");
+    }
+}
+
 pub fn property(path: &[&str]) -> Option<Vec<u8>> {
     hostcalls::get_property(path.to_vec()).ok().flatten()
 }

@@ -10,6 +10,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use wasmgate_core::multicluster::balancer::ServiceFrom;
+use wasmgate_core::multicluster::cookie;
 use wasmgate_core::multicluster::health::PassiveEffect;
 use wasmgate_core::multicluster::store::{acquire_lease, update_health};
 use wasmgate_core::multicluster::{
@@ -134,6 +135,15 @@ impl Shared {
                 }
                 Steer::Reject
             }
+        }
+    }
+
+    /// A fresh affinity key for a generated cookie, from this worker's random source (seeded
+    /// from the host's `random_get` at configure time, so workers and restarts differ).
+    fn new_cookie_key(&self) -> String {
+        match self.rng.try_borrow_mut() {
+            Ok(mut rng) => cookie::new_key(&mut *rng),
+            Err(_) => cookie::new_key(&mut XorShift::new(host::random_u64())),
         }
     }
 
@@ -438,6 +448,7 @@ impl RootContext for BalancerRoot {
             shared: self.shared.clone(),
             picked: None,
             responded: false,
+            set_cookie: None,
         }))
     }
 
@@ -452,6 +463,8 @@ struct BalancerHttp {
     shared: Option<Rc<Shared>>,
     picked: Option<Picked>,
     responded: bool,
+    /// A generated affinity cookie to hand to the client with the response.
+    set_cookie: Option<String>,
 }
 
 impl Context for BalancerHttp {}
@@ -498,15 +511,20 @@ impl HttpContext for BalancerHttp {
         } else {
             None
         };
+        // A request without the service's generated affinity cookie is placed by a fresh key,
+        // which its response hands over: the next requests carry it and land here again.
+        let issue = sel.cookie_to_issue(&headers);
+        let key = issue.map(|_| shared.new_cookie_key());
         let input = PickInput {
             headers: &headers,
             source_address: source.as_deref(),
-            affinity_key: None,
+            affinity_key: key.as_deref().map(str::as_bytes),
         };
         match shared.steer(i, &input) {
             Steer::To(cluster, picked) => {
                 host::set_header(cluster_header, Some(&cluster));
                 self.picked = Some(picked);
+                self.set_cookie = issue.zip(key.as_deref()).map(|(c, k)| c.set_cookie(k));
                 Action::Continue
             }
             Steer::Reject => {
@@ -530,6 +548,9 @@ impl HttpContext for BalancerHttp {
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         self.responded = true;
+        if let Some(v) = self.set_cookie.take() {
+            host::add_response_header("set-cookie", &v);
+        }
         if let (Some(shared), Some(picked)) = (&self.shared, self.picked.filter(|p| p.passive)) {
             let status = host::header(MapType::HttpResponseHeaders, ":status")
                 .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());

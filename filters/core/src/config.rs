@@ -362,13 +362,110 @@ pub struct LabelSelector {
 }
 
 /// Where the affinity key comes from: `{"header": "x-user"}`, `{"cookie": "session"}` or
-/// `"sourceAddress"` (the client IP, without its port).
+/// `"sourceAddress"` (the client IP, without its port). A cookie may also be issued by the
+/// balancer: `{"cookie": {"name": "session", "ttlSeconds": 3600, "path": "/"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum Affinity {
     Header(String),
-    Cookie(String),
+    Cookie(CookieAffinity),
     SourceAddress,
+}
+
+/// The affinity cookie: `"sid"` (read it; a request without it gets no affinity) or
+/// `{"name": "sid", "ttlSeconds": 3600, "path": "/"}`.
+///
+/// With `ttlSeconds` the balancer generates the cookie like Envoy's cookie hash policy with a
+/// `ttl`: a request without it (or with an empty value) gets a fresh random key, is placed by
+/// that key, and its response carries `set-cookie: sid=KEY; Max-Age=3600; Path=/; HttpOnly`
+/// (no `Max-Age` when `ttlSeconds` is 0: a session cookie). `path` defaults to `/`.
+///
+/// Written as a plain string when it only names the cookie, so configs from before the object
+/// form parse and serialise unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieAffinity {
+    pub name: String,
+    /// Generate the cookie when a request lacks it, with this `Max-Age` (0: a session cookie).
+    /// `None`: only read it.
+    pub ttl_seconds: Option<u64>,
+    /// `Path` of a generated cookie; default `/`. Needs `ttlSeconds`.
+    pub path: Option<String>,
+}
+
+impl CookieAffinity {
+    /// Only read the cookie `name`: the `{"cookie": NAME}` form.
+    pub fn named(name: impl Into<String>) -> Self {
+        CookieAffinity {
+            name: name.into(),
+            ttl_seconds: None,
+            path: None,
+        }
+    }
+}
+
+impl From<&str> for CookieAffinity {
+    fn from(name: &str) -> Self {
+        CookieAffinity::named(name)
+    }
+}
+
+/// The object form of [`CookieAffinity`], with its own unknown-field check.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CookieAffinityFields {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+}
+
+impl Serialize for CookieAffinity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.ttl_seconds.is_none() && self.path.is_none() {
+            return s.serialize_str(&self.name);
+        }
+        CookieAffinityFields {
+            name: self.name.clone(),
+            ttl_seconds: self.ttl_seconds,
+            path: self.path.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CookieAffinity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A string or an object, told apart by a visitor rather than `untagged`, so an error
+        // inside the object keeps its own message and field path.
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CookieAffinity;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a cookie name or {\"name\", \"ttlSeconds\", \"path\"}")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CookieAffinity::named(v))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let f = CookieAffinityFields::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(CookieAffinity {
+                    name: f.name,
+                    ttl_seconds: f.ttl_seconds,
+                    path: f.path,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A canary member: forced by a header or cookie value, and/or given a fixed share.

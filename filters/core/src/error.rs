@@ -53,6 +53,8 @@ pub enum ConfigErrorKind {
     OutOfRange(&'static str),
     /// A header name or value the balancer would have to send or match is unusable.
     InvalidName(String),
+    /// A field that applies only when another one is set (named here).
+    NeedsField(&'static str),
 }
 
 impl ConfigError {
@@ -118,6 +120,7 @@ impl fmt::Display for ConfigErrorKind {
             ZeroWeights => write!(f, "every member weight is zero"),
             OutOfRange(r) => write!(f, "out of range: expected {r}"),
             InvalidName(n) => write!(f, "invalid name {n:?}"),
+            NeedsField(other) => write!(f, "applies only together with `{other}`"),
         }
     }
 }

@@ -7,6 +7,7 @@
 //!
 //! - [`Selector`]: compiled from one [`crate::config::MultiClusterService`]; `pick` chooses.
 //! - [`swrr`]: smooth weighted round robin, exact shares per worker without a key.
+//! - [`cookie`]: reading the affinity cookie, and issuing it when the service generates it.
 //! - [`rendezvous`]: weighted rendezvous hashing for affinity keys.
 //! - [`locality`]: zone / region / anywhere tiers with Envoy's overprovisioning math.
 //! - [`health`]: active and passive health per member, serialisable for shared data.
@@ -14,6 +15,7 @@
 //! - [`balancer`]: a whole balancer config compiled: services, TCP ports, locality.
 
 pub mod balancer;
+pub mod cookie;
 pub mod health;
 pub mod locality;
 pub mod rendezvous;
@@ -25,6 +27,7 @@ pub mod swrr;
 mod tests;
 
 pub use balancer::Balancer;
+pub use cookie::CookieIssuer;
 pub use health::{HealthState, HealthView, MemberHealth, MemberView};
 pub use locality::Locality;
 pub use select::{NoPick, Pick, PickInput, Reason, Selector, WorkerState};

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use super::cookie::{cookie, is_cookie_name, is_cookie_path, CookieIssuer, MAX_TTL_SECONDS};
 use super::health::HealthView;
 use super::locality::{tier_loads, Locality, TIERS};
 use super::rendezvous::{self, hash_bytes, mix, unit};
@@ -58,6 +59,8 @@ pub struct Selector {
     members: Vec<SelectedMember>,
     canary: Option<CompiledCanary>,
     affinity: Option<KeySource>,
+    /// Set when the affinity cookie is generated for requests that lack it.
+    cookie_issuer: Option<CookieIssuer>,
     /// Overprovisioning factor (percent) when locality is on.
     locality: Option<u32>,
     health: HealthPolicy,
@@ -260,6 +263,7 @@ impl Selector {
         if normal_weight == 0 {
             return err(format!("{at}.members"), K::ZeroWeights);
         }
+        let mut cookie_issuer = None;
         let affinity = match &svc.affinity {
             None => None,
             Some(Affinity::Header(h)) => {
@@ -268,11 +272,38 @@ impl Selector {
                 Some(KeySource::Header(n))
             }
             Some(Affinity::Cookie(c)) => {
-                if c.is_empty() {
-                    return err(format!("{at}.affinity.cookie"), K::EmptyName);
+                let cat = format!("{at}.affinity.cookie");
+                let plain = c.ttl_seconds.is_none() && c.path.is_none();
+                if c.name.is_empty() {
+                    let field = if plain { cat } else { format!("{cat}.name") };
+                    return err(field, K::EmptyName);
+                }
+                if let Some(ttl) = c.ttl_seconds {
+                    // The name and path go into a response header: only what RFC 6265 allows.
+                    if !is_cookie_name(&c.name) {
+                        return err(format!("{cat}.name"), K::InvalidName(c.name.clone()));
+                    }
+                    if ttl > MAX_TTL_SECONDS {
+                        return err(
+                            format!("{cat}.ttlSeconds"),
+                            K::OutOfRange("0..=34560000 (400 days)"),
+                        );
+                    }
+                    let path = c.path.as_deref().unwrap_or("/");
+                    if !is_cookie_path(path) {
+                        return err(
+                            format!("{cat}.path"),
+                            K::InvalidPath(format!(
+                                "{path:?} must start with / and hold printable ASCII but `;`"
+                            )),
+                        );
+                    }
+                    cookie_issuer = Some(CookieIssuer::new(&c.name, ttl, path));
+                } else if c.path.is_some() {
+                    return err(format!("{cat}.path"), K::NeedsField("ttlSeconds"));
                 }
                 needed.insert("cookie".to_string());
-                Some(KeySource::Cookie(c.clone()))
+                Some(KeySource::Cookie(c.name.clone()))
             }
             Some(Affinity::SourceAddress) => Some(KeySource::SourceAddress),
         };
@@ -328,6 +359,7 @@ impl Selector {
             members,
             canary,
             affinity,
+            cookie_issuer,
             locality,
             health,
             slow_start_ms: svc.slow_start_ms.filter(|&w| w > 0),
@@ -363,6 +395,20 @@ impl Selector {
     /// Lower-case names of the request headers `pick` looks at (affinity, canary, `cookie`).
     pub fn needed_headers(&self) -> &[String] {
         &self.needed_headers
+    }
+
+    /// How the affinity cookie is issued, when the service generates it (`ttlSeconds`).
+    pub fn cookie_issuer(&self) -> Option<&CookieIssuer> {
+        self.cookie_issuer.as_ref()
+    }
+
+    /// The cookie to issue for a request with these headers: set when the service generates
+    /// its affinity cookie and the request has none (or an empty one). The caller then picks
+    /// with a fresh key ([`super::cookie::new_key`]) as `PickInput::affinity_key`, so the first
+    /// request already lands where the ones carrying the cookie will, and hands the key to the
+    /// client with [`CookieIssuer::set_cookie`].
+    pub fn cookie_to_issue(&self, headers: &[(&str, &[u8])]) -> Option<&CookieIssuer> {
+        self.cookie_issuer.as_ref().filter(|c| c.needed(headers))
     }
 
     /// Whether `pick` needs the client's address.
@@ -619,33 +665,6 @@ impl Selector {
             canary_share,
         }
     }
-}
-
-/// The value of cookie `name` in any `cookie` header (`a=1; b=2`), raw.
-pub fn cookie<'a>(headers: &[(&str, &'a [u8])], name: &str) -> Option<&'a [u8]> {
-    headers
-        .iter()
-        .filter(|(n, _)| *n == "cookie")
-        .find_map(|&(_, v)| {
-            v.split(|&b| b == b';').find_map(|pair| {
-                let pair = trim(pair);
-                let eq = pair.iter().position(|&b| b == b'=')?;
-                let (k, val) = (pair.get(..eq)?, pair.get(eq + 1..)?);
-                (trim(k) == name.as_bytes()).then_some(trim(val))
-            })
-        })
-}
-
-fn trim(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    b.get(start..end).unwrap_or_default()
 }
 
 /// `1.2.3.4:5678` -> `1.2.3.4`, `[::1]:80` -> `::1`; a bare address is kept.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::cookie;
 use super::health::{HealthState, HealthView, MemberView, PassiveEffect};
 use super::store::{read_health, update_health, MemoryStore};
 use super::*;
@@ -1225,4 +1226,375 @@ fn one_worker_keeps_spreading_as_health_changes_under_it() {
             &format!("after switching to {:?}", view.members),
         );
     }
+}
+
+/// `{"cookie": {"name": "sid", "ttlSeconds": 3600}}` with a canary forced by cookie `beta=1`.
+fn issuing(path: Option<&str>) -> Selector {
+    compile(&MultiClusterService {
+        affinity: Some(Affinity::Cookie(CookieAffinity {
+            name: "sid".into(),
+            ttl_seconds: Some(3600),
+            path: path.map(str::to_string),
+        })),
+        canary: Some(Canary {
+            member: "canary".into(),
+            header: None,
+            cookie: Some(NameValue {
+                name: "beta".into(),
+                value: "1".into(),
+            }),
+            percent: 0.0,
+        }),
+        ..service(vec![
+            member("a", 3, "", ""),
+            member("b", 1, "", ""),
+            member("c", 2, "", ""),
+            member("canary", 1, "", ""),
+        ])
+    })
+}
+
+#[test]
+fn cookie_affinity_reads_the_plain_name_or_the_generating_object_and_writes_them_back() {
+    let cases: [(&str, CookieAffinity); 4] = [
+        (r#""sid""#, CookieAffinity::named("sid")),
+        (r#"{"name": "sid"}"#, CookieAffinity::named("sid")),
+        (
+            r#"{"name": "sid", "ttlSeconds": 3600}"#,
+            CookieAffinity {
+                name: "sid".into(),
+                ttl_seconds: Some(3600),
+                path: None,
+            },
+        ),
+        (
+            r#"{"name": "sid", "ttlSeconds": 0, "path": "/app"}"#,
+            CookieAffinity {
+                name: "sid".into(),
+                ttl_seconds: Some(0),
+                path: Some("/app".into()),
+            },
+        ),
+    ];
+    for (json, want) in cases {
+        let got: Affinity = serde_json::from_str(&format!(r#"{{"cookie": {json}}}"#)).unwrap();
+        assert_eq!(got, Affinity::Cookie(want.clone()), "{json}");
+        let back = serde_json::to_value(&got).unwrap();
+        let again: Affinity = serde_json::from_value(back.clone()).unwrap();
+        assert_eq!(again, got, "{json} round trip");
+        if want.ttl_seconds.is_none() && want.path.is_none() {
+            assert_eq!(
+                back,
+                serde_json::json!({"cookie": "sid"}),
+                "plain stays a string"
+            );
+        }
+    }
+}
+
+#[test]
+fn generating_cookie_configs_are_rejected_with_their_field_path() {
+    let svc = |cookie: &str| {
+        format!(
+            r#"{{"serviceFrom": "host", "services": {{"s": {{"members": [{{"name": "a", "cluster": "c"}}],
+                "affinity": {{"cookie": {cookie}}}}}}}}}"#
+        )
+    };
+    struct Case {
+        name: &'static str,
+        cookie: &'static str,
+        path: &'static str,
+        kind: Option<K>,
+    }
+    let cases = [
+        Case {
+            name: "empty plain name",
+            cookie: r#""""#,
+            path: "services.s.affinity.cookie",
+            kind: Some(K::EmptyName),
+        },
+        Case {
+            name: "empty name in the object",
+            cookie: r#"{"name": "", "ttlSeconds": 60}"#,
+            path: "services.s.affinity.cookie.name",
+            kind: Some(K::EmptyName),
+        },
+        Case {
+            name: "name that is not a token",
+            cookie: r#"{"name": "s id", "ttlSeconds": 60}"#,
+            path: "services.s.affinity.cookie.name",
+            kind: Some(K::InvalidName("s id".into())),
+        },
+        Case {
+            name: "name that would split the header",
+            cookie: r#"{"name": "sid=x;", "ttlSeconds": 60}"#,
+            path: "services.s.affinity.cookie.name",
+            kind: Some(K::InvalidName("sid=x;".into())),
+        },
+        Case {
+            name: "ttl beyond 400 days",
+            cookie: r#"{"name": "sid", "ttlSeconds": 34560001}"#,
+            path: "services.s.affinity.cookie.ttlSeconds",
+            kind: Some(K::OutOfRange("0..=34560000 (400 days)")),
+        },
+        Case {
+            name: "negative ttl",
+            cookie: r#"{"name": "sid", "ttlSeconds": -1}"#,
+            path: "services.s.affinity.cookie.ttlSeconds",
+            kind: None,
+        },
+        Case {
+            name: "ttl as a duration string",
+            cookie: r#"{"name": "sid", "ttlSeconds": "1h"}"#,
+            path: "services.s.affinity.cookie.ttlSeconds",
+            kind: None,
+        },
+        Case {
+            name: "path without slash",
+            cookie: r#"{"name": "sid", "ttlSeconds": 60, "path": "app"}"#,
+            path: "services.s.affinity.cookie.path",
+            kind: Some(K::InvalidPath(
+                "\"app\" must start with / and hold printable ASCII but `;`".into(),
+            )),
+        },
+        Case {
+            name: "path that would add an attribute",
+            cookie: r#"{"name": "sid", "ttlSeconds": 60, "path": "/; Domain=evil"}"#,
+            path: "services.s.affinity.cookie.path",
+            kind: None,
+        },
+        Case {
+            name: "path with a line break",
+            cookie: r#"{"name": "sid", "ttlSeconds": 60, "path": "/\r\nx: y"}"#,
+            path: "services.s.affinity.cookie.path",
+            kind: None,
+        },
+        Case {
+            name: "path without ttlSeconds",
+            cookie: r#"{"name": "sid", "path": "/"}"#,
+            path: "services.s.affinity.cookie.path",
+            kind: Some(K::NeedsField("ttlSeconds")),
+        },
+        Case {
+            name: "unknown field",
+            cookie: r#"{"name": "sid", "ttl": 60}"#,
+            path: "services.s.affinity.cookie",
+            kind: None,
+        },
+        Case {
+            name: "missing name",
+            cookie: r#"{"ttlSeconds": 60}"#,
+            path: "services.s.affinity.cookie",
+            kind: None,
+        },
+        Case {
+            name: "a number",
+            cookie: "7",
+            path: "services.s.affinity.cookie",
+            kind: None,
+        },
+    ];
+    for c in cases {
+        let e = Balancer::from_json(svc(c.cookie).as_bytes()).unwrap_err();
+        assert!(e.path.starts_with(c.path), "{}: got {e}", c.name);
+        if let Some(kind) = c.kind {
+            assert_eq!((e.path.as_str(), &e.kind), (c.path, &kind), "{}", c.name);
+        }
+    }
+    for ok in [
+        r#""sid""#,
+        r#"{"name": "sid"}"#,
+        r#"{"name": "__Host-sid", "ttlSeconds": 0}"#,
+        r#"{"name": "sid", "ttlSeconds": 34560000, "path": "/shop/cart"}"#,
+    ] {
+        Balancer::from_json(svc(ok).as_bytes()).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}
+
+#[test]
+fn cookie_values_are_read_as_bytes_and_odd_headers_only_fail_to_match() {
+    type Headers = Vec<(&'static str, &'static [u8])>;
+    let cases: [(&str, Headers, Option<&[u8]>); 12] = [
+        ("alone", vec![("cookie", b"sid=k1")], Some(b"k1")),
+        (
+            "among others, spaced",
+            vec![("cookie", b"a=1;  sid = k1 ; b=2")],
+            Some(b"k1"),
+        ),
+        (
+            "in a second cookie header",
+            vec![("cookie", b"a=1"), ("cookie", b"sid=k2")],
+            Some(b"k2"),
+        ),
+        (
+            "first of two wins",
+            vec![("cookie", b"sid=k1; sid=k2")],
+            Some(b"k1"),
+        ),
+        ("empty value", vec![("cookie", b"sid=")], Some(b"")),
+        (
+            "quotes kept",
+            vec![("cookie", b"sid=\"k1\"")],
+            Some(b"\"k1\""),
+        ),
+        ("value with =", vec![("cookie", b"sid=a=b")], Some(b"a=b")),
+        (
+            "non-UTF-8 value",
+            vec![("cookie", b"sid=\xff\xfe")],
+            Some(b"\xff\xfe"),
+        ),
+        ("no =", vec![("cookie", b"sid; a=1")], None),
+        ("longer name", vec![("cookie", b"sidx=1; xsid=2")], None),
+        (
+            "non-UTF-8 garbage",
+            vec![("cookie", b"\xff=\xff;;;=;")],
+            None,
+        ),
+        ("another header", vec![("x-cookie", b"sid=k1")], None),
+    ];
+    for (name, headers, want) in cases {
+        assert_eq!(cookie::cookie(&headers, "sid"), want, "{name}");
+    }
+}
+
+#[test]
+fn the_set_cookie_header_carries_key_max_age_path_and_httponly() {
+    let cases = [
+        (Some(3600), None, "sid=k; Max-Age=3600; Path=/; HttpOnly"),
+        (
+            Some(60),
+            Some("/shop"),
+            "sid=k; Max-Age=60; Path=/shop; HttpOnly",
+        ),
+        (Some(0), None, "sid=k; Path=/; HttpOnly"),
+    ];
+    for (ttl, path, want) in cases {
+        let sel = compile(&MultiClusterService {
+            affinity: Some(Affinity::Cookie(CookieAffinity {
+                name: "sid".into(),
+                ttl_seconds: ttl,
+                path: path.map(str::to_string),
+            })),
+            ..service(vec![member("a", 1, "", "")])
+        });
+        let issuer = sel.cookie_issuer().unwrap();
+        assert_eq!(issuer.name(), "sid");
+        assert_eq!(issuer.set_cookie("k"), want);
+    }
+}
+
+#[test]
+fn new_cookie_keys_are_32_hex_digits_and_distinct_across_seeds() {
+    let mut seen = std::collections::HashSet::new();
+    for seed in 1..=4u64 {
+        let mut rng = XorShift::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        for _ in 0..5_000 {
+            let k = cookie::new_key(&mut rng);
+            assert_eq!(k.len(), 32, "{k}");
+            assert!(k
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(seen.insert(k.clone()), "duplicate key {k}");
+        }
+    }
+}
+
+#[test]
+fn a_cookie_is_issued_only_when_the_request_lacks_it_or_it_is_empty() {
+    type Headers = Vec<(&'static str, &'static [u8])>;
+    let sel = issuing(None);
+    let cases: [(&str, Headers, bool); 9] = [
+        ("no cookie header", vec![], true),
+        ("other cookies only", vec![("cookie", b"a=1; beta=1")], true),
+        ("empty value", vec![("cookie", b"sid=")], true),
+        ("name without =", vec![("cookie", b"sid")], true),
+        ("present", vec![("cookie", b"sid=k1")], false),
+        (
+            "present in a second header",
+            vec![("cookie", b"a=1"), ("cookie", b"sid=k1")],
+            false,
+        ),
+        ("quoted", vec![("cookie", b"sid=\"k1\"")], false),
+        ("non-UTF-8 value", vec![("cookie", b"sid=\xff")], false),
+        ("empty then set", vec![("cookie", b"sid=; sid=k1")], true),
+    ];
+    for (name, headers, want) in cases {
+        assert_eq!(sel.cookie_to_issue(&headers).is_some(), want, "{name}");
+    }
+    let plain = compile(&MultiClusterService {
+        affinity: Some(Affinity::Cookie("sid".into())),
+        ..service(vec![member("a", 1, "", ""), member("b", 1, "", "")])
+    });
+    assert!(plain.cookie_issuer().is_none());
+    assert!(
+        plain.cookie_to_issue(&[]).is_none(),
+        "a plain cookie is never issued"
+    );
+}
+
+#[test]
+fn a_generated_key_places_the_first_request_where_its_cookie_lands_later() {
+    let sel = issuing(Some("/"));
+    let view = HealthView::all_healthy(4);
+    let mut rng = XorShift::new(7);
+    let mut first_on = [0u32; 4];
+    for i in 0..3_000u64 {
+        // First request: no cookie; the balancer's key places it.
+        let issuer = sel.cookie_to_issue(&[]).unwrap();
+        let key = cookie::new_key(&mut rng);
+        let first = sel
+            .pick(
+                &PickInput {
+                    affinity_key: Some(key.as_bytes()),
+                    ..Default::default()
+                },
+                &view,
+                &mut WorkerState::new(),
+                &mut XorShift::new(i + 1),
+            )
+            .unwrap();
+        assert_eq!(first.reason, Reason::Affinity);
+        first_on[first.member] += 1;
+        let set = issuer.set_cookie(&key);
+        // The client sends back what `set-cookie` gave it, on any worker.
+        let value = set.split(';').next().unwrap();
+        let headers = [("cookie", value.as_bytes())];
+        assert!(sel.cookie_to_issue(&headers).is_none(), "no second cookie");
+        for seed in [i + 100, i + 200] {
+            let later = sel
+                .pick(
+                    &PickInput {
+                        headers: &headers,
+                        ..Default::default()
+                    },
+                    &view,
+                    &mut WorkerState::new(),
+                    &mut XorShift::new(seed),
+                )
+                .unwrap();
+            assert_eq!(later.member, first.member, "key {key} moved");
+        }
+        // The canary cookie still forces the canary, cookie or not.
+        let beta = format!("{value}; beta=1");
+        let forced = sel
+            .pick(
+                &PickInput {
+                    headers: &[("cookie", beta.as_bytes())],
+                    ..Default::default()
+                },
+                &view,
+                &mut WorkerState::new(),
+                &mut XorShift::new(i),
+            )
+            .unwrap();
+        assert_eq!((forced.member, forced.reason), (3, Reason::CanaryForced));
+    }
+    // Fresh keys spread by weight (3:1:2; the canary has no share).
+    let pct: Vec<f64> = first_on.iter().map(|&c| f64::from(c) / 30.0).collect();
+    assert_shares(
+        &pct,
+        &[50.0, 100.0 / 6.0, 100.0 / 3.0, 0.0],
+        3.0,
+        "fresh keys",
+    );
 }
