@@ -23,6 +23,20 @@ fn tally(counts: &mut BTreeMap<String, u32>, backend: Option<String>) {
         .or_default() += 1;
 }
 
+/// The balancer alone for service `shop`, with one Envoy cluster `shop_<name>` per backend.
+fn shop_setup(config: &serde_json::Value, backends: &[FlipBackend], concurrency: u32) -> McSetup {
+    McSetup {
+        configuration: config.to_string(),
+        clusters: backends
+            .iter()
+            .map(|b| (format!("shop_{}", b.name), b.addr()))
+            .collect(),
+        tcp: None,
+        concurrency,
+        node_metadata: None,
+    }
+}
+
 #[test]
 fn split_follows_the_weights_and_clients_cannot_pick_the_cluster() {
     let backends: Vec<FlipBackend> = ["a", "b", "c"]
@@ -33,16 +47,7 @@ fn split_follows_the_weights_and_clients_cannot_pick_the_cluster() {
         "serviceFrom": "host",
         "services": {"shop": {"members": members(&[("a", 1), ("b", 2), ("c", 3)])}}
     });
-    let setup = McSetup {
-        configuration: config.to_string(),
-        clusters: backends
-            .iter()
-            .map(|b| (format!("shop_{}", b.name), b.addr()))
-            .collect(),
-        tcp: None,
-        concurrency: 1,
-        node_metadata: None,
-    };
+    let setup = shop_setup(&config, &backends, 1);
     let d = setup.start("mc-split").unwrap();
     let mut counts = BTreeMap::new();
     for _ in 0..600 {
@@ -108,17 +113,8 @@ fn a_stopped_cluster_is_failed_over_with_few_errors_and_gets_traffic_back_when_r
             }
         }}
     });
-    let setup = McSetup {
-        configuration: config.to_string(),
-        clusters: backends
-            .iter()
-            .map(|b| (format!("shop_{}", b.name), b.addr()))
-            .collect(),
-        tcp: None,
-        // Two workers, two VMs: they agree on health only through shared data.
-        concurrency: 2,
-        node_metadata: None,
-    };
+    // Two workers, two VMs: they agree on health only through shared data.
+    let setup = shop_setup(&config, &backends, 2);
     let d = setup.start("mc-failover").unwrap();
     let send = || {
         request(
@@ -281,14 +277,8 @@ fn locality_comes_from_node_metadata_and_prefers_the_own_region() {
         }}
     });
     let setup = McSetup {
-        configuration: config.to_string(),
-        clusters: backends
-            .iter()
-            .map(|b| (format!("shop_{}", b.name), b.addr()))
-            .collect(),
-        tcp: None,
-        concurrency: 1,
         node_metadata: Some(json!({"REGION": "ap"})),
+        ..shop_setup(&config, &backends, 1)
     };
     let d = setup.start("mc-locality").unwrap();
     let mut counts = BTreeMap::new();
@@ -317,16 +307,7 @@ fn a_client_without_the_affinity_cookie_gets_one_through_envoy_and_replays_reach
             "affinity": {"cookie": {"name": "sid", "ttlSeconds": 600, "path": "/"}}
         }}
     });
-    let setup = McSetup {
-        configuration: config.to_string(),
-        clusters: backends
-            .iter()
-            .map(|b| (format!("shop_{}", b.name), b.addr()))
-            .collect(),
-        tcp: None,
-        concurrency: 2,
-        node_metadata: None,
-    };
+    let setup = shop_setup(&config, &backends, 2);
     let d = setup.start("mc-cookie").unwrap();
     let sid = |r: &wasmgate_tests::Response| -> Vec<String> {
         r.headers
