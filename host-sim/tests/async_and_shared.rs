@@ -4,15 +4,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{load, sim, wat_bytes, wat_pairs, ROUTER};
+use common::{check_callout_headers, load, sim, wat_bytes, ROUTER};
 use host_sim::{FilterChain, HttpRequest, PluginSpec, Routes, TcpConnection, UpstreamReply};
 
 fn callout_guest() -> String {
-    let (headers, len) = wat_pairs(&[
-        (":method", "GET"),
-        (":path", "/check"),
-        (":authority", "auth"),
-    ]);
+    let (headers, len) = check_callout_headers();
     format!(
         r#"
   (data (i32.const 1024) "auth")

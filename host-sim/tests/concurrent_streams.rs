@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{load, sim, wat_pairs};
+use common::{check_callout_headers, load, sim};
 use host_sim::{
     FilterChain, HostSim, HttpOutcome, HttpRequest, PluginSpec, Routes, UpstreamReply, WasmSource,
 };
@@ -21,11 +21,7 @@ use host_sim::{
 /// Metrics: gauge `open` (stream contexts alive), counters `max_open` (highest `open`
 /// seen) and `deleted`.
 fn guest() -> String {
-    let (headers, len) = wat_pairs(&[
-        (":method", "GET"),
-        (":path", "/check"),
-        (":authority", "auth"),
-    ]);
+    let (headers, len) = check_callout_headers();
     format!(
         r#"
   (data (i32.const 1024) "x-auth")

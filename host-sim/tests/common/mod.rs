@@ -89,6 +89,15 @@ pub fn wat_bytes(b: &[u8]) -> String {
 }
 
 /// A serialised header map (proxy-wasm pairs encoding) as a WAT string, and its length.
+/// The serialized headers of the guests' `GET /check` callout to the `auth` cluster.
+pub fn check_callout_headers() -> (String, usize) {
+    wat_pairs(&[
+        (":method", "GET"),
+        (":path", "/check"),
+        (":authority", "auth"),
+    ])
+}
+
 pub fn wat_pairs(pairs: &[(&str, &str)]) -> (String, usize) {
     let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
     for (k, v) in pairs {

@@ -1323,6 +1323,27 @@ fn set_filter_state(key: &str, value: &str) -> u32 {
     .0
 }
 
+/// What each direction records at its first data chunk (buffer, size, end of stream),
+/// before editing it with the two marks.
+fn record_first_chunk(
+    r: &mut Report,
+    label: &str,
+    chunk: (u32, usize, bool),
+    marks: (&[u8], &[u8]),
+) {
+    let (buffer, size, eos) = chunk;
+    r.put(
+        &format!("{label} callback"),
+        0,
+        format!("size {size} end_of_stream {eos}"),
+    );
+    let at = format!("at {label}");
+    upstream_address(r, &at);
+    tcp_properties(r, &at, DATA_PROPERTIES);
+    other_buffers(r, &at, Some(buffer));
+    edit_data(r, buffer, label, size, marks.0, marks.1);
+}
+
 /// Reads, slices and edits the data buffer `t` of the running callback; what `set` calls
 /// answer, and the bytes that go on.
 fn edit_data(r: &mut Report, t: u32, name: &str, size: usize, first: &[u8], last: &[u8]) {
@@ -1470,16 +1491,8 @@ impl StreamContext for TcpProbe {
         if std::mem::replace(&mut self.downstream_seen, true) {
             return Action::Continue;
         }
-        let r = &mut self.report;
-        r.put(
-            "downstream data callback",
-            0,
-            format!("size {size} end_of_stream {eos}"),
-        );
-        upstream_address(r, "at downstream data");
-        tcp_properties(r, "at downstream data", DATA_PROPERTIES);
-        other_buffers(r, "at downstream data", Some(DOWNSTREAM_DATA));
-        edit_data(r, DOWNSTREAM_DATA, "downstream data", size, b"{", b"}");
+        let chunk = (DOWNSTREAM_DATA, size, eos);
+        record_first_chunk(&mut self.report, "downstream data", chunk, (b"{", b"}"));
         Action::Continue
     }
 
@@ -1500,16 +1513,8 @@ impl StreamContext for TcpProbe {
             return Action::Continue;
         }
         if !std::mem::replace(&mut self.greeting_seen, true) {
-            let r = &mut self.report;
-            r.put(
-                "upstream data callback (greeting)",
-                0,
-                format!("size {size} end_of_stream {eos}"),
-            );
-            upstream_address(r, "at upstream data");
-            tcp_properties(r, "at upstream data", DATA_PROPERTIES);
-            other_buffers(r, "at upstream data", Some(UPSTREAM_DATA));
-            edit_data(r, UPSTREAM_DATA, "upstream data", size, b"<", b">");
+            let chunk = (UPSTREAM_DATA, size, eos);
+            record_first_chunk(&mut self.report, "upstream data", chunk, (b"<", b">"));
             set_buffer(UPSTREAM_DATA, 10_000, 0, GREETING_END);
             return Action::Continue;
         }
