@@ -150,6 +150,30 @@ fn property(path: &[&str]) -> (u32, Vec<u8>) {
     get(|p, n| unsafe { proxy_get_property(joined.as_ptr(), joined.len(), p, n) })
 }
 
+/// A dotted property path as segments; header names and filter-state keys may hold dots.
+fn segments(path: &str) -> Vec<&str> {
+    if let Some((top, h)) = path.split_once(".headers.") {
+        return vec![top, "headers", h];
+    }
+    match path.strip_prefix("filter_state.") {
+        Some(key) => vec!["filter_state", key],
+        None => path.split('.').collect(),
+    }
+}
+
+/// Records each property as `property <path>`, followed by ` <at>` when `at` is not empty.
+fn record_properties(r: &mut Report, paths: &[&str], at: &str) {
+    for path in paths {
+        let (status, v) = property(&segments(path));
+        let key = if at.is_empty() {
+            format!("property {path}")
+        } else {
+            format!("property {path} {at}")
+        };
+        r.put(&key, status, show(&v));
+    }
+}
+
 fn header(map: u32, key: &str) -> (u32, Vec<u8>) {
     get(|p, n| unsafe { proxy_get_header_map_value(map, key.as_ptr(), key.len(), p, n) })
 }
@@ -251,39 +275,35 @@ struct Probe {
 }
 
 fn probe_properties(r: &mut Report) {
-    for path in [
-        "request.path",
-        "request.url_path",
-        "request.host",
-        "request.scheme",
-        "request.method",
-        "request.query",
-        "request.protocol",
-        "request.headers.x-probe-in",
-        "request.id",
-        "source.address",
-        "source.port",
-        "destination.address",
-        "destination.port",
-        "connection.mtls",
-        "plugin_name",
-        "plugin_root_id",
-        "plugin_vm_id",
-        "node.id",
-        "xds.node.id",
-        "xds.cluster_name",
-        "xds.route_name",
-        "response.code",
-        "no.such.property",
-    ] {
-        let segs: Vec<&str> = path.splitn(3, '.').collect();
-        let segs = match segs.as_slice() {
-            ["request", "headers", h] => vec!["request", "headers", *h],
-            _ => path.split('.').collect(),
-        };
-        let (status, v) = property(&segs);
-        r.put(&format!("property {path}"), status, show(&v));
-    }
+    record_properties(
+        r,
+        &[
+            "request.path",
+            "request.url_path",
+            "request.host",
+            "request.scheme",
+            "request.method",
+            "request.query",
+            "request.protocol",
+            "request.headers.x-probe-in",
+            "request.id",
+            "source.address",
+            "source.port",
+            "destination.address",
+            "destination.port",
+            "connection.mtls",
+            "plugin_name",
+            "plugin_root_id",
+            "plugin_vm_id",
+            "node.id",
+            "xds.node.id",
+            "xds.cluster_name",
+            "xds.route_name",
+            "response.code",
+            "no.such.property",
+        ],
+        "",
+    );
     let (k, v) = ("probe.custom", b"value");
     let s = unsafe { proxy_set_property(k.as_ptr(), k.len(), v.as_ptr(), v.len()) };
     r.put("set_property probe.custom", s, "");
@@ -909,8 +929,8 @@ fn replace_body_with(size: usize, report: &str) {
     }
 }
 
-/// Properties read in the log phase: `(path, reported as)`. `request.duration` and
-/// `request.time` change with every request (the test compares their status only).
+/// Properties read in the log phase. `request.duration` and `request.time` change with
+/// every request (the test compares their status only).
 const LOG_PROPERTIES: &[&str] = &[
     "response.code",
     "response.code_details",
@@ -943,14 +963,7 @@ const LOG_PROPERTIES: &[&str] = &[
 
 /// Properties, header maps and body buffers as `proxy_on_log` sees them.
 fn log_phase(r: &mut Report) {
-    for path in LOG_PROPERTIES {
-        let segs: Vec<&str> = match path.split_once(".headers.") {
-            Some((top, h)) => vec![top, "headers", h],
-            None => path.split('.').collect(),
-        };
-        let (status, v) = property(&segs);
-        r.put(&format!("property {path}"), status, show(&v));
-    }
+    record_properties(r, LOG_PROPERTIES, "");
     upstream_address(r, "");
     for (map, name, key) in [
         (REQUEST_HEADERS, "request headers", ":path"),
@@ -1219,17 +1232,6 @@ fn upstream_address(r: &mut Report, at: &str) {
     );
 }
 
-fn tcp_properties(r: &mut Report, at: &str, paths: &[&str]) {
-    for path in paths {
-        let segs: Vec<&str> = match path.strip_prefix("filter_state.") {
-            Some(key) => vec!["filter_state", key],
-            None => path.split('.').collect(),
-        };
-        let (status, v) = property(&segs);
-        r.put(&format!("property {path} {at}"), status, show(&v));
-    }
-}
-
 const CONNECTION_PROPERTIES: &[&str] = &[
     "source.address",
     "source.port",
@@ -1339,7 +1341,7 @@ fn record_first_chunk(
     );
     let at = format!("at {label}");
     upstream_address(r, &at);
-    tcp_properties(r, &at, DATA_PROPERTIES);
+    record_properties(r, DATA_PROPERTIES, &at);
     other_buffers(r, &at, Some(buffer));
     edit_data(r, buffer, label, size, marks.0, marks.1);
 }
@@ -1395,7 +1397,7 @@ impl TcpProbe {
         let name = what.split(' ').next().unwrap_or(what);
         let mut r = Report::default();
         upstream_address(&mut r, "");
-        tcp_properties(&mut r, "", DATA_PROPERTIES);
+        record_properties(&mut r, DATA_PROPERTIES, "");
         for (t, buffer) in [
             (DOWNSTREAM_DATA, "downstream data"),
             (UPSTREAM_DATA, "upstream data"),
@@ -1424,7 +1426,7 @@ impl StreamContext for TcpProbe {
             return Action::Continue;
         }
         let r = &mut self.report;
-        tcp_properties(r, "at new connection", CONNECTION_PROPERTIES);
+        record_properties(r, CONNECTION_PROPERTIES, "at new connection");
         upstream_address(r, "at new connection");
         let (k, v) = ("probe.custom", b"tcp");
         let s = unsafe { proxy_set_property(k.as_ptr(), k.len(), v.as_ptr(), v.len()) };
@@ -1443,10 +1445,10 @@ impl StreamContext for TcpProbe {
             set_filter_state("probe.no.such.key", BACKEND),
             "",
         );
-        tcp_properties(
+        record_properties(
             r,
-            "after set_envoy_filter_state",
             &["filter_state.envoy.tcp_proxy.cluster"],
+            "after set_envoy_filter_state",
         );
         probe_shared(r);
         probe_queues(r);
