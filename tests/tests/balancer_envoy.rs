@@ -23,6 +23,14 @@ fn tally(counts: &mut BTreeMap<String, u32>, backend: Option<String>) {
         .or_default() += 1;
 }
 
+/// Backends `a`, `b` and `c`, standing in for three member clusters.
+fn three_backends() -> Vec<FlipBackend> {
+    ["a", "b", "c"]
+        .iter()
+        .map(|n| FlipBackend::start(n).unwrap())
+        .collect()
+}
+
 /// The balancer alone for service `shop`, with one Envoy cluster `shop_<name>` per backend.
 fn shop_setup(config: &serde_json::Value, backends: &[FlipBackend], concurrency: u32) -> McSetup {
     McSetup {
@@ -39,10 +47,7 @@ fn shop_setup(config: &serde_json::Value, backends: &[FlipBackend], concurrency:
 
 #[test]
 fn split_follows_the_weights_and_clients_cannot_pick_the_cluster() {
-    let backends: Vec<FlipBackend> = ["a", "b", "c"]
-        .iter()
-        .map(|n| FlipBackend::start(n).unwrap())
-        .collect();
+    let backends = three_backends();
     let config = json!({
         "serviceFrom": "host",
         "services": {"shop": {"members": members(&[("a", 1), ("b", 2), ("c", 3)])}}
@@ -99,10 +104,7 @@ fn split_follows_the_weights_and_clients_cannot_pick_the_cluster() {
 
 #[test]
 fn a_stopped_cluster_is_failed_over_with_few_errors_and_gets_traffic_back_when_restored() {
-    let mut backends: Vec<FlipBackend> = ["a", "b", "c"]
-        .iter()
-        .map(|n| FlipBackend::start(n).unwrap())
-        .collect();
+    let mut backends = three_backends();
     let config = json!({
         "serviceFrom": {"header": "x-service"},
         "services": {"shop": {
@@ -261,10 +263,7 @@ fn a_tcp_connection_reaches_the_chosen_cluster() {
 
 #[test]
 fn locality_comes_from_node_metadata_and_prefers_the_own_region() {
-    let backends: Vec<FlipBackend> = ["a", "b", "c"]
-        .iter()
-        .map(|n| FlipBackend::start(n).unwrap())
-        .collect();
+    let backends = three_backends();
     let config = json!({
         "serviceFrom": "host",
         "services": {"shop": {
@@ -296,10 +295,7 @@ fn locality_comes_from_node_metadata_and_prefers_the_own_region() {
 #[test]
 fn a_client_without_the_affinity_cookie_gets_one_through_envoy_and_replays_reach_the_same_backend()
 {
-    let backends: Vec<FlipBackend> = ["a", "b", "c"]
-        .iter()
-        .map(|n| FlipBackend::start(n).unwrap())
-        .collect();
+    let backends = three_backends();
     let config = json!({
         "serviceFrom": "host",
         "services": {"shop": {
