@@ -74,6 +74,8 @@ pub struct Deployment {
     pub ports: BTreeMap<u16, SocketAddr>,
     pub output: Output,
     pub config_path: PathBuf,
+    /// Envoy's JSON access log (the generated bootstrap's, pointed into the scratch dir).
+    pub access_log: PathBuf,
     // Dropped last: Envoy's log lives here.
     pub scratch: Scratch,
 }
@@ -98,6 +100,17 @@ pub fn deploy(
     members: &[Member],
     ports: &[u16],
 ) -> Result<Deployment, DeployError> {
+    deploy_with(label, inputs, members, ports, 1)
+}
+
+/// Like [`deploy`], with `concurrency` Envoy worker threads (each runs its own Wasm VMs).
+pub fn deploy_with(
+    label: &str,
+    inputs: &[PathBuf],
+    members: &[Member],
+    ports: &[u16],
+    concurrency: u32,
+) -> Result<Deployment, DeployError> {
     let err = |m: String| DeployError(m);
     let scratch = Scratch::new(label).map_err(|e| err(e.to_string()))?;
     let inv = scratch
@@ -107,11 +120,13 @@ pub fn deploy(
     files.push(inv);
     let loaded = wasmgate_gen::load(&files).map_err(|e| err(e.to_string()))?;
     let port = || free_port().map_err(|e| err(e.to_string()));
+    let access_log = scratch.path().join("access.log");
     let mut opts = Options {
         router_wasm: wasm("wasmgate_router"),
         balancer_wasm: wasm("wasmgate_balancer"),
         http_port: port()?,
         admin_port: port()?,
+        access_log: access_log.display().to_string(),
         ..Options::default()
     };
     let mut mapped = BTreeMap::new();
@@ -129,13 +144,26 @@ pub fn deploy(
             config_path = p;
         }
     }
-    let envoy = Envoy::start(&config_path, opts.admin_port, 1).map_err(|e| err(e.to_string()))?;
+    let envoy =
+        Envoy::start(&config_path, opts.admin_port, concurrency).map_err(|e| err(e.to_string()))?;
     Ok(Deployment {
         envoy,
         http: SocketAddr::from(([127, 0, 0, 1], opts.http_port)),
         ports: mapped,
         output,
         config_path,
+        access_log,
         scratch,
     })
+}
+
+impl Deployment {
+    /// The access log's entries so far, one JSON object per request.
+    pub fn access_log_entries(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.access_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
 }

@@ -77,7 +77,9 @@ impl Envoy {
         let child = Command::new(&bin)
             .arg("-c")
             .arg(config)
-            .args(["--disable-hot-restart", "-l", "info", "--concurrency"])
+            .args(["--disable-hot-restart", "-l", "info"])
+            // Access logs reach their file within 100 ms, so tests can read them.
+            .args(["--file-flush-interval-msec", "100", "--concurrency"])
             .arg(concurrency.to_string())
             .arg("--log-path")
             .arg(&log)
@@ -124,6 +126,21 @@ impl Envoy {
                 .parse()
                 .ok()
         })
+    }
+
+    /// Every counter and gauge whose name starts with `prefix`.
+    pub fn stats_with_prefix(&self, prefix: &str) -> Vec<(String, u64)> {
+        let Ok(r) = crate::http::get(self.admin, "admin", &format!("/stats?filter=^{prefix}"))
+        else {
+            return Vec::new();
+        };
+        r.text()
+            .lines()
+            .filter_map(|l| {
+                let (name, value) = l.split_once(": ")?;
+                Some((name.to_string(), value.trim().parse().ok()?))
+            })
+            .collect()
     }
 
     /// Envoy's log so far.

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod bootstrap;
 pub mod deploy;
 pub mod envoy;
+pub mod ha;
 pub mod http;
 pub mod mc;
 pub mod paths;

@@ -253,3 +253,53 @@ fn a_10000_route_config_configures_within_a_32_mib_memory_cap() {
     );
     assert_eq!(out.cluster.as_deref(), Some("c999-4"));
 }
+
+#[test]
+fn the_router_counts_each_outcome_by_host_and_rule() {
+    let config: RouterConfig = serde_json::from_value(serde_json::json!({"routes": [
+        {"http": {"host": "foo.com", "rules": [
+            {"path": "/teapot", "statusCode": {"code": 418}},
+            {"path": "/old", "redirect": {"hostname": "new.foo.com"}},
+            {"path": "/", "backend": {"service": "foo-app", "cluster": "foo-app_80"}}
+        ]}},
+        {"http": {"host": "*.bar.com", "rules": [{"statusCode": {"code": 503}}]}}
+    ]}))
+    .unwrap();
+    let sim = HostSim::new().unwrap();
+    let any = SocketAddr::from(([127, 0, 0, 1], 1));
+    let clusters = clusters_of(&config).into_iter().map(|c| (c, any)).collect();
+    let boot = case_bootstrap(&config, any, any, clusters);
+    let setup = parse_bootstrap(&boot.to_json().to_string(), Path::new(".")).unwrap();
+    let plugin = sim.load(setup.http_filters[0].clone()).unwrap();
+    setup.declare_clusters(&sim);
+    for (host, path) in [
+        ("foo.com", "/teapot"),
+        ("foo.com", "/teapot"),
+        ("foo.com", "/old"),
+        ("foo.com", "/a"),
+        ("a.bar.com", "/"),
+        ("nothing.org", "/"),
+    ] {
+        let out = plugin.http(&setup.routes, HttpRequest::get(host, path));
+        assert!(out.vm_failures.is_empty(), "{:?}", out.vm_failures);
+    }
+    // (stat, count)
+    let want = [
+        ("wasmgate.router.host.foo.com.rule.0.matched", 2),
+        ("wasmgate.router.host.foo.com.local_reply.418", 2),
+        ("wasmgate.router.host.foo.com.rule.1.matched", 1),
+        ("wasmgate.router.host.foo.com.redirect", 1),
+        ("wasmgate.router.host.foo.com.rule.2.matched", 1),
+        ("wasmgate.router.host._.bar.com.rule.0.matched", 1),
+        ("wasmgate.router.host._.bar.com.local_reply.503", 1),
+        ("wasmgate.router.no_match", 1),
+    ];
+    for (stat, n) in want {
+        assert_eq!(
+            sim.metric(stat).map(|m| m.value),
+            Some(n),
+            "{stat}: {:?}",
+            sim.metrics()
+        );
+    }
+}

@@ -29,6 +29,8 @@ pub struct Options {
     /// The proxy's own region and zone, for the balancer's locality preference.
     pub region: Option<String>,
     pub zone: Option<String>,
+    /// Where Envoy writes its access log.
+    pub access_log: String,
     pub istio: IstioOptions,
 }
 
@@ -43,6 +45,7 @@ impl Default for Options {
             port_map: BTreeMap::new(),
             region: None,
             zone: None,
+            access_log: "/dev/stdout".into(),
             istio: IstioOptions::default(),
         }
     }
@@ -192,12 +195,16 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
         http_ports: ports,
         router_wasm: &opts.router_wasm,
         balancer_wasm: &opts.balancer_wasm,
+        access_log: &opts.access_log,
+        region: opts.region.as_deref(),
+        zone: opts.zone.as_deref(),
     };
     let envoy = envoy::bootstrap(
         &router,
         balancer.as_ref(),
         &cx.clusters,
         &health_paths,
+        &cx.cluster_policy,
         &layout,
     );
     let (envoy_native, native_gaps) =

@@ -10,6 +10,10 @@ use wasmgate_core::config::{
     RouterConfig,
 };
 
+use wasmgate_core::observe;
+
+use crate::ha;
+use crate::policy::ClusterPolicy;
 use crate::resolve::Endpoints;
 
 /// What the listeners of one bootstrap look like.
@@ -19,6 +23,39 @@ pub struct Layout<'a> {
     pub http_ports: Vec<u16>,
     pub router_wasm: &'a Path,
     pub balancer_wasm: &'a Path,
+    /// Where the access log goes (`/dev/stdout` by default).
+    pub access_log: &'a str,
+    /// The proxy's own region and zone: the failover order of member clusters starts there.
+    pub region: Option<&'a str>,
+    pub zone: Option<&'a str>,
+}
+
+/// The access log: one JSON object per request, with what the filters decided.
+fn access_log(path: &str, wasm: bool) -> Value {
+    let mut fields = json!({
+        "start": "%START_TIME%",
+        "method": "%REQ(:METHOD)%",
+        "authority": "%REQ(:AUTHORITY)%",
+        "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+        "status": "%RESPONSE_CODE%",
+        "flags": "%RESPONSE_FLAGS%",
+        "cluster": "%UPSTREAM_CLUSTER%",
+        "upstream": "%UPSTREAM_HOST%",
+        "attempts": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
+        "duration_ms": "%DURATION%"
+    });
+    if wasm {
+        fields["route"] = json!(observe::access_log_operator(observe::ROUTE_STATE));
+        fields["member"] = json!(observe::access_log_operator(observe::MEMBER_STATE));
+    }
+    json!({
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": path,
+            "log_format": {"json_format": fields}
+        }
+    })
 }
 
 fn socket(address: &str, port: u16) -> Value {
@@ -52,7 +89,7 @@ fn http_wasm(root_id: &str, wasm: &Path, configuration: &str) -> Value {
     })
 }
 
-fn hcm(route_config: Value, mut filters: Vec<Value>) -> Value {
+fn hcm(route_config: Value, mut filters: Vec<Value>, access_log: Value) -> Value {
     filters.push(json!({
         "name": "envoy.filters.http.router",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
@@ -68,12 +105,34 @@ fn hcm(route_config: Value, mut filters: Vec<Value>) -> Value {
             "merge_slashes": true,
             "path_with_escaped_slashes_action": "UNESCAPE_AND_REDIRECT",
             "route_config": route_config,
-            "http_filters": filters
+            "http_filters": filters,
+            "access_log": [access_log]
         }
     })
 }
 
-fn clusters(endpoints: &Endpoints, health_paths: &BTreeMap<String, String>) -> Vec<Value> {
+/// Envoy's outlier detection inside a cluster: it ejects single bad endpoints, never more
+/// than half of them, so a member cluster that is wholly down is left to the balancer.
+fn outlier_detection() -> Value {
+    json!({
+        "consecutive_5xx": 5,
+        "consecutive_gateway_failure": 3,
+        "enforcing_consecutive_gateway_failure": 100,
+        "interval": "1s",
+        "base_ejection_time": format!("{}s", ha::EJECT_BASE_MS / 1000),
+        "max_ejection_percent": 50
+    })
+}
+
+fn duration(ms: u64) -> String {
+    format!("{}s", ms as f64 / 1000.0)
+}
+
+fn clusters(
+    endpoints: &Endpoints,
+    health_paths: &BTreeMap<String, String>,
+    policies: &BTreeMap<String, ClusterPolicy>,
+) -> Vec<Value> {
     endpoints
         .iter()
         .map(|(name, eps)| {
@@ -88,13 +147,37 @@ fn clusters(endpoints: &Endpoints, health_paths: &BTreeMap<String, String>) -> V
                 "name": name,
                 "type": "STATIC",
                 "connect_timeout": "1s",
-                "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": lb}]}
+                "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": lb}]},
+                "outlier_detection": outlier_detection()
             });
+            if let Some(p) = policies.get(name) {
+                if let Some(ms) = p.connect_timeout_ms {
+                    c["connect_timeout"] = json!(duration(ms));
+                }
+                let mut limits = json!({});
+                for (key, v) in [
+                    ("max_connections", p.max_connections),
+                    ("max_pending_requests", p.max_pending_requests),
+                    ("max_requests", p.max_requests),
+                ] {
+                    if let Some(v) = v {
+                        limits[key] = json!(v);
+                    }
+                }
+                if limits.as_object().is_some_and(|o| !o.is_empty()) {
+                    c["circuit_breakers"] = json!({"thresholds": [limits]});
+                }
+            }
             // Envoy checks the endpoints inside a member cluster; the balancer checks members.
+            // Same pace as the balancer's checks, also before the cluster's first request.
             if let Some(path) = health_paths.get(name) {
+                let interval = duration(ha::CHECK_INTERVAL_MS);
                 c["health_checks"] = json!([{
-                    "timeout": "1s", "interval": "5s",
-                    "unhealthy_threshold": 2, "healthy_threshold": 1,
+                    "timeout": duration(ha::CHECK_TIMEOUT_MS),
+                    "interval": interval,
+                    "no_traffic_interval": interval,
+                    "unhealthy_threshold": ha::CHECK_UNHEALTHY_THRESHOLD,
+                    "healthy_threshold": ha::CHECK_HEALTHY_THRESHOLD,
                     "http_health_check": {"path": path}
                 }]);
             }
@@ -103,24 +186,117 @@ fn clusters(endpoints: &Endpoints, health_paths: &BTreeMap<String, String>) -> V
         .collect()
 }
 
+/// One aggregate cluster per member of a multi-cluster service that has a failover cluster:
+/// the member first, then the others nearest first. Envoy's retry with
+/// `previous_priorities` moves each retry to the next member.
+fn failover_clusters(balancer: Option<&BalancerConfig>, layout: &Layout<'_>) -> Vec<Value> {
+    let proxy = layout.region.map(|r| (r, layout.zone));
+    let mut out = Vec::new();
+    for svc in balancer.iter().flat_map(|b| b.services.values()) {
+        for (i, m) in svc.members.iter().enumerate() {
+            let Some(name) = &m.failover_cluster else {
+                continue;
+            };
+            let children: Vec<&str> = ha::failover_order(&svc.members, i, proxy)
+                .iter()
+                .map(|m| m.cluster.as_str())
+                .collect();
+            out.push(json!({
+                "name": name,
+                "connect_timeout": "1s",
+                "lb_policy": "CLUSTER_PROVIDED",
+                "cluster_type": {
+                    "name": "envoy.clusters.aggregate",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+                        "clusters": children
+                    }
+                },
+                // Retries are what this cluster is for: let a fifth of its requests retry at
+                // once (at least 16), not Envoy's default of 3 concurrent retries.
+                "circuit_breakers": {"thresholds": [{
+                    "retry_budget": {"budget_percent": {"value": 20.0}, "min_retry_concurrency": 16}
+                }]}
+            }));
+        }
+    }
+    out
+}
+
+/// A route to the cluster the filters chose, retrying what is safe to retry: a failed
+/// connect or refused stream for any method (the request never reached a backend), a reset
+/// only for idempotent methods. Each retry goes to another priority, which in a failover
+/// cluster is another member.
+fn steered_route(cluster_header: &str, idempotent: bool, retries: usize) -> Value {
+    let mut route = json!({"cluster_header": cluster_header});
+    if retries > 0 {
+        let retry_on = if idempotent {
+            "connect-failure,refused-stream,reset"
+        } else {
+            "connect-failure,refused-stream,reset-before-request"
+        };
+        route["retry_policy"] = json!({
+            "retry_on": retry_on,
+            "num_retries": retries,
+            "retry_priority": {
+                "name": "envoy.retry_priorities.previous_priorities",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+                    "update_frequency": 1
+                }
+            },
+            "retry_host_predicate": [{
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}
+            }],
+            "host_selection_retry_max_attempts": 3,
+            "retry_back_off": {"base_interval": "0.005s", "max_interval": "0.05s"}
+        });
+    }
+    let mut matcher = json!({"prefix": "/"});
+    if idempotent {
+        matcher["headers"] = json!([{
+            "name": ":method",
+            "string_match": {"safe_regex": {"regex": ha::IDEMPOTENT_METHODS}}
+        }]);
+    }
+    json!({"match": matcher, "route": route})
+}
+
 /// The bootstrap running the router (and the balancer when multi-cluster services are used).
 pub fn bootstrap(
     router: &RouterConfig,
     balancer: Option<&BalancerConfig>,
     endpoints: &Endpoints,
     health_paths: &BTreeMap<String, String>,
+    policies: &BTreeMap<String, ClusterPolicy>,
     layout: &Layout<'_>,
 ) -> Value {
     let router_json = serde_json::to_string(router).unwrap_or_default();
     let balancer_json = balancer.map(|b| serde_json::to_string(b).unwrap_or_default());
-    let route_config = json!({
+    // Retries after the first attempt: one per other member, at most ha::MAX_RETRIES; a
+    // service cluster of several endpoints gets one retry to another endpoint.
+    let most_members = balancer
+        .iter()
+        .flat_map(|b| b.services.values())
+        .map(|s| s.members.len())
+        .max()
+        .unwrap_or(1);
+    let retries = most_members.saturating_sub(1).clamp(1, ha::MAX_RETRIES);
+    let mut vhost = json!({
         "name": "wasmgate",
-        "virtual_hosts": [{
-            "name": "wasmgate",
-            "domains": ["*"],
-            "routes": [{"match": {"prefix": "/"}, "route": {"cluster_header": router.cluster_header}}]
-        }]
+        "domains": ["*"],
+        "routes": [
+            steered_route(&router.cluster_header, true, retries),
+            steered_route(&router.cluster_header, false, retries)
+        ]
     });
+    if balancer.is_some() {
+        // The balancer reads (and removes) Envoy's attempt count: a response after a retry
+        // tells it the member it picked failed.
+        vhost["include_attempt_count_in_response"] = json!(true);
+    }
+    let route_config = json!({"name": "wasmgate", "virtual_hosts": [vhost]});
     let mut filters = vec![http_wasm(
         "wasmgate.router",
         layout.router_wasm,
@@ -136,7 +312,7 @@ pub fn bootstrap(
             json!({
                 "name": format!("http_{port}"),
                 "address": socket(layout.address, *port),
-                "filter_chains": [{"filters": [hcm(route_config.clone(), filters.clone())]}]
+                "filter_chains": [{"filters": [hcm(route_config.clone(), filters.clone(), access_log(layout.access_log, true))]}]
             })
         })
         .collect();
@@ -185,9 +361,11 @@ pub fn bootstrap(
             "filter_chains": [{"filters": network}]
         }));
     }
+    let mut all_clusters = clusters(endpoints, health_paths, policies);
+    all_clusters.extend(failover_clusters(balancer, layout));
     json!({
         "admin": {"address": socket(layout.address, layout.admin_port)},
-        "static_resources": {"listeners": listeners, "clusters": clusters(endpoints, health_paths)}
+        "static_resources": {"listeners": listeners, "clusters": all_clusters}
     })
 }
 
@@ -526,13 +704,13 @@ pub fn native_bootstrap(
             json!({
                 "name": format!("http_{port}"),
                 "address": socket(layout.address, *port),
-                "filter_chains": [{"filters": [hcm(routes.clone(), Vec::new())]}]
+                "filter_chains": [{"filters": [hcm(routes.clone(), Vec::new(), access_log(layout.access_log, false))]}]
             })
         })
         .collect();
     let boot = json!({
         "admin": {"address": socket(layout.address, layout.admin_port)},
-        "static_resources": {"listeners": listeners, "clusters": clusters(endpoints, &BTreeMap::new())}
+        "static_resources": {"listeners": listeners, "clusters": clusters(endpoints, &BTreeMap::new(), &BTreeMap::new())}
     });
     (boot, gaps)
 }

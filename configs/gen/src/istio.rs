@@ -88,6 +88,9 @@ fn cluster_names(
 fn rename(value: &mut Value, names: &BTreeMap<String, String>) {
     match value {
         Value::Object(o) => {
+            // The failover clusters are Envoy aggregate clusters of our bootstrap; Istio has
+            // none, so requests go to the member's own cluster (Istio retries stay in it).
+            o.remove("failoverCluster");
             for (k, v) in o.iter_mut() {
                 match (k.as_str(), v.as_str().and_then(|s| names.get(s))) {
                     ("cluster", Some(new)) => *v = Value::String(new.clone()),

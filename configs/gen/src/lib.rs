@@ -7,9 +7,11 @@ pub mod emit;
 pub mod envoy;
 pub mod error;
 pub mod explain;
+pub mod ha;
 pub mod istio;
 pub mod load;
 pub mod model;
+pub mod policy;
 pub mod resolve;
 pub mod routes;
 

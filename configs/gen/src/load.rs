@@ -26,6 +26,7 @@ pub struct Inputs {
     pub gateways: Vec<Sourced<Gateway>>,
     pub http_routes: Vec<Sourced<HttpRoute>>,
     pub service_imports: Vec<Sourced<ServiceImport>>,
+    pub destination_rules: Vec<Sourced<DestinationRule>>,
 }
 
 /// Expands directories (their `*.yaml` / `*.yml` files, sorted) and reads every document.
@@ -135,6 +136,7 @@ pub fn load_str(file: &Path, text: &str, inputs: &mut Inputs, errors: &mut Vec<G
             "Gateway" => push(&mut inputs.gateways, at, value, errors),
             "HTTPRoute" => push(&mut inputs.http_routes, at, value, errors),
             "ServiceImport" => push(&mut inputs.service_imports, at, value, errors),
+            "DestinationRule" => push(&mut inputs.destination_rules, at, value, errors),
             _ => errors.push(GenError {
                 at,
                 kind: ErrorKind::UnknownKind(kind),

@@ -22,6 +22,7 @@ OPTIONS:
   --admin-port N            Envoy admin port (default 9901)
   --port-map DECLARED=ACTUAL  run a declared listener port on another port (repeatable)
   --region R, --zone Z      the proxy's own locality, for the balancer
+  --access-log PATH         where Envoy writes its JSON access log (default /dev/stdout)
   --istio-namespace NS      namespace of the Istio manifests (default istio-system)
   --istio-wasm-url URL      base URL of the modules for WasmPlugin (default file:///var/local/wasmgate)";
 
@@ -75,6 +76,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
             "--admin-port" => opts.admin_port = number(value()?)?,
             "--region" => opts.region = Some(value()?),
             "--zone" => opts.zone = Some(value()?),
+            "--access-log" => opts.access_log = value()?,
             "--istio-namespace" => opts.istio.namespace = value()?,
             "--istio-wasm-url" => opts.istio.wasm_url_base = value()?,
             "--port-map" => {

@@ -498,3 +498,173 @@ pub struct ServiceImportSpec {
     #[serde(default)]
     pub session_affinity_config: Option<serde_json::Value>,
 }
+
+/// Istio's `DestinationRule` (networking.istio.io), read as the tuning policy of a
+/// multi-cluster service whose name `spec.host` gives. Fields wasmgate cannot honour are
+/// kept as raw values here so that they are refused by name, never dropped (see `policy`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DestinationRule {
+    pub metadata: Metadata,
+    pub spec: DestinationRuleSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DestinationRuleSpec {
+    pub host: String,
+    #[serde(default)]
+    pub traffic_policy: Option<TrafficPolicy>,
+    #[serde(default)]
+    pub subsets: Option<serde_json::Value>,
+    #[serde(default)]
+    pub export_to: Option<serde_json::Value>,
+    #[serde(default)]
+    pub workload_selector: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrafficPolicy {
+    #[serde(default)]
+    pub load_balancer: Option<LoadBalancerSettings>,
+    #[serde(default)]
+    pub connection_pool: Option<ConnectionPoolSettings>,
+    #[serde(default)]
+    pub outlier_detection: Option<OutlierDetection>,
+    #[serde(default)]
+    pub tls: Option<serde_json::Value>,
+    #[serde(default)]
+    pub port_level_settings: Option<serde_json::Value>,
+    #[serde(default)]
+    pub tunnel: Option<serde_json::Value>,
+    #[serde(default)]
+    pub proxy_protocol: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancerSettings {
+    #[serde(default)]
+    pub simple: Option<String>,
+    #[serde(default)]
+    pub consistent_hash: Option<ConsistentHash>,
+    #[serde(default)]
+    pub locality_lb_setting: Option<LocalityLbSetting>,
+    #[serde(default)]
+    pub warmup_duration_secs: Option<serde_json::Value>,
+    #[serde(default)]
+    pub warmup: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsistentHash {
+    #[serde(default)]
+    pub http_header_name: Option<String>,
+    #[serde(default)]
+    pub http_cookie: Option<HttpCookie>,
+    #[serde(default)]
+    pub use_source_ip: Option<bool>,
+    #[serde(default)]
+    pub http_query_parameter_name: Option<serde_json::Value>,
+    #[serde(default)]
+    pub ring_hash: Option<serde_json::Value>,
+    #[serde(default)]
+    pub maglev: Option<serde_json::Value>,
+    #[serde(default)]
+    pub minimum_ring_size: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpCookie {
+    pub name: String,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub ttl: Option<String>,
+    #[serde(default)]
+    pub attributes: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalityLbSetting {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub distribute: Option<serde_json::Value>,
+    #[serde(default)]
+    pub failover: Option<serde_json::Value>,
+    #[serde(default)]
+    pub failover_priority: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionPoolSettings {
+    #[serde(default)]
+    pub tcp: Option<TcpPool>,
+    #[serde(default)]
+    pub http: Option<HttpPool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpPool {
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    #[serde(default)]
+    pub connect_timeout: Option<String>,
+    #[serde(default)]
+    pub tcp_keepalive: Option<serde_json::Value>,
+    #[serde(default)]
+    pub max_connection_duration: Option<serde_json::Value>,
+    #[serde(default)]
+    pub idle_timeout: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpPool {
+    #[serde(default)]
+    pub http1_max_pending_requests: Option<u32>,
+    #[serde(default)]
+    pub http2_max_requests: Option<u32>,
+    #[serde(default)]
+    pub max_requests_per_connection: Option<serde_json::Value>,
+    #[serde(default)]
+    pub max_retries: Option<serde_json::Value>,
+    #[serde(default)]
+    pub idle_timeout: Option<serde_json::Value>,
+    #[serde(default)]
+    pub h2_upgrade_policy: Option<serde_json::Value>,
+    #[serde(default)]
+    pub use_client_protocol: Option<serde_json::Value>,
+    #[serde(default)]
+    pub max_concurrent_streams: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutlierDetection {
+    #[serde(default, rename = "consecutive5xxErrors")]
+    pub consecutive_5xx_errors: Option<u32>,
+    #[serde(default)]
+    pub consecutive_errors: Option<serde_json::Value>,
+    #[serde(default)]
+    pub consecutive_gateway_errors: Option<serde_json::Value>,
+    #[serde(default)]
+    pub consecutive_local_origin_failures: Option<serde_json::Value>,
+    #[serde(default)]
+    pub split_external_local_origin_errors: Option<serde_json::Value>,
+    #[serde(default)]
+    pub interval: Option<serde_json::Value>,
+    #[serde(default)]
+    pub base_ejection_time: Option<String>,
+    #[serde(default)]
+    pub max_ejection_percent: Option<u32>,
+    #[serde(default)]
+    pub min_health_percent: Option<serde_json::Value>,
+}

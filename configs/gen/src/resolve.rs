@@ -32,6 +32,10 @@ pub struct Ctx<'a> {
     pub mcs: BTreeMap<String, McsDef>,
     /// Multi-cluster services in use, with the port they are used on.
     pub used_mcs: BTreeMap<String, fc::MultiClusterService>,
+    /// DestinationRules by the multi-cluster service they tune (index into the inputs).
+    pub policies: BTreeMap<String, usize>,
+    /// What policies set on Envoy clusters, by cluster name.
+    pub cluster_policy: BTreeMap<String, crate::policy::ClusterPolicy>,
 }
 
 /// The annotation that turns on the balancer's active health checks for a multi-cluster
@@ -46,9 +50,43 @@ impl<'a> Ctx<'a> {
             clusters: BTreeMap::new(),
             mcs: BTreeMap::new(),
             used_mcs: BTreeMap::new(),
+            policies: BTreeMap::new(),
+            cluster_policy: BTreeMap::new(),
         };
         cx.index_mcs();
+        cx.index_policies();
         cx
+    }
+
+    /// DestinationRules tune multi-cluster services: one per service, naming one that exists.
+    fn index_policies(&mut self) {
+        let inputs = self.inputs;
+        for (i, dr) in inputs.destination_rules.iter().enumerate() {
+            let name = crate::policy::service_of_host(&dr.value.spec.host);
+            if !self.mcs.contains_key(name) {
+                self.fail(
+                    &dr.at,
+                    "spec.host",
+                    ErrorKind::Invalid(format!(
+                        "no multi-cluster service named {name:?}: a DestinationRule tunes a MultiClusterService or ServiceImport"
+                    )),
+                );
+                continue;
+            }
+            if let Some(&prev) = self.policies.get(name) {
+                let first = &inputs.destination_rules[prev].at;
+                let first = format!("{}: document {}", first.file.display(), first.document);
+                self.fail(
+                    &dr.at,
+                    "spec.host",
+                    ErrorKind::DuplicateObject(format!(
+                        "a DestinationRule for {name:?} (first in {first})"
+                    )),
+                );
+                continue;
+            }
+            self.policies.insert(name.to_string(), i);
+        }
     }
 
     pub fn fail(&mut self, at: &Location, field: impl Into<String>, kind: ErrorKind) {
@@ -326,6 +364,7 @@ impl<'a> Ctx<'a> {
                 members.push(fc::Member {
                     name: c.name.clone(),
                     cluster,
+                    failover_cluster: None,
                     weight: 1,
                     labels: c.labels.clone(),
                 });
@@ -336,15 +375,31 @@ impl<'a> Ctx<'a> {
                 )));
                 return None;
             }
+            // With more than one member, requests go through a failover cluster per member
+            // (Envoy's retries move on to another member); see `ha`.
+            if members.len() > 1 {
+                for m in &mut members {
+                    m.failover_cluster = Some(crate::ha::failover_cluster_name(&m.cluster));
+                }
+            }
             let mut svc = fc::MultiClusterService {
                 members,
+                health: Some(crate::ha::default_health(def.health_path.as_deref())),
                 ..Default::default()
             };
-            if let Some(path) = &def.health_path {
-                svc.health = Some(fc::HealthPolicy {
-                    active: serde_json::from_value(serde_json::json!({"path": path})).ok(),
-                    ..Default::default()
-                });
+            let inputs = self.inputs;
+            if let Some(dr) = self
+                .policies
+                .get(name)
+                .and_then(|&i| inputs.destination_rules.get(i))
+            {
+                let policy = crate::policy::apply(&dr.value, &dr.at, &mut svc, &mut self.errors);
+                if !policy.is_empty() {
+                    for m in &svc.members {
+                        self.cluster_policy
+                            .insert(m.cluster.clone(), policy.clone());
+                    }
+                }
             }
             self.used_mcs.insert(name.to_string(), svc);
         }

@@ -147,6 +147,21 @@ fn the_gateway_api_and_mcs_example_inputs_fit_the_upstream_crds() {
 }
 
 #[test]
+fn the_example_destination_rule_fits_istios_crd() {
+    let text =
+        std::fs::read_to_string(examples_dir().join("ha-failover/destinationrule.yaml")).unwrap();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+        check_doc("istio", &v, &mut problems, "destinationrule.yaml");
+        checked += 1;
+    }
+    assert_eq!(checked, 1);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
 fn the_validator_catches_what_it_should() {
     let inputs = wasmgate_gen::load(&[examples_dir().join("gateway-api")]).unwrap();
     let out = wasmgate_gen::generate(&inputs, &wasmgate_gen::Options::default()).unwrap();

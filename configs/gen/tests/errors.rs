@@ -8,6 +8,9 @@ const SERVICE: &str =
     "kind: Service\nmetadata: {name: foo-app}\nspec:\n  ports: [{name: web, port: 80}]\n";
 const INVENTORY: &str = "kind: ClusterInventory\nmetadata: {name: inv}\nspec:\n  clusters:\n    - name: c1\n      labels: {region: us}\n      services:\n        foo-app: {80: [\"127.0.0.1:1\"]}\n        mcs: {80: [\"127.0.0.1:2\"]}\n";
 
+/// A multi-cluster service `mcs` and a route to it (two documents).
+const MCS_ROUTE: &str = "kind: MultiClusterService\nmetadata: {name: mcs}\nspec:\n  template:\n    ports: [{port: 80}]\n---\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - backendRefs: [{name: mcs, port: 80}]\n";
+
 /// A Gateway whose one HTTP listener serves `*.example.com`.
 const GATEWAY: &str = "kind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: wasmgate\n  listeners: [{name: http, port: 8080, protocol: HTTP, hostname: \"*.example.com\"}]\n";
 
@@ -113,6 +116,31 @@ fn each_error_names_file_document_and_field() {
             "a route without parentRefs next to a Gateway",
             vec![("r.yaml", format!("{GATEWAY}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  rules: [{{backendRefs: [{{name: foo-app, port: 80}}]}}]\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
             "r.yaml: document 2 (HTTPRoute r): spec.parentRefs: the route attaches to no Gateway",
+        ),
+        (
+            "a DestinationRule field wasmgate cannot honour",
+            vec![("dr.yaml", format!("{MCS_ROUTE}---\nkind: DestinationRule\nmetadata: {{name: d}}\nspec:\n  host: mcs\n  trafficPolicy:\n    outlierDetection: {{consecutive5xxErrors: 3, interval: 10s}}\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "dr.yaml: document 3 (DestinationRule d): spec.trafficPolicy.outlierDetection.interval: not supported by wasmgate: the balancer ejects as responses arrive",
+        ),
+        (
+            "DestinationRule subsets",
+            vec![("dr.yaml", format!("{MCS_ROUTE}---\nkind: DestinationRule\nmetadata: {{name: d}}\nspec:\n  host: mcs.default.svc.cluster.local\n  subsets: [{{name: v1, labels: {{v: \"1\"}}}}]\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "dr.yaml: document 3 (DestinationRule d): spec.subsets: not supported by wasmgate",
+        ),
+        (
+            "a DestinationRule duration that is not one",
+            vec![("dr.yaml", format!("{MCS_ROUTE}---\nkind: DestinationRule\nmetadata: {{name: d}}\nspec:\n  host: mcs\n  trafficPolicy:\n    connectionPool: {{tcp: {{connectTimeout: soon}}}}\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "dr.yaml: document 3 (DestinationRule d): spec.trafficPolicy.connectionPool.tcp.connectTimeout: invalid duration \"soon\"",
+        ),
+        (
+            "a DestinationRule for a service that is not multi-cluster",
+            vec![("dr.yaml", "kind: DestinationRule\nmetadata: {name: d}\nspec:\n  host: foo-app\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "dr.yaml: document 1 (DestinationRule d): spec.host: no multi-cluster service named \"foo-app\"",
+        ),
+        (
+            "an unknown DestinationRule field",
+            vec![("dr.yaml", format!("{MCS_ROUTE}---\nkind: DestinationRule\nmetadata: {{name: d}}\nspec:\n  host: mcs\n  trafficPolicy: {{colour: blue}}\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "dr.yaml: document 3 (DestinationRule d): spec.trafficPolicy.colour: unknown field `colour`",
         ),
         (
             "a generated rule the router refuses",

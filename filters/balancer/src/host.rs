@@ -29,6 +29,19 @@ pub fn add_response_header(name: &str, value: &str) {
     }
 }
 
+pub fn remove_response_header(name: &str) {
+    if let Err(status) = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, None) {
+        warn!("wasmgate.balancer: cannot remove response header {name}: {status:?}");
+    }
+}
+
+/// Request filter state an access log can print (Envoy keeps it as `wasm.<key>`).
+pub fn set_filter_state(key: &str, value: &str) {
+    if let Err(status) = hostcalls::set_property(vec![key], Some(value.as_bytes())) {
+        warn!("wasmgate.balancer: cannot set filter state {key}: {status:?}");
+    }
+}
+
 pub fn property(path: &[&str]) -> Option<Vec<u8>> {
     hostcalls::get_property(path.to_vec()).ok().flatten()
 }

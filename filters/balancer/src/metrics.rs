@@ -4,7 +4,7 @@
 use log::warn;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
-use wasmgate_core::multicluster::Balancer;
+use wasmgate_core::multicluster::{Balancer, HealthState, HealthView, Selector};
 
 #[derive(Debug, Default)]
 pub struct ServiceMetrics {
@@ -23,10 +23,22 @@ pub struct ServiceMetrics {
     pub rejected: Option<u32>,
     /// Picks that left the proxy's own zone.
     pub failover: Option<u32>,
+    /// Gauge per member: 1 while selection may pick it (checked up and not ejected).
+    pub healthy: Vec<Option<u32>>,
+    /// Gauge per member: 1 while it is passively ejected.
+    pub ejected: Vec<Option<u32>>,
 }
 
 fn counter(name: &str) -> Option<u32> {
-    match hostcalls::define_metric(MetricType::Counter, name) {
+    define(MetricType::Counter, name)
+}
+
+fn gauge(name: &str) -> Option<u32> {
+    define(MetricType::Gauge, name)
+}
+
+fn define(kind: MetricType, name: &str) -> Option<u32> {
+    match hostcalls::define_metric(kind, name) {
         Ok(id) => Some(id),
         Err(status) => {
             warn!("wasmgate.balancer: cannot define metric {name}: {status:?}");
@@ -35,7 +47,7 @@ fn counter(name: &str) -> Option<u32> {
     }
 }
 
-pub fn define(balancer: &Balancer) -> Vec<ServiceMetrics> {
+pub fn define_all(balancer: &Balancer) -> Vec<ServiceMetrics> {
     balancer
         .selectors()
         .iter()
@@ -46,6 +58,11 @@ pub fn define(balancer: &Balancer) -> Vec<ServiceMetrics> {
                     .map(|m| counter(&format!("{base}.{m}.{what}")))
                     .collect()
             };
+            let per_member_gauge = |what: &str| {
+                s.member_names()
+                    .map(|m| gauge(&format!("{base}.{m}.{what}")))
+                    .collect()
+            };
             ServiceMetrics {
                 requests: per_member("requests"),
                 ejections: per_member("ejections"),
@@ -54,6 +71,8 @@ pub fn define(balancer: &Balancer) -> Vec<ServiceMetrics> {
                 panic: counter(&format!("{base}.panic")),
                 rejected: counter(&format!("{base}.rejected")),
                 failover: counter(&format!("{base}.failover")),
+                healthy: per_member_gauge("healthy"),
+                ejected: per_member_gauge("ejected"),
             }
         })
         .collect()
@@ -69,4 +88,31 @@ pub fn inc(id: Option<u32>) {
 
 pub fn inc_at(ids: &[Option<u32>], i: usize) {
     inc(ids.get(i).copied().flatten());
+}
+
+fn set(id: Option<u32>, value: u64) {
+    if let Some(id) = id {
+        if let Err(status) = hostcalls::record_metric(id, value) {
+            warn!("wasmgate.balancer: cannot record metric {id}: {status:?}");
+        }
+    }
+}
+
+/// Sets the health gauges of one service from a freshly read health state. Every worker
+/// reads the same shared state, so whichever writes last writes the same values.
+pub fn publish_health(
+    m: &ServiceMetrics,
+    sel: &Selector,
+    state: &HealthState,
+    view: &HealthView,
+    now_ms: u64,
+) {
+    for (i, name) in sel.member_names().enumerate() {
+        set(
+            m.healthy.get(i).copied().flatten(),
+            u64::from(view.get(i).healthy),
+        );
+        let ejected = state.get(name).is_some_and(|h| h.ejected(now_ms));
+        set(m.ejected.get(i).copied().flatten(), u64::from(ejected));
+    }
 }

@@ -21,6 +21,7 @@ use wasmgate_core::XorShift;
 use crate::host::{self, HostStore};
 use crate::metrics::{self, ServiceMetrics};
 use wasmgate_core::envoy::{set_filter_state_args, TCP_PROXY_CLUSTER};
+use wasmgate_core::observe;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -60,7 +61,8 @@ struct Picked {
 }
 
 enum Steer {
-    To(String, Picked),
+    /// The Envoy cluster to steer to, the pick, and the `wasmgate.member` filter state.
+    To(String, Picked, String),
     Reject,
     NotOurs,
 }
@@ -81,6 +83,9 @@ impl Shared {
                 .and_then(|b| HealthState::decode(&b))
                 .unwrap_or_default();
             let view = state.view(sel.member_names(), now, sel.slow_start_ms());
+            if let Some(m) = self.metrics.get(i) {
+                metrics::publish_health(m, sel, &state, &view, now);
+            }
             st.health = Some(CachedHealth { cas, state, view });
         }
     }
@@ -120,6 +125,7 @@ impl Shared {
                         metrics::inc(m.failover);
                     }
                 }
+                let member = sel.members().get(p.member).map_or("", |m| m.name.as_str());
                 Steer::To(
                     p.cluster.to_string(),
                     Picked {
@@ -127,6 +133,7 @@ impl Shared {
                         member: p.member,
                         passive: sel.health_policy().passive.is_some(),
                     },
+                    observe::member_state(sel.name(), member, p.reason, p.tier),
                 )
             }
             Err(NoPick::AllUnhealthy) => {
@@ -373,7 +380,7 @@ impl RootContext for BalancerRoot {
                 .unwrap_or_default(),
             if self.tcp { " (tcp)" } else { "" }
         );
-        let metrics = metrics::define(&balancer);
+        let metrics = metrics::define_all(&balancer);
         self.shared = Some(Rc::new(Shared {
             balancer,
             services: RefCell::new(services),
@@ -388,6 +395,12 @@ impl RootContext for BalancerRoot {
             return;
         };
         let now = host::now_ms();
+        // Every worker keeps its health view (and the health gauges) current without traffic.
+        if let Ok(mut states) = shared.services.try_borrow_mut() {
+            for (i, st) in states.iter_mut().enumerate() {
+                shared.refresh(i, st, now);
+            }
+        }
         // One worker checks; the others read its verdicts from shared data.
         if !acquire_lease(
             &HostStore,
@@ -459,6 +472,9 @@ impl RootContext for BalancerRoot {
     }
 }
 
+/// The response header carrying Envoy's upstream attempt count.
+const ATTEMPT_COUNT: &str = "x-envoy-attempt-count";
+
 struct BalancerHttp {
     shared: Option<Rc<Shared>>,
     picked: Option<Picked>,
@@ -521,8 +537,9 @@ impl HttpContext for BalancerHttp {
             affinity_key: key.as_deref().map(str::as_bytes),
         };
         match shared.steer(i, &input) {
-            Steer::To(cluster, picked) => {
+            Steer::To(cluster, picked, why) => {
                 host::set_header(cluster_header, Some(&cluster));
+                host::set_filter_state(observe::MEMBER_STATE, &why);
                 self.picked = Some(picked);
                 self.set_cookie = issue.zip(key.as_deref()).map(|(c, k)| c.set_cookie(k));
                 Action::Continue
@@ -551,11 +568,21 @@ impl HttpContext for BalancerHttp {
         if let Some(v) = self.set_cookie.take() {
             host::add_response_header("set-cookie", &v);
         }
+        // Envoy's count of upstream attempts (the generated route asks for it with
+        // `include_attempt_count_in_response`); an Envoy detail the client need not see.
+        let attempts = host::header(MapType::HttpResponseHeaders, ATTEMPT_COUNT)
+            .and_then(|s| std::str::from_utf8(&s).ok()?.trim().parse::<u32>().ok());
+        if attempts.is_some() {
+            host::remove_response_header(ATTEMPT_COUNT);
+        }
         if let (Some(shared), Some(picked)) = (&self.shared, self.picked.filter(|p| p.passive)) {
             let status = host::header(MapType::HttpResponseHeaders, ":status")
                 .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
-            // Envoy answers 503 itself when it cannot connect: that counts as a reset.
-            shared.report(picked, status.is_none_or(|s| s >= 500));
+            // Envoy answers 503 itself when it cannot connect: that counts as a reset. A
+            // response after a retry came from another member (the failover cluster moves a
+            // retry on): the first attempt, on the picked member, failed.
+            let retried = attempts.is_some_and(|a| a > 1);
+            shared.report(picked, retried || status.is_none_or(|s| s >= 500));
         }
         Action::Continue
     }
@@ -603,8 +630,15 @@ impl StreamContext for BalancerTcp {
             affinity_key: None,
         };
         match shared.steer(i, &input) {
-            Steer::To(cluster, _) => {
-                let args = set_filter_state_args(TCP_PROXY_CLUSTER, &cluster);
+            Steer::To(_, picked, _) => {
+                // A connection goes to the member's own cluster: tcp_proxy does not retry
+                // into an aggregate cluster's next member the way the HTTP router does.
+                let cluster = shared
+                    .balancer
+                    .selector(picked.service)
+                    .and_then(|s| s.members().get(picked.member))
+                    .map_or("", |m| m.cluster.as_str());
+                let args = set_filter_state_args(TCP_PROXY_CLUSTER, cluster);
                 if let Err(status) =
                     hostcalls::call_foreign_function("set_envoy_filter_state", Some(&args))
                 {

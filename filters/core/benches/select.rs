@@ -30,6 +30,7 @@ fn service(n: usize) -> MultiClusterService {
             Member {
                 name: format!("cluster-{i}"),
                 cluster: format!("shop_cluster-{i}"),
+                failover_cluster: None,
                 weight: 1 + (i as u32 % 5),
                 labels,
             }

@@ -337,8 +337,14 @@ pub struct MultiClusterService {
 pub struct Member {
     /// The member cluster's name in the inventory (e.g. `us-east`).
     pub name: String,
-    /// The Envoy cluster that reaches the service in that member cluster.
+    /// The Envoy cluster that reaches the service in that member cluster. Active health
+    /// checks go here.
     pub cluster: String,
+    /// The Envoy cluster requests are steered to, when not `cluster`: an aggregate cluster
+    /// that starts with this member and lists the others after it, so that Envoy's retry (with
+    /// `previous_priorities`) of a failed connect or reset lands on another member cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_cluster: Option<String>,
     #[serde(default = "default_weight", skip_serializing_if = "is_default_weight")]
     pub weight: u32,
     /// Inventory labels. `region` and `zone` (or `topology.kubernetes.io/region|zone`) place

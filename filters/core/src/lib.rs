@@ -20,6 +20,7 @@ pub mod error;
 mod fxhash;
 pub mod host;
 pub mod multicluster;
+pub mod observe;
 pub mod request;
 pub mod table;
 pub mod template;

@@ -14,6 +14,10 @@ use wasmgate_core::{
 };
 
 use wasmgate_core::envoy::{set_filter_state_args, TCP_PROXY_CLUSTER};
+use wasmgate_core::observe::{self, RouteLabels};
+use wasmgate_core::RouterConfig;
+
+use crate::metrics::Counters;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -26,6 +30,8 @@ proxy_wasm::main! {{
 struct Shared {
     table: RouteTable,
     rng: Cell<XorShift>,
+    labels: RouteLabels,
+    counters: Counters,
 }
 
 impl Shared {
@@ -54,8 +60,10 @@ impl RootContext for RouterRoot {
         .ok()
         .flatten()
         .unwrap_or_default();
-        match RouteTable::from_json(&config) {
-            Ok(table) => {
+        let parsed = wasmgate_core::error::from_json::<RouterConfig>(&config)
+            .and_then(|c| Ok((RouteTable::compile(&c)?, RouteLabels::new(&c))));
+        match parsed {
+            Ok((table, labels)) => {
                 let root_id = hostcalls::get_property(vec!["plugin_root_id"])
                     .ok()
                     .flatten();
@@ -72,6 +80,8 @@ impl RootContext for RouterRoot {
                 self.shared = Some(Rc::new(Shared {
                     table,
                     rng: Cell::new(XorShift::new(seed)),
+                    labels,
+                    counters: Counters::default(),
                 }));
                 true
             }
@@ -195,6 +205,44 @@ fn send_reply(reply: &Reply<'_>) {
     }
 }
 
+/// Counts the outcome and records it as filter state for the access log.
+fn observe_outcome(shared: &Shared, outcome: &Outcome<'_>) {
+    let labels = &shared.labels;
+    let rule = match outcome {
+        Outcome::Forward(f) => Some(f.rule),
+        Outcome::Reply(r) => r.rule,
+        Outcome::NoMatch(_) => None,
+    };
+    let state = match rule {
+        Some(rule) => {
+            shared.counters.inc(labels.rule_matched_stat(rule));
+            if let Outcome::Reply(r) = outcome {
+                let host = labels.host_stat(rule.route);
+                let location = r
+                    .headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case("location"));
+                if location && (300..400).contains(&r.status) {
+                    shared.counters.inc(format!("{host}.redirect"));
+                } else {
+                    shared
+                        .counters
+                        .inc(format!("{host}.local_reply.{}", r.status));
+                }
+            }
+            labels.route_state(rule)
+        }
+        None => {
+            shared.counters.inc(observe::ROUTER_NO_MATCH_STAT);
+            observe::ROUTE_STATE_NO_MATCH.to_string()
+        }
+    };
+    if let Err(status) = hostcalls::set_property(vec![observe::ROUTE_STATE], Some(state.as_bytes()))
+    {
+        warn!("wasmgate.router: cannot set filter state: {status:?}");
+    }
+}
+
 impl HttpContext for RouterHttp {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
@@ -227,6 +275,7 @@ impl HttpContext for RouterHttp {
             headers: &headers,
         };
         let outcome = shared.with_rng(|rng| table.route(&req, rng));
+        observe_outcome(&shared, &outcome);
         if let Outcome::Forward(f) = &outcome {
             if !f.response_headers.is_empty() {
                 self.response_edits = Some(OwnedEdits::from(&f.response_headers));

@@ -16,8 +16,9 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "../../../../../shared/crds")
-# DestinationRule is not generated, so its 377 kB schema stays out.
-SKIP = ("destinationrules",)
+# Every CRD the generator reads or writes is kept (DestinationRule is read as the tuning
+# policy of a multi-cluster service).
+SKIP = ()
 
 
 def strip(value):

@@ -102,7 +102,10 @@ impl HealthState {
         added
     }
 
-    /// Records an active check. Returns the new verdict when it flipped.
+    /// Records an active check. Returns the new verdict when it flipped; a passing check
+    /// also ends a passive ejection (Envoy's `successful_active_health_check_uneject_host`,
+    /// on by default), which counts as coming up: a member that was killed and ejected gets
+    /// traffic back at its first passing check instead of after the ejection time.
     pub fn record_check(
         &mut self,
         name: &str,
@@ -117,6 +120,15 @@ impl HealthState {
             if !m.up && m.ok_streak >= policy.healthy_threshold.max(1) {
                 m.up = true;
                 m.since_ms = now_ms;
+                if m.ejected(now_ms) {
+                    m.ejected_until_ms = now_ms;
+                    m.errors = 0;
+                }
+                return Some(true);
+            }
+            if m.up && m.ejected(now_ms) {
+                m.ejected_until_ms = now_ms;
+                m.errors = 0;
                 return Some(true);
             }
         } else {
@@ -436,6 +448,28 @@ mod tests {
             assert_eq!(s.record_check("a", ok, i as u64, &p), want, "step {i}");
         }
         assert!(s.get("a").unwrap().healthy(100));
+    }
+
+    #[test]
+    fn a_passing_active_check_ends_a_passive_ejection() {
+        let mut s = HealthState::default();
+        let p = passive(1, 30_000, 60_000);
+        assert!(matches!(
+            s.record_response("a", true, 0, &p, ["a"]),
+            PassiveEffect::Ejected(30_000)
+        ));
+        assert!(!s.get("a").unwrap().healthy(10));
+        // A failing check keeps it out; the first passing one brings it back at once.
+        assert_eq!(s.record_check("a", false, 10, &active(1, 2)), None);
+        assert!(!s.get("a").unwrap().healthy(10));
+        assert_eq!(s.record_check("a", true, 20, &active(1, 2)), Some(true));
+        assert!(s.get("a").unwrap().healthy(20));
+        // Killed, checked down and ejected: coming up also ends the ejection.
+        s.record_check("a", false, 30, &active(1, 1));
+        s.record_response("a", true, 40, &p, ["a"]);
+        assert!(!s.get("a").unwrap().healthy(50));
+        assert_eq!(s.record_check("a", true, 50, &active(1, 1)), Some(true));
+        assert!(s.get("a").unwrap().healthy(50));
     }
 
     #[test]

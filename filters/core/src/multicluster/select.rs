@@ -26,8 +26,10 @@ const SCALE: f64 = (1u64 << 40) as f64;
 #[derive(Debug, Clone, PartialEq)]
 pub struct SelectedMember {
     pub name: String,
-    /// The Envoy cluster that reaches the service in this member cluster.
+    /// The Envoy cluster that reaches the service in this member cluster (health checks).
     pub cluster: String,
+    /// Where requests are steered: the member's failover cluster, else `cluster`.
+    pub route_cluster: String,
     pub weight: u32,
     pub region: Option<String>,
     pub zone: Option<String>,
@@ -185,6 +187,9 @@ impl Selector {
             if m.cluster.is_empty() {
                 return err(format!("{at}.members[{i}].cluster"), K::EmptyName);
             }
+            if m.failover_cluster.as_deref() == Some("") {
+                return err(format!("{at}.members[{i}].failoverCluster"), K::EmptyName);
+            }
             if !seen.insert(&m.name) {
                 return err(
                     format!("{at}.members[{i}].name"),
@@ -206,6 +211,10 @@ impl Selector {
             .map(|m| SelectedMember {
                 name: m.name.clone(),
                 cluster: m.cluster.clone(),
+                route_cluster: m
+                    .failover_cluster
+                    .clone()
+                    .unwrap_or_else(|| m.cluster.clone()),
                 weight: m.weight,
                 region: label(&m.labels, "region").map(str::to_string),
                 zone: label(&m.labels, "zone").map(str::to_string),
@@ -493,7 +502,7 @@ impl Selector {
         let m = self.members.get(i);
         Pick {
             member: i,
-            cluster: m.map_or("", |m| m.cluster.as_str()),
+            cluster: m.map_or("", |m| m.route_cluster.as_str()),
             tier: m.map_or(0, |m| m.tier),
             reason,
         }

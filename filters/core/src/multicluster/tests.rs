@@ -22,6 +22,7 @@ fn member(name: &str, weight: u32, region: &str, zone: &str) -> Member {
     Member {
         name: name.into(),
         cluster: format!("{name}_80"),
+        failover_cluster: None,
         weight,
         labels,
     }
@@ -1016,6 +1017,15 @@ fn invalid_services_are_rejected_with_field_paths() {
             kind: K::EmptyName,
         },
         Case {
+            name: "empty failover cluster",
+            svc: service(vec![Member {
+                failover_cluster: Some(String::new()),
+                ..member("a", 1, "", "")
+            }]),
+            path: "multiClusterServices.shop.members[0].failoverCluster",
+            kind: K::EmptyName,
+        },
+        Case {
             name: "all weights zero",
             svc: service(vec![member("a", 0, "", "")]),
             path: "multiClusterServices.shop.members",
@@ -1597,4 +1607,31 @@ fn a_generated_key_places_the_first_request_where_its_cookie_lands_later() {
         3.0,
         "fresh keys",
     );
+}
+
+#[test]
+fn requests_go_to_a_members_failover_cluster_and_checks_to_its_own() {
+    let sel = compile(&service(vec![
+        Member {
+            failover_cluster: Some("a_80.failover".into()),
+            ..member("a", 1, "", "")
+        },
+        member("b", 1, "", ""),
+    ]));
+    let view = HealthView::all_healthy(2);
+    let (mut st, mut rng) = (WorkerState::new(), XorShift::new(3));
+    let mut steered = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let p = sel
+            .pick(&PickInput::default(), &view, &mut st, &mut rng)
+            .unwrap();
+        steered.insert(p.cluster.to_string());
+    }
+    assert_eq!(
+        steered.into_iter().collect::<Vec<_>>(),
+        ["a_80.failover", "b_80"]
+    );
+    // Active checks use the member's own cluster.
+    assert_eq!(sel.members()[0].cluster, "a_80");
+    assert_eq!(sel.members()[0].route_cluster, "a_80.failover");
 }
