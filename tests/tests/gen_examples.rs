@@ -1,6 +1,7 @@
-//! The generator's output running in a real Envoy: every example's bootstraps validate, and
-//! traffic through the seed's multi-cluster example and the Gateway API example reaches the
-//! right backends, through the filters and through the native fallback alike.
+//! The generator's output running in a real Envoy: every example's bootstraps validate (and
+//! load in host-sim), and traffic through the seed's multi-cluster example and the Gateway API
+//! example reaches the right backends, through the filters and through the native fallback
+//! alike.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,10 @@ fn every_example_bootstrap_and_its_native_twin_validate_in_envoy() {
             let path = scratch.write(&format!("{label}-{name}"), &text).unwrap();
             if let Err(e) = Envoy::validate(&path) {
                 panic!("{label}/{name} does not validate:\n{e}");
+            }
+            // host-sim runs the same bootstraps (`host-sim run --envoy-config`).
+            if let Err(e) = host_sim::envoy_config::load_bootstrap(&path) {
+                panic!("{label}/{name} does not load in host-sim: {e}");
             }
         }
     }

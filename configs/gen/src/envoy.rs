@@ -226,8 +226,10 @@ fn failover_clusters(balancer: Option<&BalancerConfig>, layout: &Layout<'_>) -> 
 /// A route to the cluster the filters chose, retrying what is safe to retry: a failed
 /// connect or refused stream for any method (the request never reached a backend), a reset
 /// only for idempotent methods. Each retry goes to another priority, which in a failover
-/// cluster is another member.
-fn steered_route(cluster_header: &str, idempotent: bool, retries: usize) -> Value {
+/// cluster is another member. `method`: the route for one idempotent method (an exact match,
+/// which every consumer of the bootstrap, host-sim included, reads); `None`: the rest.
+fn steered_route(cluster_header: &str, method: Option<&str>, retries: usize) -> Value {
+    let idempotent = method.is_some();
     let mut route = json!({"cluster_header": cluster_header});
     if retries > 0 {
         let retry_on = if idempotent {
@@ -254,11 +256,8 @@ fn steered_route(cluster_header: &str, idempotent: bool, retries: usize) -> Valu
         });
     }
     let mut matcher = json!({"prefix": "/"});
-    if idempotent {
-        matcher["headers"] = json!([{
-            "name": ":method",
-            "string_match": {"safe_regex": {"regex": ha::IDEMPOTENT_METHODS}}
-        }]);
+    if let Some(m) = method {
+        matcher["headers"] = json!([{"name": ":method", "string_match": {"exact": m}}]);
     }
     json!({"match": matcher, "route": route})
 }
@@ -286,10 +285,12 @@ pub fn bootstrap(
     let mut vhost = json!({
         "name": "wasmgate",
         "domains": ["*"],
-        "routes": [
-            steered_route(&router.cluster_header, true, retries),
-            steered_route(&router.cluster_header, false, retries)
-        ]
+        "routes": ha::IDEMPOTENT_METHODS
+            .iter()
+            .map(|m| Some(*m))
+            .chain([None])
+            .map(|m| steered_route(&router.cluster_header, m, retries))
+            .collect::<Vec<_>>()
     });
     if balancer.is_some() {
         // The balancer reads (and removes) Envoy's attempt count: a response after a retry

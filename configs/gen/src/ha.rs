@@ -32,7 +32,7 @@ pub const EJECT_MAX_MS: u64 = 120_000;
 /// Retries after the first attempt: each goes to another member, at most this many.
 pub const MAX_RETRIES: usize = 3;
 /// Methods whose requests may be retried after a reset (RFC 9110 idempotent methods).
-pub const IDEMPOTENT_METHODS: &str = "GET|HEAD|OPTIONS|PUT|DELETE|TRACE";
+pub const IDEMPOTENT_METHODS: [&str; 6] = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"];
 
 /// The health policy a generated service gets: passive ejection always, active checks when
 /// a health path is known.
