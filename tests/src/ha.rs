@@ -341,6 +341,8 @@ pub struct FailoverReport {
     pub moved_keys: Vec<String>,
     /// The active-check interval of the generated config.
     pub check_interval: Duration,
+    /// Envoy's retries into another member (`cluster.<member>.failover.upstream_rq_retry`).
+    pub retries: u64,
     /// Access-log entries of the run, for tests that look at them.
     pub access_log: Vec<serde_json::Value>,
     /// Envoy's counters and gauges whose name starts with `wasmcustom.`.
@@ -369,9 +371,19 @@ impl FailoverReport {
                     .unwrap_or_else(|| "-".into())
             ));
         }
+        let stat = |suffix: &str| -> u64 {
+            self.stats
+                .iter()
+                .filter(|(n, _)| n.ends_with(suffix))
+                .map(|(_, v)| v)
+                .sum()
+        };
         out.push_str(&format!(
-            "keys that moved off a live member: {}; active-check interval {} ms; {} requests/s\n",
+            "keys that moved off a live member: {}; retries into another member: {}; passive ejections: {}; active-check down verdicts: {}; active-check interval {} ms; {} requests/s\n",
             self.moved_keys.len(),
+            self.retries,
+            stat(".ejections"),
+            stat(".health_check_down"),
             self.check_interval.as_millis(),
             self.rate
         ));
@@ -558,11 +570,19 @@ pub fn run_failover(phase: Duration, rate: u32) -> Result<FailoverReport, String
     std::thread::sleep(Duration::from_millis(300));
     let access_log = d.access_log_entries();
     let stats = d.envoy.stats_with_prefix("wasmcustom.");
+    let retries = d
+        .envoy
+        .stats_with_prefix("cluster.")
+        .iter()
+        .filter(|(n, _)| n.ends_with(".failover.upstream_rq_retry"))
+        .map(|(_, v)| v)
+        .sum();
     Ok(FailoverReport {
         rate,
         phases,
         moved_keys: moved.into_iter().collect(),
         check_interval,
+        retries,
         access_log,
         stats,
     })
