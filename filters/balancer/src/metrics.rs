@@ -98,7 +98,8 @@ fn set(id: Option<u32>, value: u64) {
     }
 }
 
-/// Sets the health gauges of one service from a freshly read health state. Every worker
+/// Sets the health gauges of one service from a freshly read health state, where they differ
+/// from what this worker last set (`published`, per member: healthy, ejected). Every worker
 /// reads the same shared state, so whichever writes last writes the same values.
 pub fn publish_health(
     m: &ServiceMetrics,
@@ -106,13 +107,19 @@ pub fn publish_health(
     state: &HealthState,
     view: &HealthView,
     now_ms: u64,
+    published: &mut Vec<Option<(bool, bool)>>,
 ) {
-    for (i, name) in sel.member_names().enumerate() {
-        set(
-            m.healthy.get(i).copied().flatten(),
-            u64::from(view.get(i).healthy),
+    published.resize(sel.members().len(), None);
+    for ((i, name), last) in sel.member_names().enumerate().zip(published.iter_mut()) {
+        let now = (
+            view.get(i).healthy,
+            state.get(name).is_some_and(|h| h.ejected(now_ms)),
         );
-        let ejected = state.get(name).is_some_and(|h| h.ejected(now_ms));
-        set(m.ejected.get(i).copied().flatten(), u64::from(ejected));
+        if *last == Some(now) {
+            continue;
+        }
+        set(m.healthy.get(i).copied().flatten(), u64::from(now.0));
+        set(m.ejected.get(i).copied().flatten(), u64::from(now.1));
+        *last = Some(now);
     }
 }

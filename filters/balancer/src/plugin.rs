@@ -41,6 +41,8 @@ struct CachedHealth {
 struct ServiceState {
     worker: WorkerState,
     health: Option<CachedHealth>,
+    /// Health gauges as this worker last set them, per member: (healthy, ejected).
+    published: Vec<Option<(bool, bool)>>,
 }
 
 /// What every context of a root shares: the compiled config and this worker's state.
@@ -84,7 +86,7 @@ impl Shared {
                 .unwrap_or_default();
             let view = state.view(sel.member_names(), now, sel.slow_start_ms());
             if let Some(m) = self.metrics.get(i) {
-                metrics::publish_health(m, sel, &state, &view, now);
+                metrics::publish_health(m, sel, &state, &view, now, &mut st.published);
             }
             st.health = Some(CachedHealth { cas, state, view });
         }
@@ -104,7 +106,7 @@ impl Shared {
             return Steer::NotOurs;
         };
         self.refresh(i, st, host::now_ms());
-        let ServiceState { worker, health } = st;
+        let ServiceState { worker, health, .. } = st;
         let all_healthy;
         let view = match health {
             Some(c) => &c.view,
@@ -365,6 +367,7 @@ impl RootContext for BalancerRoot {
             .map(|_| ServiceState {
                 worker: WorkerState::new(),
                 health: None,
+                published: Vec::new(),
             })
             .collect();
         info!(
