@@ -9,7 +9,10 @@
 //! Rows: 10 routes (with a 1-route native baseline, a do-nothing Wasm filter in front of the
 //! native table as the floor, and router + balancer), 1,000 and 10,000 routes in one host,
 //! 10,000 routes over 1,000 hosts. Run with `make bench` (which installs wrk).
-//! `WASMGATE_BENCH_SECONDS` (default 4) and `WASMGATE_BENCH_ROUNDS` (default 3) size a run.
+//! `WASMGATE_BENCH_SECONDS` (default 4) and `WASMGATE_BENCH_ROUNDS` (default 3) size a run;
+//! `WASMGATE_BENCH_PERF=DIR` also records a perf profile of every front into DIR;
+//! `WASMGATE_BENCH_ROWS=1` runs the first row only; `WASMGATE_BENCH_ROUTER_B=FILE.wasm` adds
+//! to it a front running another build of the router (to compare two builds in one run).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -305,6 +308,19 @@ fn wrk_script(requests: &[(String, String)]) -> String {
 fn round(front: &mut Front, scratch: &Scratch, seconds: u64, tick: f64) -> Result<(), Error> {
     let script = scratch.write(&format!("{}.lua", front.label), &wrk_script(&front.requests))?;
     let pid = front.envoy.pid();
+    // WASMGATE_BENCH_PERF=DIR records a profile of each front's rounds there (perf record -g).
+    let perf = match std::env::var_os("WASMGATE_BENCH_PERF") {
+        Some(dir) => Some(
+            Command::new("perf")
+                .args(["record", "-q", "-g", "-F", "2000", "-p", &pid.to_string(), "-o"])
+                .arg(Path::new(&dir).join(format!("{}-{}.data", front.label, front.listen.port())))
+                .args(["--", "sleep", &seconds.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()?,
+        ),
+        None => None,
+    };
     let before = cpu_ticks(pid)?;
     let out = Command::new("taskset")
         .args(["-c", CLIENT_CORE, "wrk", "-t1"])
@@ -316,6 +332,9 @@ fn round(front: &mut Front, scratch: &Scratch, seconds: u64, tick: f64) -> Resul
         .output()
         .map_err(|e| format!("wrk: {e} (run `make bench-setup`)"))?;
     let ticks = cpu_ticks(pid)? - before;
+    if let Some(mut p) = perf {
+        p.wait()?;
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(format!("wrk failed on {}: {text}", front.label).into());
@@ -453,8 +472,21 @@ fn main() -> Result<(), Error> {
             };
             fronts.push(Front::start(&scratch, label, boot, listen, admin, requests)?);
         }
+        if let Some(b) = std::env::var_os("WASMGATE_BENCH_ROUTER_B") {
+            let (mut boot, listen, admin) = load_bootstrap(&gen.join("envoy.yaml"))?;
+            let filter = http_filters(&mut boot)
+                .and_then(|f| f.first_mut())
+                .ok_or("no router filter")?;
+            filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] =
+                json!(PathBuf::from(b).display().to_string());
+            filter["typed_config"]["config"]["vm_config"]["vm_id"] = json!("router-b");
+            fronts.push(Front::start(&scratch, "wasm-b", boot, listen, admin, reqs.clone())?);
+        }
         run_rounds(&mut fronts, &scratch, seconds, rounds, tick)?;
-        let [native, wasm, one, noop, mc] = &fronts[..] else {
+        if let Some(b) = fronts.get(5) {
+            line("  router build B", &fronts[0], b);
+        }
+        let [native, wasm, one, noop, mc, ..] = &fronts[..] else {
             return Err("five fronts expected".into());
         };
         line("10", native, wasm);
@@ -472,11 +504,15 @@ fn main() -> Result<(), Error> {
         );
     }
 
+    let rows = env_number("WASMGATE_BENCH_ROWS", 4) as usize;
     for (name, table) in [
         ("1,000 in 1 host", Table { hosts: 1, per_host: 1_000 }),
         ("10,000 in 1 host", Table { hosts: 1, per_host: 10_000 }),
         ("10,000 over 1,000 hosts", Table { hosts: 1_000, per_host: 10 }),
-    ] {
+    ]
+    .into_iter()
+    .take(rows.saturating_sub(1))
+    {
         let dir = Scratch::new("throughput-row")?;
         let gen = generate(
             dir.path(),
