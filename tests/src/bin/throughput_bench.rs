@@ -11,8 +11,8 @@
 //! 10,000 routes over 1,000 hosts. Run with `make bench` (which installs wrk).
 //! `WASMGATE_BENCH_SECONDS` (default 4) and `WASMGATE_BENCH_ROUNDS` (default 3) size a run;
 //! `WASMGATE_BENCH_PERF=DIR` also records a perf profile of every front into DIR;
-//! `WASMGATE_BENCH_ROWS=1` runs the first row only; `WASMGATE_BENCH_ROUTER_B=FILE.wasm` adds
-//! to it a front running another build of the router (to compare two builds in one run).
+//! `WASMGATE_BENCH_ROWS=1` runs the first row only; `WASMGATE_BENCH_ROUTER_B=A.wasm,B.wasm` adds
+//! to it fronts running other builds of the router (to compare builds in one run).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -211,7 +211,7 @@ fn upstream_bootstrap(listen: SocketAddr, admin: u16) -> Value {
 
 /// A front Envoy of a row, pinned to the front core.
 struct Front {
-    label: &'static str,
+    label: String,
     envoy: Envoy,
     listen: SocketAddr,
     requests: Vec<(String, String)>,
@@ -222,7 +222,7 @@ struct Front {
 impl Front {
     fn start(
         scratch: &Scratch,
-        label: &'static str,
+        label: &str,
         bootstrap: Value,
         listen: SocketAddr,
         admin: u16,
@@ -232,7 +232,7 @@ impl Front {
         let envoy = Envoy::start(&path, admin, 1)?;
         pin(envoy.pid(), FRONT_CORE)?;
         Ok(Front {
-            label,
+            label: label.to_string(),
             envoy,
             listen,
             requests,
@@ -472,19 +472,21 @@ fn main() -> Result<(), Error> {
             };
             fronts.push(Front::start(&scratch, label, boot, listen, admin, requests)?);
         }
-        if let Some(b) = std::env::var_os("WASMGATE_BENCH_ROUTER_B") {
+        let builds = std::env::var("WASMGATE_BENCH_ROUTER_B").unwrap_or_default();
+        for (i, module) in builds.split(',').filter(|m| !m.is_empty()).enumerate() {
             let (mut boot, listen, admin) = load_bootstrap(&gen.join("envoy.yaml"))?;
             let filter = http_filters(&mut boot)
                 .and_then(|f| f.first_mut())
                 .ok_or("no router filter")?;
             filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] =
-                json!(PathBuf::from(b).display().to_string());
-            filter["typed_config"]["config"]["vm_config"]["vm_id"] = json!("router-b");
-            fronts.push(Front::start(&scratch, "wasm-b", boot, listen, admin, reqs.clone())?);
+                json!(module);
+            filter["typed_config"]["config"]["vm_config"]["vm_id"] = json!(format!("router-b{i}"));
+            println!("  router build B{i}: {module}");
+            fronts.push(Front::start(&scratch, &format!("wasm-b{i}"), boot, listen, admin, reqs.clone())?);
         }
         run_rounds(&mut fronts, &scratch, seconds, rounds, tick)?;
-        if let Some(b) = fronts.get(5) {
-            line("  router build B", &fronts[0], b);
+        for (i, b) in fronts.iter().skip(5).enumerate() {
+            line(&format!("  router build B{i}"), &fronts[0], b);
         }
         let [native, wasm, one, noop, mc, ..] = &fronts[..] else {
             return Err("five fronts expected".into());
