@@ -131,7 +131,11 @@ impl RouteLabels {
         (0..self.hosts.len())
             .flat_map(|route| {
                 let first = self.first_rule.get(route).copied().unwrap_or(self.rules);
-                let next = self.first_rule.get(route + 1).copied().unwrap_or(self.rules);
+                let next = self
+                    .first_rule
+                    .get(route + 1)
+                    .copied()
+                    .unwrap_or(self.rules);
                 (0..next.saturating_sub(first))
                     .map(move |rule| self.route_state(RuleRef { route, rule }))
             })
@@ -232,7 +236,10 @@ mod tests {
         let labels = RouteLabels::new(&config);
         let at = |route, rule| labels.rule_index(RuleRef { route, rule });
         assert_eq!(labels.rule_count(), 3);
-        assert_eq!(labels.route_states(), ["a rules[0]", "a rules[1]", "b rules[0]"]);
+        assert_eq!(
+            labels.route_states(),
+            ["a rules[0]", "a rules[1]", "b rules[0]"]
+        );
         let cases = [
             ((0, 0), Some(0)),
             ((0, 1), Some(1)),

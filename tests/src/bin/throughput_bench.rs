@@ -49,7 +49,11 @@ impl Table {
     fn virtual_host_yaml(self) -> String {
         let mut y = String::from("kind: VirtualHost\nmetadata:\n  name: bench\nspec:\n  routes:\n");
         for h in 0..self.hosts {
-            let _ = writeln!(y, "    - http:\n        host: {}\n        rules:", Self::host(h));
+            let _ = writeln!(
+                y,
+                "    - http:\n        host: {}\n        rules:",
+                Self::host(h)
+            );
             for r in 0..self.per_host {
                 let _ = writeln!(
                     y,
@@ -146,16 +150,19 @@ fn load_bootstrap(path: &Path) -> Result<(Value, SocketAddr, u16), Error> {
         .ok_or("bootstrap without listeners")?;
     // The HTTP listener only: the bench has no TCP routes.
     listeners.retain(|l| {
-        l["filter_chains"][0]["filters"][0]["name"] == "envoy.filters.network.http_connection_manager"
+        l["filter_chains"][0]["filters"][0]["name"]
+            == "envoy.filters.network.http_connection_manager"
     });
-    let http = listeners.first_mut().ok_or("bootstrap without an HTTP listener")?;
+    let http = listeners
+        .first_mut()
+        .ok_or("bootstrap without an HTTP listener")?;
     http["address"]["socket_address"]["port_value"] = json!(listen.port());
     Ok((v, listen, admin))
 }
 
 fn http_filters(bootstrap: &mut Value) -> Option<&mut Vec<Value>> {
-    bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-        ["typed_config"]["http_filters"]
+    bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["http_filters"]
         .as_array_mut()
 }
 
@@ -306,13 +313,25 @@ fn wrk_script(requests: &[(String, String)]) -> String {
 
 /// One wrk run against a front: requests/s and the front's CPU microseconds per request.
 fn round(front: &mut Front, scratch: &Scratch, seconds: u64, tick: f64) -> Result<(), Error> {
-    let script = scratch.write(&format!("{}.lua", front.label), &wrk_script(&front.requests))?;
+    let script = scratch.write(
+        &format!("{}.lua", front.label),
+        &wrk_script(&front.requests),
+    )?;
     let pid = front.envoy.pid();
     // WASMGATE_BENCH_PERF=DIR records a profile of each front's rounds there (perf record -g).
     let perf = match std::env::var_os("WASMGATE_BENCH_PERF") {
         Some(dir) => Some(
             Command::new("perf")
-                .args(["record", "-q", "-g", "-F", "2000", "-p", &pid.to_string(), "-o"])
+                .args([
+                    "record",
+                    "-q",
+                    "-g",
+                    "-F",
+                    "2000",
+                    "-p",
+                    &pid.to_string(),
+                    "-o",
+                ])
                 .arg(Path::new(&dir).join(format!("{}-{}.data", front.label, front.listen.port())))
                 .args(["--", "sleep", &seconds.to_string()])
                 .stdout(std::process::Stdio::null())
@@ -344,7 +363,11 @@ fn round(front: &mut Front, scratch: &Scratch, seconds: u64, tick: f64) -> Resul
             .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
     };
     if let Some(bad) = field("Non-2xx or 3xx responses:") {
-        return Err(format!("{}: {bad} requests were not answered 200:\n{text}", front.label).into());
+        return Err(format!(
+            "{}: {bad} requests were not answered 200:\n{text}",
+            front.label
+        )
+        .into());
     }
     let total: f64 = text
         .lines()
@@ -359,7 +382,13 @@ fn round(front: &mut Front, scratch: &Scratch, seconds: u64, tick: f64) -> Resul
 }
 
 /// Runs the fronts of a row in turn, `rounds` times.
-fn run_rounds(fronts: &mut [Front], scratch: &Scratch, seconds: u64, rounds: usize, tick: f64) -> Result<(), Error> {
+fn run_rounds(
+    fronts: &mut [Front],
+    scratch: &Scratch,
+    seconds: u64,
+    rounds: usize,
+    tick: f64,
+) -> Result<(), Error> {
     for f in fronts.iter_mut() {
         // Warm-up: connections, the Wasm VM's first calls, Envoy's lazily built state.
         round(f, scratch, 1, tick)?;
@@ -425,23 +454,35 @@ fn main() -> Result<(), Error> {
     // Row 1: 10 routes, with the baseline, the floor and router + balancer in the same rounds.
     {
         let dir = Scratch::new("throughput-10")?;
-        let ten = Table { hosts: 1, per_host: 10 };
+        let ten = Table {
+            hosts: 1,
+            per_host: 10,
+        };
         let gen = generate(
             dir.path(),
             &[
                 ("routes.yaml", ten.virtual_host_yaml()),
                 ("service.yaml", SERVICE_YAML.into()),
-                ("inventory.yaml", inventory_yaml(upstream_listen, &["local"])),
+                (
+                    "inventory.yaml",
+                    inventory_yaml(upstream_listen, &["local"]),
+                ),
             ],
         )?;
-        let one = Table { hosts: 1, per_host: 1 };
+        let one = Table {
+            hosts: 1,
+            per_host: 1,
+        };
         let dir1 = Scratch::new("throughput-1")?;
         let gen1 = generate(
             dir1.path(),
             &[
                 ("routes.yaml", one.virtual_host_yaml()),
                 ("service.yaml", SERVICE_YAML.into()),
-                ("inventory.yaml", inventory_yaml(upstream_listen, &["local"])),
+                (
+                    "inventory.yaml",
+                    inventory_yaml(upstream_listen, &["local"]),
+                ),
             ],
         )?;
         let dirmc = Scratch::new("throughput-mc")?;
@@ -449,7 +490,10 @@ fn main() -> Result<(), Error> {
             dirmc.path(),
             &[
                 ("mci.yaml", multicluster_yaml()),
-                ("inventory.yaml", inventory_yaml(upstream_listen, &["east", "west"])),
+                (
+                    "inventory.yaml",
+                    inventory_yaml(upstream_listen, &["east", "west"]),
+                ),
             ],
         )?;
         let reqs = ten.requests();
@@ -470,7 +514,9 @@ fn main() -> Result<(), Error> {
             } else {
                 reqs.clone()
             };
-            fronts.push(Front::start(&scratch, label, boot, listen, admin, requests)?);
+            fronts.push(Front::start(
+                &scratch, label, boot, listen, admin, requests,
+            )?);
         }
         let builds = std::env::var("WASMGATE_BENCH_ROUTER_B").unwrap_or_default();
         for (i, module) in builds.split(',').filter(|m| !m.is_empty()).enumerate() {
@@ -482,7 +528,14 @@ fn main() -> Result<(), Error> {
                 json!(module);
             filter["typed_config"]["config"]["vm_config"]["vm_id"] = json!(format!("router-b{i}"));
             println!("  router build B{i}: {module}");
-            fronts.push(Front::start(&scratch, &format!("wasm-b{i}"), boot, listen, admin, reqs.clone())?);
+            fronts.push(Front::start(
+                &scratch,
+                &format!("wasm-b{i}"),
+                boot,
+                listen,
+                admin,
+                reqs.clone(),
+            )?);
         }
         run_rounds(&mut fronts, &scratch, seconds, rounds, tick)?;
         for (i, b) in fronts.iter().skip(5).enumerate() {
@@ -508,9 +561,27 @@ fn main() -> Result<(), Error> {
 
     let rows = env_number("WASMGATE_BENCH_ROWS", 4) as usize;
     for (name, table) in [
-        ("1,000 in 1 host", Table { hosts: 1, per_host: 1_000 }),
-        ("10,000 in 1 host", Table { hosts: 1, per_host: 10_000 }),
-        ("10,000 over 1,000 hosts", Table { hosts: 1_000, per_host: 10 }),
+        (
+            "1,000 in 1 host",
+            Table {
+                hosts: 1,
+                per_host: 1_000,
+            },
+        ),
+        (
+            "10,000 in 1 host",
+            Table {
+                hosts: 1,
+                per_host: 10_000,
+            },
+        ),
+        (
+            "10,000 over 1,000 hosts",
+            Table {
+                hosts: 1_000,
+                per_host: 10,
+            },
+        ),
     ]
     .into_iter()
     .take(rows.saturating_sub(1))
@@ -521,13 +592,23 @@ fn main() -> Result<(), Error> {
             &[
                 ("routes.yaml", table.virtual_host_yaml()),
                 ("service.yaml", SERVICE_YAML.into()),
-                ("inventory.yaml", inventory_yaml(upstream_listen, &["local"])),
+                (
+                    "inventory.yaml",
+                    inventory_yaml(upstream_listen, &["local"]),
+                ),
             ],
         )?;
         let mut fronts = Vec::new();
         for (label, file) in [("native", "envoy-native.yaml"), ("wasm", "envoy.yaml")] {
             let (boot, listen, admin) = load_bootstrap(&gen.join(file))?;
-            fronts.push(Front::start(&scratch, label, boot, listen, admin, table.requests())?);
+            fronts.push(Front::start(
+                &scratch,
+                label,
+                boot,
+                listen,
+                admin,
+                table.requests(),
+            )?);
         }
         run_rounds(&mut fronts, &scratch, seconds, rounds, tick)?;
         line(name, &fronts[0], &fronts[1]);
