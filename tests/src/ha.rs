@@ -548,7 +548,7 @@ pub fn run_failover(phase: Duration, rate: u32) -> Result<FailoverReport, String
                 .unwrap_or_default()
         });
         phases.push(Phase {
-            name: *name,
+            name,
             sent: in_phase.len(),
             lost: in_phase.iter().filter(|o| !o.ok()).count(),
             recovered_after,

@@ -129,7 +129,9 @@ mod tests {
             member("ap", "ap", "ap-1"),
         ];
         let names = |order: Vec<&Member>| order.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
-        let cases: [(usize, Option<(&str, Option<&str>)>, [&str; 4]); 3] = [
+        // (primary member, the proxy's region and zone, the failover order wanted)
+        type Case<'a> = (usize, Option<(&'a str, Option<&'a str>)>, [&'a str; 4]);
+        let cases: [Case; 3] = [
             // From the primary's own locality: its region first.
             (1, None, ["us-a", "us-b", "ap", "eu"]),
             // From the proxy's: its region first, whatever the primary.

@@ -54,7 +54,7 @@ pub fn parse_duration_ms(s: &str) -> Option<u64> {
         _ => return None,
     };
     let ms = n * scale;
-    (ms.is_finite() && ms >= 0.0 && ms < 1e15).then_some(ms.round() as u64)
+    (0.0..1e15).contains(&ms).then_some(ms.round() as u64)
 }
 
 /// Collects refusals and invalid values of one DestinationRule.

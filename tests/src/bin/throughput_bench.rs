@@ -447,8 +447,8 @@ fn main() -> Result<(), Error> {
         load_average()
     );
     println!(
-        "{:<28} {:>11} {:>11} {:>8}   {}",
-        "routes", "native rq/s", "wasm rq/s", "w/n", "front CPU us/request native / wasm"
+        "{:<28} {:>11} {:>11} {:>8}   front CPU us/request native / wasm",
+        "routes", "native rq/s", "wasm rq/s", "w/n"
     );
 
     // Row 1: 10 routes, with the baseline, the floor and router + balancer in the same rounds.
