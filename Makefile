@@ -7,10 +7,11 @@ ENVOY_VERSION := 1.40.0
 WASM_TARGET := wasm32-wasip1
 WASM_DIR := target/$(WASM_TARGET)/release
 FILTERS := -p wasmgate-router -p wasmgate-balancer
-# The fidelity probe runs in Envoy and in host-sim; it is built with the filters.
-MODULES := $(FILTERS) -p wasmgate-probe
+# The fidelity probe runs in Envoy and in host-sim, and the do-nothing filter is the
+# throughput bench's floor; both are built with the filters.
+MODULES := $(FILTERS) -p wasmgate-probe -p wasmgate-noop
 
-.PHONY: setup build demo test bench lint clean wasm-target envoy
+.PHONY: setup build demo test bench bench-setup lint clean wasm-target envoy
 
 setup: wasm-target envoy
 
@@ -34,11 +35,18 @@ demo: setup build
 test: setup build
 	cargo test --workspace
 
-bench: setup build
+# The throughput bench drives Envoy with wrk; perf profiles it (see README). Debian packages,
+# installed only when missing.
+bench-setup:
+	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
+	@command -v perf >/dev/null || (apt-get update -q && apt-get install -y -q linux-perf)
+
+bench: setup build bench-setup
 	cargo bench -p wasmgate-core
 	cargo run --release -q -p wasmgate-tests --bin router_bench
 	cargo run --release -q -p wasmgate-tests --bin balancer_bench
 	cargo run --release -q -p wasmgate-tests --bin envoy_bench
+	cargo run --release -q -p wasmgate-tests --bin throughput_bench
 	cargo run --release -q -p wasmgate-tests --bin ha_bench
 	@echo "host-sim: the router on the seed's config, one core"
 	cargo run --release -q -p host-sim -- bench --wasm $(WASM_DIR)/wasmgate_router.wasm \

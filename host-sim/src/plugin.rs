@@ -325,17 +325,18 @@ impl HostSim {
     }
 
     /// Mean time to instantiate `plugin`'s module from its `InstancePre` (pooling allocator),
-    /// and to instantiate and run its start-up (`_initialize`, `proxy_on_vm_start`,
-    /// `proxy_on_configure`), over `n` rounds.
+    /// and separately to instantiate and run its start-up (`_initialize`, `proxy_on_vm_start`,
+    /// `proxy_on_configure`). Each loop runs at most `n` rounds and stops early once `budget`
+    /// has passed (after at least one round): configuring a 10,000-rule table takes
+    /// milliseconds, and 200 of them would take minutes.
     pub fn measure_instantiation(
         &self,
         plugin: &Plugin,
         n: u32,
-    ) -> Result<(Duration, Duration), Error> {
+        budget: Duration,
+    ) -> Result<(Timed, Timed), Error> {
         let compiled = self.compile(&plugin.source, plugin.allow_unknown_imports)?;
-        let n = n.max(1);
-        let started = Instant::now();
-        for _ in 0..n {
+        let inst = Timed::run(n, budget, || {
             let mut store = wasmtime::Store::new(
                 &self.cache.engine,
                 HostState::new(plugin.info.clone(), self.shared.clone(), Default::default()),
@@ -349,22 +350,22 @@ impl HostSim {
                 .pre
                 .instantiate(&mut store)
                 .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
-        }
-        let inst = started.elapsed() / n;
+            Ok(())
+        })?;
         let opts = VmOptions {
             fuel: self.cache.config.fuel_per_callback,
             memory_limit: self.cache.config.memory_limit,
         };
-        let started = Instant::now();
-        for _ in 0..n {
+        let start = Timed::run(n, budget, || {
             Vm::start(
                 &compiled.pre,
                 plugin.info.clone(),
                 self.shared.clone(),
                 &opts,
-            )?;
-        }
-        Ok((inst, started.elapsed() / n))
+            )
+            .map(drop)
+        })?;
+        Ok((inst, start))
     }
 
     /// Runs a request through Envoy's router alone, with no Wasm filter: the baseline a
@@ -508,5 +509,35 @@ impl Plugin {
     /// Number of proxy_* host calls the plugin's VMs made so far.
     pub fn host_calls(&self) -> u64 {
         self.vms.iter().map(|m| lock(m).host_calls()).sum()
+    }
+}
+
+/// A mean time over the rounds a capped loop ran.
+#[derive(Debug, Clone, Copy)]
+pub struct Timed {
+    pub mean: Duration,
+    pub rounds: u32,
+}
+
+impl Timed {
+    /// Runs `f` up to `n` times (at least once), stopping once `budget` has passed.
+    fn run(
+        n: u32,
+        budget: Duration,
+        mut f: impl FnMut() -> Result<(), Error>,
+    ) -> Result<Timed, Error> {
+        let started = Instant::now();
+        let mut rounds = 0;
+        while rounds < n.max(1) {
+            f()?;
+            rounds += 1;
+            if started.elapsed() >= budget {
+                break;
+            }
+        }
+        Ok(Timed {
+            mean: started.elapsed() / rounds,
+            rounds,
+        })
     }
 }

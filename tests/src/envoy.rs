@@ -116,6 +116,11 @@ impl Envoy {
         Err(EnvoyError::NotReady(tail(&self.log, 40)))
     }
 
+    /// The process id, to pin it or read its CPU time.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A counter or gauge from the admin `/stats` page.
     pub fn stat(&self, name: &str) -> Option<u64> {
         let r = crate::http::get(self.admin, "admin", &format!("/stats?filter=^{name}$")).ok()?;

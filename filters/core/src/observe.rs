@@ -76,11 +76,26 @@ pub fn stat_segment(host: &str) -> String {
 pub struct RouteLabels {
     /// Per `routes[i]`: (host as configured, host as a stat segment); `None` for TCP routes.
     hosts: Vec<Option<(String, String)>>,
+    /// Per `routes[i]`: the flat index of its first HTTP rule (see [`RouteLabels::rule_index`]).
+    first_rule: Vec<usize>,
+    rules: usize,
 }
 
 impl RouteLabels {
     pub fn new(config: &RouterConfig) -> Self {
+        let mut rules = 0;
+        let first_rule = config
+            .routes
+            .iter()
+            .map(|r| {
+                let first = rules;
+                rules += r.http.as_ref().map_or(0, |h| h.rules.len());
+                first
+            })
+            .collect();
         RouteLabels {
+            first_rule,
+            rules,
             hosts: config
                 .routes
                 .iter()
@@ -91,6 +106,40 @@ impl RouteLabels {
                 })
                 .collect(),
         }
+    }
+
+    /// How many HTTP rules the config has: the bound of [`RouteLabels::rule_index`].
+    pub fn rule_count(&self) -> usize {
+        self.rules
+    }
+
+    /// A dense index of an HTTP rule over the whole config (rules of `routes[0]` first), so a
+    /// filter can keep per-rule state in a vector; `None` for a rule the config lacks.
+    pub fn rule_index(&self, rule: RuleRef) -> Option<usize> {
+        let first = *self.first_rule.get(rule.route)?;
+        let next = self
+            .first_rule
+            .get(rule.route + 1)
+            .copied()
+            .unwrap_or(self.rules);
+        let i = first + rule.rule;
+        (i < next).then_some(i)
+    }
+
+    /// The `wasmgate.route` value of every HTTP rule, in [`RouteLabels::rule_index`] order.
+    pub fn route_states(&self) -> Vec<String> {
+        (0..self.hosts.len())
+            .flat_map(|route| {
+                let first = self.first_rule.get(route).copied().unwrap_or(self.rules);
+                let next = self
+                    .first_rule
+                    .get(route + 1)
+                    .copied()
+                    .unwrap_or(self.rules);
+                (0..next.saturating_sub(first))
+                    .map(move |rule| self.route_state(RuleRef { route, rule }))
+            })
+            .collect()
     }
 
     /// The `wasmgate.route` value of a matched rule.
@@ -174,6 +223,35 @@ mod tests {
             "wasmgate.router.host._.shop.com.rule.0.matched"
         );
         assert_eq!(labels.host_stat(7), "wasmgate.router.host._");
+    }
+
+    #[test]
+    fn rule_indexes_are_dense_over_http_rules_and_none_outside_them() {
+        let config: RouterConfig = crate::error::from_json(
+            br#"{"routes": [{"http": {"host": "a", "rules": [{"statusCode": {"code": 200}}, {"statusCode": {"code": 201}}]}},
+                           {"tcp": {"port": 9000, "rules": []}},
+                           {"http": {"host": "b", "rules": [{"statusCode": {"code": 418}}]}}]}"#,
+        )
+        .unwrap();
+        let labels = RouteLabels::new(&config);
+        let at = |route, rule| labels.rule_index(RuleRef { route, rule });
+        assert_eq!(labels.rule_count(), 3);
+        assert_eq!(
+            labels.route_states(),
+            ["a rules[0]", "a rules[1]", "b rules[0]"]
+        );
+        let cases = [
+            ((0, 0), Some(0)),
+            ((0, 1), Some(1)),
+            ((0, 2), None),
+            ((1, 0), None),
+            ((2, 0), Some(2)),
+            ((2, 1), None),
+            ((3, 0), None),
+        ];
+        for ((route, rule), want) in cases {
+            assert_eq!(at(route, rule), want, "routes[{route}].rules[{rule}]");
+        }
     }
 
     #[test]

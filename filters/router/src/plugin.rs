@@ -31,6 +31,9 @@ struct Shared {
     table: RouteTable,
     rng: Cell<XorShift>,
     labels: RouteLabels,
+    /// The `wasmgate.route` value of every HTTP rule (by `RouteLabels::rule_index`), built at
+    /// configure so a request sets filter state without formatting it.
+    route_states: Vec<Box<str>>,
     counters: Counters,
 }
 
@@ -77,11 +80,17 @@ impl RootContext for RouterRoot {
                     table.host_count(),
                     if self.tcp { " (tcp)" } else { "" }
                 );
+                let route_states = labels
+                    .route_states()
+                    .into_iter()
+                    .map(String::into_boxed_str)
+                    .collect();
                 self.shared = Some(Rc::new(Shared {
                     table,
                     rng: Cell::new(XorShift::new(seed)),
+                    counters: Counters::new(labels.rule_count()),
                     labels,
-                    counters: Counters::default(),
+                    route_states,
                 }));
                 true
             }
@@ -213,9 +222,13 @@ fn observe_outcome(shared: &Shared, outcome: &Outcome<'_>) {
         Outcome::Reply(r) => r.rule,
         Outcome::NoMatch(_) => None,
     };
-    let state = match rule {
+    let state: &str = match rule {
         Some(rule) => {
-            shared.counters.inc(labels.rule_matched_stat(rule));
+            let index = labels.rule_index(rule);
+            match index.and_then(|i| shared.counters.rule_matched.get(i)) {
+                Some(counter) => counter.inc(|| labels.rule_matched_stat(rule)),
+                None => shared.counters.inc(labels.rule_matched_stat(rule)),
+            }
             if let Outcome::Reply(r) = outcome {
                 let host = labels.host_stat(rule.route);
                 let location = r
@@ -230,11 +243,17 @@ fn observe_outcome(shared: &Shared, outcome: &Outcome<'_>) {
                         .inc(format!("{host}.local_reply.{}", r.status));
                 }
             }
-            labels.route_state(rule)
+            match index.and_then(|i| shared.route_states.get(i)) {
+                Some(state) => state,
+                None => observe::ROUTE_STATE_NO_MATCH,
+            }
         }
         None => {
-            shared.counters.inc(observe::ROUTER_NO_MATCH_STAT);
-            observe::ROUTE_STATE_NO_MATCH.to_string()
+            shared
+                .counters
+                .no_match
+                .inc(|| observe::ROUTER_NO_MATCH_STAT.to_string());
+            observe::ROUTE_STATE_NO_MATCH
         }
     };
     if let Err(status) = hostcalls::set_property(vec![observe::ROUTE_STATE], Some(state.as_bytes()))

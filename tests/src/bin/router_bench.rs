@@ -89,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "memory MiB"
     );
     let mut first = 0.0;
-    for (hosts, per_host) in [(1, 10), (100, 10), (1_000, 10)] {
+    for (hosts, per_host) in [(1, 10), (100, 10), (1, 10_000), (1_000, 10)] {
         let config = router_config(hosts, per_host).to_string();
         let table = RouteTable::from_json(config.as_bytes())?;
         let reqs = requests(hosts, per_host, 10_000);
