@@ -37,7 +37,7 @@ $(AS_STAMP): $(AS_DIR)/package.json $(AS_DIR)/package-lock.json
 
 $(AS_WASM): $(AS_STAMP) $(AS_DIR)/assembly/index.ts
 	@mkdir -p $(dir $@)
-	$(AS_DIR)/node_modules/.bin/asc $(AS_DIR)/assembly/index.ts -b $@ \
+	cd $(AS_DIR) && node_modules/.bin/asc assembly/index.ts -b $(abspath $@) \
 	  --use abort=abort_proc_exit --optimize
 
 build: wasm-target $(AS_WASM)

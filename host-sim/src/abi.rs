@@ -650,6 +650,14 @@ fn add_callouts(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 if !body.is_empty() {
                     headers.replace("content-length", body.len().to_string());
                 }
+                // What Envoy's async client adds to every callout.
+                headers.replace("x-envoy-internal", "true");
+                if timeout_ms != 0 {
+                    headers.replace(
+                        "x-envoy-expected-rq-timeout-ms",
+                        (timeout_ms as u32).to_string(),
+                    );
+                }
                 st.callouts.push(Callout {
                     kind: "http".into(),
                     cluster: cluster.clone(),

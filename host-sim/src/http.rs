@@ -268,6 +268,8 @@ struct Session<'p> {
     request_body: Vec<Vec<u8>>,
     /// A HEAD request: Envoy sends the response headers only (local replies too).
     head: bool,
+    /// The response reached the client as headers only.
+    ended_with_headers: bool,
     /// Host calls made by callbacks run for this stream.
     calls: u64,
 }
@@ -517,6 +519,7 @@ impl<'p> Session<'p> {
             deadline: now + STREAM_IDLE_TIMEOUT.as_nanos() as u64,
             request_body: req.body,
             head,
+            ended_with_headers: false,
             calls: 0,
         }
     }
@@ -757,16 +760,22 @@ impl<'p> Session<'p> {
             s.access.response_headers = false;
             s.access.response_trailers = false;
         }
-        // Envoy builds the map from the status, then the filter's headers, then the length
-        // (always), and the type when there is a body and the filter gave none.
+        // Envoy builds the map from the status, then the filter's headers, then, with a
+        // body, its length and (unless the filter gave one) its type; without a body it
+        // removes both.
         let mut h = HeaderMap::new();
         h.add(":status", lr.status.to_string());
         for (k, v) in &lr.headers {
             h.add(k, v);
         }
-        h.replace("content-length", lr.body.len().to_string());
-        if !lr.body.is_empty() && h.get("content-type").is_none() {
-            h.add("content-type", "text/plain");
+        if lr.body.is_empty() {
+            h.remove("content-length");
+            h.remove("content-type");
+        } else {
+            h.replace("content-length", lr.body.len().to_string());
+            if h.get("content-type").is_none() {
+                h.add("content-type", "text/plain");
+            }
         }
         self.stream.response_headers = h;
         self.stream.response_trailers = HeaderMap::new();
@@ -1142,6 +1151,7 @@ impl<'p> Session<'p> {
             Ev::Headers { end } => {
                 self.client_headers = Some(self.stream.response_headers.clone());
                 self.client_end |= end;
+                self.ended_with_headers = end;
             }
             Ev::Data { chunk, end } => {
                 self.out.response_body.extend_from_slice(&chunk);
@@ -1194,6 +1204,11 @@ impl<'p> Session<'p> {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             out.response_headers = h.to_vec();
+            if self.ended_with_headers && !self.head && codec_adds_zero_length(out.status, &h) {
+                // Envoy's HTTP/1.1 codec frames a response that ends with its headers.
+                out.response_headers
+                    .push(("content-length".into(), b"0".to_vec()));
+            }
         } else {
             out.status = 0;
             out.reset = true;
@@ -1206,6 +1221,14 @@ impl<'p> Session<'p> {
             .collect();
         out
     }
+}
+
+/// Whether a response that ends with its headers gets `content-length: 0` on the wire:
+/// not for 1xx, 204 and 304, nor when it already says how it is framed.
+fn codec_adds_zero_length(status: u16, h: &HeaderMap) -> bool {
+    !(status < 200 || status == 204 || status == 304)
+        && h.get("content-length").is_none()
+        && h.get("transfer-encoding").is_none()
 }
 
 fn envoy_reply(status: u16, body: &str, details: &str) -> LocalReply {

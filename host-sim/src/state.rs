@@ -139,6 +139,7 @@ pub(crate) struct CallResponse {
 
 #[derive(Debug)]
 pub(crate) struct PendingHttpCall {
+    /// The context that made the call: its stream (if still open) sees the callback.
     pub context: u32,
     pub due: u64,
     pub response: CallResponse,

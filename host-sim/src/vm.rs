@@ -428,12 +428,10 @@ impl Vm {
         }
     }
 
-    /// Envoy cancels a context's outstanding callouts when the context goes away.
+    /// A deleted context's callouts live on: Envoy files them under the root context,
+    /// which gets their callbacks later.
     fn forget_context(&mut self, ctx: u32) {
-        let st = self.store.data_mut();
-        st.contexts.remove(&ctx);
-        st.http_calls.retain(|_, c| c.context != ctx);
-        st.grpc_calls.retain(|_, c| c.context != ctx);
+        self.store.data_mut().contexts.remove(&ctx);
     }
 
     /// The earliest virtual time at which this VM has something to do.
@@ -514,9 +512,14 @@ impl Vm {
             st.stream_context = 0;
             st.access = Access::default();
         }
-        self.store.data_mut().current_context = ctx;
+        // Envoy files every callout under the root context (`proxy_http_call` and the gRPC
+        // calls act on `root_context()`), so its callbacks name the root context; the
+        // stream that made the call stays loaded for `proxy_set_effective_context`.
+        let callout = matches!(ev, VmEvent::HttpResponse { .. } | VmEvent::GrpcClose { .. });
+        let target = if callout { self.root_context() } else { ctx };
+        self.store.data_mut().current_context = target;
         let ex = self.ex.clone();
-        let c = ctx as i32;
+        let c = target as i32;
         let result = match ev {
             VmEvent::Tick => {
                 let st = self.store.data_mut();

@@ -77,6 +77,8 @@ impl Envoy {
         let child = Command::new(&bin)
             .arg("-c")
             .arg(config)
+            // Flush the log file often (the default is every 10 s): tests read it.
+            .args(["--file-flush-interval-msec", "50"])
             .args(["--disable-hot-restart", "-l", "info", "--concurrency"])
             .arg(concurrency.to_string())
             .arg("--log-path")

@@ -41,6 +41,19 @@ const ROOT_LINES: &[&str] = &[
     "as: queue ready",
 ];
 
+/// Root-context lines Envoy 1.40 logs more often than host-sim, with `--concurrency 1`:
+/// (line, times in Envoy, times in host-sim). Envoy starts and configures the filter's
+/// plugin in three VMs (a base VM, the main thread's and the worker's) and the service in
+/// two, and the main thread's root context of the filter ticks as well as the worker's;
+/// host-sim runs one VM per worker and one per service. A count that starts to agree
+/// fails the test, so the list stays true.
+const KNOWN_COUNTS: &[(&str, usize, usize)] = &[
+    ("as: vm started", 3, 1),
+    ("as: configured with", 3, 1),
+    ("as: service configured with", 2, 1),
+    ("as: first tick", 2, 1),
+];
+
 const LUA: &str = "function envoy_on_request(h) h:headers():add('x-lua', 'yes') end";
 
 fn as_wasm() -> PathBuf {
@@ -235,6 +248,22 @@ fn echoed_headers(body: &[u8]) -> String {
     )
 }
 
+/// The body, with the (per request) `x-request-id` the backend echoes blanked.
+fn without_request_id(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body).into_owned();
+    match serde_json::from_str::<Value>(&text) {
+        Ok(mut echo) if echo.get("headers").is_some() => {
+            if let Some(pairs) = echo["headers"].as_array_mut() {
+                for p in pairs.iter_mut().filter(|p| p[0] == "x-request-id") {
+                    p[1] = json!("(varies)");
+                }
+            }
+            echo.to_string()
+        }
+        _ => text,
+    }
+}
+
 fn logs_text(logs: &[(String, String)]) -> String {
     logs.iter()
         .filter(|(_, m)| !ROOT_LINES.iter().any(|r| m.starts_with(r)))
@@ -263,7 +292,7 @@ fn fields(
     let mut f = BTreeMap::new();
     f.insert("status", status.to_string());
     f.insert("response headers", headers_text(headers));
-    f.insert("body", String::from_utf8_lossy(body).into_owned());
+    f.insert("body", without_request_id(body));
     f.insert("cluster", format!("{cluster:?}"));
     f.insert("upstream request headers", upstream);
     f.insert("callouts", callouts);
@@ -296,7 +325,10 @@ fn step_headers(step: &Step) -> Vec<(&'static str, &'static [u8])> {
 
 struct Run {
     fields: Vec<Fields>,
+    /// Distinct root-context lines.
     root_logs: Vec<(String, String)>,
+    /// Every module line, in order.
+    all_logs: Vec<(String, String)>,
 }
 
 fn run_in_envoy() -> Run {
@@ -380,9 +412,12 @@ fn run_in_envoy() -> Run {
     Run {
         fields: out,
         root_logs: root_lines(&all_logs),
+        all_logs,
     }
 }
 
+/// The distinct root-context lines. How often each comes differs: Envoy runs the plugin's
+/// root context in more VMs than host-sim (README, "Known differences"), counted below.
 fn root_lines(logs: &[(String, String)]) -> Vec<(String, String)> {
     let mut root: Vec<(String, String)> = logs
         .iter()
@@ -390,7 +425,13 @@ fn root_lines(logs: &[(String, String)]) -> Vec<(String, String)> {
         .cloned()
         .collect();
     root.sort();
+    root.dedup();
     root
+}
+
+/// How many times a root-context line starting with `prefix` was logged.
+fn count(logs: &[(String, String)], prefix: &str) -> usize {
+    logs.iter().filter(|(_, m)| m.starts_with(prefix)).count()
 }
 
 /// The test backend's answer, as host-sim's scripted upstream: the same JSON echo.
@@ -511,6 +552,7 @@ fn run_in_host_sim() -> Run {
     Run {
         fields: out,
         root_logs: root_lines(&all_logs),
+        all_logs,
     }
 }
 
@@ -543,6 +585,15 @@ fn an_assemblyscript_module_has_the_same_outcomes_in_envoy_and_in_host_sim() {
             "root-context logs:\n  envoy:    {:?}\n  host-sim: {:?}",
             envoy.root_logs, sim.root_logs
         ));
+    }
+    for (line, in_envoy, in_sim) in KNOWN_COUNTS {
+        let got = (count(&envoy.all_logs, line), count(&sim.all_logs, line));
+        if got != (*in_envoy, *in_sim) {
+            diffs.push(format!(
+                "{line:?} logged {} times in Envoy and {} in host-sim; KNOWN_COUNTS says {in_envoy} and {in_sim}",
+                got.0, got.1
+            ));
+        }
     }
     // The run must exercise what it claims: ticks, the service, the queue, the callout.
     let shared = &envoy.fields[STEPS.len() - 1].0["body"];
