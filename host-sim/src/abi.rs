@@ -12,7 +12,7 @@ use crate::protobuf;
 use crate::shared::{lock, Metric, MetricKind, EPOCH_START_NANOS};
 use crate::state::{CallResponse, HostAction, HostState, LocalReply, PendingGrpc, PendingHttpCall};
 use crate::types::{Level, Status};
-use crate::upstreams::UpstreamRequest;
+use crate::upstreams::{Callout, UpstreamRequest};
 
 type C<'a> = Caller<'a, HostState>;
 type R = wasmtime::Result<i32>;
@@ -628,14 +628,15 @@ fn add_callouts(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let cluster = tri!(read(&mut c, u_ptr, u_len));
             let headers = tri!(read(&mut c, h_ptr, h_len));
             let body = tri!(read(&mut c, b_ptr, b_len));
-            tri!(read(&mut c, t_ptr, t_len));
+            let trailers = tri!(read(&mut c, t_ptr, t_len));
             // Envoy checks the token pointer before starting the call.
             tri!(write_u32(&mut c, token_ptr, 0));
             let headers = HeaderMap::from_pairs(pairs::deserialize(&headers).unwrap_or_default());
             let cluster = String::from_utf8_lossy(&cluster).into_owned();
             let st = c.data_mut();
+            let shared = st.shared.clone();
             let reply = {
-                let upstreams = lock(&st.shared.upstreams);
+                let upstreams = lock(&shared.upstreams);
                 if !upstreams.exists(&cluster) {
                     return ok(Status::BadArgument);
                 }
@@ -649,6 +650,27 @@ fn add_callouts(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 if !body.is_empty() {
                     headers.replace("content-length", body.len().to_string());
                 }
+                // What Envoy's async client adds to every callout.
+                headers.replace("x-envoy-internal", "true");
+                if timeout_ms != 0 {
+                    headers.replace(
+                        "x-envoy-expected-rq-timeout-ms",
+                        (timeout_ms as u32).to_string(),
+                    );
+                }
+                st.callouts.push(Callout {
+                    kind: "http".into(),
+                    cluster: cluster.clone(),
+                    headers: headers.to_vec(),
+                    body: body.clone(),
+                    trailers: pairs::deserialize(&trailers)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+                        .collect(),
+                    timeout_ms: timeout_ms as u32,
+                    ..Callout::default()
+                });
                 upstreams.reply(&UpstreamRequest {
                     cluster,
                     headers,
@@ -725,20 +747,27 @@ fn add_callouts(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
          md_len: i32,
          msg_ptr: i32,
          msg_len: i32,
-         _timeout: i32,
+         timeout: i32,
          token_ptr: i32|
          -> R {
             count(&mut c);
             let service = tri!(read(&mut c, s_ptr, s_len));
-            for (p, n) in [
-                (sn_ptr, sn_len),
-                (m_ptr, m_len),
-                (md_ptr, md_len),
-                (msg_ptr, msg_len),
-            ] {
-                tri!(read(&mut c, p, n));
-            }
-            let token = tri!(start_grpc(c.data_mut(), &service, true));
+            let service_name = tri!(read(&mut c, sn_ptr, sn_len));
+            let method = tri!(read(&mut c, m_ptr, m_len));
+            let metadata = tri!(read(&mut c, md_ptr, md_len));
+            let message = tri!(read(&mut c, msg_ptr, msg_len));
+            let call = GrpcCallout {
+                service_name: String::from_utf8_lossy(&service_name).into_owned(),
+                method: String::from_utf8_lossy(&method).into_owned(),
+                metadata: pairs::deserialize(&metadata)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+                    .collect(),
+                message,
+                timeout_ms: timeout as u32,
+            };
+            let token = tri!(start_grpc(c.data_mut(), &service, Some(call)));
             tri!(write_u32(&mut c, token_ptr, token));
             ok(Status::Ok)
         },
@@ -762,7 +791,7 @@ fn add_callouts(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             for (p, n) in [(sn_ptr, sn_len), (m_ptr, m_len), (md_ptr, md_len)] {
                 tri!(read(&mut c, p, n));
             }
-            let token = tri!(start_grpc(c.data_mut(), &service, false));
+            let token = tri!(start_grpc(c.data_mut(), &service, None));
             tri!(write_u32(&mut c, token_ptr, token));
             ok(Status::Ok)
         },
@@ -794,11 +823,45 @@ fn add_callouts(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// gRPC callouts are answered UNIMPLEMENTED on the next event-loop turn.
-fn start_grpc(st: &mut HostState, service: &[u8], call: bool) -> Result<u32, Status> {
+/// A unary gRPC call as the guest made it.
+struct GrpcCallout {
+    service_name: String,
+    method: String,
+    metadata: Vec<(String, Vec<u8>)>,
+    message: Vec<u8>,
+    timeout_ms: u32,
+}
+
+/// Starts a gRPC call (`Some`) or stream (`None`). A unary call gets the answer scripted for
+/// its cluster (after its delay); anything else is answered UNIMPLEMENTED on the next
+/// event-loop turn.
+fn start_grpc(
+    st: &mut HostState,
+    service: &[u8],
+    unary: Option<GrpcCallout>,
+) -> Result<u32, Status> {
+    let call = unary.is_some();
     let cluster = std::str::from_utf8(service).map_err(|_| Status::ParseFailure)?;
-    if !lock(&st.shared.upstreams).exists(cluster) {
-        return Err(Status::ParseFailure);
+    let scripted = {
+        let upstreams = lock(&st.shared.upstreams);
+        if !upstreams.exists(cluster) {
+            return Err(Status::ParseFailure);
+        }
+        unary
+            .as_ref()
+            .and_then(|u| upstreams.grpc_reply(cluster, &u.service_name, &u.method))
+    };
+    if let Some(u) = unary {
+        st.callouts.push(Callout {
+            kind: "grpc".into(),
+            cluster: cluster.to_string(),
+            headers: u.metadata,
+            body: u.message,
+            trailers: Vec::new(),
+            timeout_ms: u.timeout_ms,
+            service: u.service_name,
+            method: u.method,
+        });
     }
     // Envoy keeps calls on odd tokens and streams on even ones.
     let mut token = st.next_grpc_token;
@@ -810,16 +873,24 @@ fn start_grpc(st: &mut HostState, service: &[u8], call: bool) -> Result<u32, Sta
     }
     st.next_grpc_token = token.wrapping_add(1);
     let context = st.context();
-    let due = st.shared.now();
-    st.grpc_calls.insert(
-        token,
-        PendingGrpc {
+    let now = st.shared.now();
+    let pending = match scripted {
+        Some(r) => PendingGrpc {
             context,
-            due,
+            due: now + r.delay.as_nanos() as u64,
+            status: r.status,
+            message: r.message,
+            response: (r.status == 0).then_some(r.response),
+        },
+        None => PendingGrpc {
+            context,
+            due: now,
             status: Status::Unimplemented as u32,
             message: "unimplemented".to_string(),
+            response: None,
         },
-    );
+    };
+    st.grpc_calls.insert(token, pending);
     Ok(token)
 }
 

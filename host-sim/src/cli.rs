@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::json::http_outcome_to_json;
+use crate::json::{http_outcome_to_json, logs_json};
 use crate::plugin::{HostSim, HostSimConfig, PluginSpec, WasmSource};
 use crate::routes::Routes;
 use crate::scenario::{run_file, LoadOptions, RequestSpec, Target};
@@ -16,6 +16,10 @@ usage:
   host-sim run   TARGET --requests FILE.jsonl     print one JSON result per request line
   host-sim test  SCENARIO.yaml...                 check scenarios; exit 1 on a mismatch
   host-sim bench TARGET [--requests FILE.jsonl] [--iterations N]
+  host-sim check-config --wasm FILE [--name N --root-id R --vm-id V] CONFIG...
+                                                 configure the module with each file in turn
+                                                 (one process); one JSON line per file;
+                                                 exit 1 if any is rejected
 
 TARGET is either
   --envoy-config FILE        an Envoy bootstrap (YAML or JSON): its Wasm HTTP filters in
@@ -32,10 +36,17 @@ and, for both:
   --fuel N                   instructions per callback before the VM fails (default 10^9;
                              0 = unlimited, the default of bench)
   --memory-mib N             linear-memory limit per VM (default 256)
+  --skip-filter NAME         leave out this filter of the bootstrap (by name or type)
+                             instead of refusing it; repeatable; results list it
+  --no-cache                 do not read or write compiled modules in the cache folder
+                             ($HOST_SIM_CACHE_DIR, else $XDG_CACHE_HOME/host-sim, else
+                             ~/.cache/host-sim)
 
 A request line is a JSON object: {\"method\", \"host\", \"path\", \"headers\": {name: value},
 \"body\", \"chunks\": [...], \"trailers\", \"source\": \"ip:port\", \"properties\": {\"a.b\": v},
-\"advance_ms\", \"name\"}. Header values are strings or {\"hex\": \"...\"}.
+\"advance_ms\", \"advance_only\", \"name\"}. Header values are strings or {\"hex\": \"...\"}.
+A result line has \"root_logs\" (start-up, ticks, queues since the previous line), and
+\"skipped_filters\" when the bootstrap had filters left out.
 ";
 
 #[derive(Default)]
@@ -55,6 +66,10 @@ struct Args {
     /// Instructions per callback; `Some(0)` lifts the limit.
     fuel: Option<u64>,
     memory_mib: Option<usize>,
+    skip_filters: Vec<String>,
+    no_cache: bool,
+    /// Where `--config` / `--config-string` came from, for error messages.
+    config_source: String,
     files: Vec<PathBuf>,
 }
 
@@ -74,8 +89,14 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--config" => {
                 let p = value(arg)?;
                 a.config = Some(std::fs::read(&p).map_err(|e| format!("cannot read {p}: {e}"))?);
+                a.config_source = p;
             }
-            "--config-string" => a.config = Some(value(arg)?.into_bytes()),
+            "--config-string" => {
+                a.config = Some(value(arg)?.into_bytes());
+                a.config_source = "--config-string".into();
+            }
+            "--skip-filter" => a.skip_filters.push(value(arg)?),
+            "--no-cache" => a.no_cache = true,
             "--name" => a.name = Some(value(arg)?),
             "--root-id" => a.root_id = Some(value(arg)?),
             "--vm-id" => a.vm_id = Some(value(arg)?),
@@ -125,6 +146,11 @@ fn sim_with(a: &Args, default_fuel: Option<u64>) -> Result<HostSim, String> {
     HostSim::with_config(HostSimConfig {
         fuel_per_callback: fuel,
         memory_limit: a.memory_mib.map_or(defaults.memory_limit, |m| m << 20),
+        disk_cache: if a.no_cache {
+            None
+        } else {
+            crate::disk_cache::default_dir()
+        },
         ..defaults
     })
     .map_err(|e| e.to_string())
@@ -136,29 +162,20 @@ fn target(sim: &HostSim, a: &Args) -> Result<Target, String> {
             let opts = LoadOptions {
                 workers: a.workers,
                 log_level: a.log_level,
+                skip_filters: a.skip_filters.clone(),
                 ..LoadOptions::default()
             };
-            let mut t = Target::from_envoy(sim, e, &opts).map_err(|e| e.to_string())?;
+            let mut t = Target::from_envoy(sim, e, &opts).map_err(|e| describe(&e))?;
             if let Some(h) = &a.cluster_header {
                 t.routes = Routes::cluster_header(h);
             }
             Ok(t)
         }
         (None, Some(w)) => {
-            let stem = w
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let name = a.name.clone().unwrap_or(stem);
-            let spec = PluginSpec {
-                root_id: a.root_id.clone().unwrap_or(name.clone()),
-                vm_id: a.vm_id.clone().unwrap_or(name.clone()),
-                configuration: a.config.clone().unwrap_or_default(),
-                workers: a.workers,
-                log_level: a.log_level,
-                ..PluginSpec::new(WasmSource::File(w.clone()), &name)
-            };
-            let plugin = sim.load(spec).map_err(|e| describe(&e))?;
+            let configuration = a.config.clone().unwrap_or_default();
+            let plugin = sim
+                .load(wasm_spec(a, w, configuration.clone()))
+                .map_err(|e| describe_config(&e, &configuration, &a.config_source))?;
             let routes = match &a.cluster {
                 Some(c) => Routes::fixed(c),
                 None => Routes::cluster_header(
@@ -166,14 +183,28 @@ fn target(sim: &HostSim, a: &Args) -> Result<Target, String> {
                 ),
             };
             Ok(Target {
-                sim: sim.clone(),
-                plugins: vec![plugin],
-                routes,
-                network: None,
                 tcp_cluster: a.cluster.clone(),
+                ..Target::new(sim, vec![plugin], routes)
             })
         }
         _ => Err("give --envoy-config FILE or --wasm FILE".into()),
+    }
+}
+
+/// The plugin of `--wasm FILE` with `configuration`.
+fn wasm_spec(a: &Args, w: &Path, configuration: Vec<u8>) -> PluginSpec {
+    let stem = w
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = a.name.clone().unwrap_or(stem);
+    PluginSpec {
+        root_id: a.root_id.clone().unwrap_or(name.clone()),
+        vm_id: a.vm_id.clone().unwrap_or(name.clone()),
+        configuration,
+        workers: a.workers,
+        log_level: a.log_level,
+        ..PluginSpec::new(WasmSource::File(w.to_path_buf()), &name)
     }
 }
 
@@ -184,6 +215,31 @@ fn describe(e: &Error) -> String {
         s.push_str(&format!("\n  log[{level}] {msg}"));
     }
     s
+}
+
+/// [`describe`], plus where a configuration that looks like JSON stops being JSON: a module
+/// rejecting it often reports that without a position a person can use.
+fn describe_config(e: &Error, configuration: &[u8], source: &str) -> String {
+    let mut s = describe(e);
+    if let Some(hint) = json_syntax_hint(e, configuration, source) {
+        s.push_str(&format!("\n  {hint}"));
+    }
+    s
+}
+
+fn json_syntax_hint(e: &Error, configuration: &[u8], source: &str) -> Option<String> {
+    let rejected = matches!(
+        e,
+        Error::ConfigureRejected { .. } | Error::StartTrapped { .. }
+    );
+    let text = std::str::from_utf8(configuration).ok()?.trim_start();
+    if !rejected || !(text.starts_with('{') || text.starts_with('[')) {
+        return None;
+    }
+    let err = serde_json::from_str::<serde_json::Value>(text).err()?;
+    Some(format!(
+        "note: the configuration ({source}) is not valid JSON: {err}"
+    ))
 }
 
 fn read_requests(path: &Path) -> Result<Vec<RequestSpec>, String> {
@@ -212,6 +268,7 @@ pub fn main(args: Vec<String>) -> i32 {
         "run" => run(rest),
         "test" => test(rest),
         "bench" => bench(rest),
+        "check-config" => check_config(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(0)
@@ -238,13 +295,80 @@ fn run(args: &[String]) -> Result<i32, String> {
         if spec.advance_ms > 0 {
             t.advance(Duration::from_millis(spec.advance_ms));
         }
-        let mut json = http_outcome_to_json(&t.run(spec.to_request()?));
-        if let (Some(name), Some(obj)) = (&spec.name, json.as_object_mut()) {
-            obj.insert("name".into(), name.clone().into());
+        let mut root_logs = t.take_root_logs();
+        let mut json = if spec.advance_only {
+            serde_json::json!({})
+        } else {
+            let outcome = t.run(spec.to_request()?);
+            root_logs.extend(t.take_root_logs());
+            http_outcome_to_json(&outcome)
+        };
+        if let Some(obj) = json.as_object_mut() {
+            if let Some(name) = &spec.name {
+                obj.insert("name".into(), name.clone().into());
+            }
+            obj.insert("root_logs".into(), logs_json(&root_logs));
+            if !t.skipped_filters.is_empty() {
+                obj.insert("skipped_filters".into(), t.skipped_filters.clone().into());
+            }
         }
         writeln!(out, "{json}").map_err(|e| e.to_string())?;
     }
     Ok(0)
+}
+
+/// Configures one module with many configurations in one process (the module compiles
+/// once, or comes from the disk cache): per file, configured, or the error and the
+/// module's own logs.
+fn check_config(args: &[String]) -> Result<i32, String> {
+    let a = parse(args)?;
+    let w = a.wasm.as_ref().ok_or("check-config needs --wasm FILE")?;
+    if a.files.is_empty() {
+        return Err("check-config needs at least one configuration file".into());
+    }
+    let sim = sim_with(&a, HostSimConfig::default().fuel_per_callback)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut rejected = 0;
+    for f in &a.files {
+        let configuration =
+            std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        // Each configuration on a fresh host: no shared data or metrics carry over.
+        let result = sim.fresh().load(wasm_spec(&a, w, configuration.clone()));
+        let json = match result {
+            Ok(plugin) => serde_json::json!({
+                "config": f.display().to_string(),
+                "configured": true,
+                "logs": logs_json(&plugin.take_logs()),
+            }),
+            Err(
+                e @ (Error::Io { .. }
+                | Error::Compile(_)
+                | Error::Engine(_)
+                | Error::MissingImport { .. }
+                | Error::UnknownAbi),
+            ) => return Err(describe(&e)),
+            Err(e) => {
+                rejected += 1;
+                let mut j = serde_json::json!({
+                    "config": f.display().to_string(),
+                    "configured": false,
+                    "error": e.to_string(),
+                    "logs": logs_json(e.logs()),
+                });
+                let source = f.display().to_string();
+                if let (Some(h), Some(o)) = (
+                    json_syntax_hint(&e, &configuration, &source),
+                    j.as_object_mut(),
+                ) {
+                    o.insert("hint".into(), h.into());
+                }
+                j
+            }
+        };
+        writeln!(out, "{json}").map_err(|e| e.to_string())?;
+    }
+    Ok(if rejected == 0 { 0 } else { 1 })
 }
 
 fn test(args: &[String]) -> Result<i32, String> {

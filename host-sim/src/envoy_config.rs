@@ -17,6 +17,17 @@ const HCM: &str =
 const HTTP_WASM: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
 const NETWORK_WASM: &str = "envoy.extensions.filters.network.wasm.v3.Wasm";
 const TCP_PROXY: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
+const WASM_SERVICE: &str = "envoy.extensions.wasm.v3.WasmService";
+/// The wrappers Envoy unpacks into the message their `type_url` names.
+const TYPED_STRUCTS: [&str; 2] = ["udpa.type.v1.TypedStruct", "xds.type.v3.TypedStruct"];
+
+/// Choices about a bootstrap that host-sim cannot run whole.
+#[derive(Clone, Debug, Default)]
+pub struct BootstrapOptions {
+    /// Filters (by `name` or type) to leave out instead of refusing the bootstrap.
+    pub skip_filters: Vec<String>,
+}
 
 /// What host-sim takes from a bootstrap.
 #[derive(Clone, Debug)]
@@ -31,8 +42,12 @@ pub struct EnvoySetup {
     /// Wasm network filters of the first TCP listener, and `tcp_proxy`'s cluster.
     pub network_filters: Vec<PluginSpec>,
     pub tcp_cluster: Option<String>,
-    /// HTTP filters host-sim does not run (other than the router).
+    /// Filters host-sim does not run that `BootstrapOptions::skip_filters` let it leave out,
+    /// by name, in chain order.
     pub skipped_filters: Vec<String>,
+    /// `bootstrap_extensions` Wasm services (`envoy.bootstrap.wasm`): singletons with no
+    /// listener, living on ticks, queues and callouts.
+    pub services: Vec<PluginSpec>,
 }
 
 fn err(msg: impl Into<String>) -> Error {
@@ -43,8 +58,29 @@ fn type_url(v: &Value) -> &str {
     v.get("@type").and_then(Value::as_str).unwrap_or_default()
 }
 
+/// The message name of a type URL (`type.googleapis.com/a.b.C` is `a.b.C`).
+fn type_name(url: &str) -> &str {
+    url.rsplit_once('/').map_or(url, |(_, name)| name)
+}
+
 fn is_type(v: &Value, name: &str) -> bool {
-    type_url(v).strip_prefix("type.googleapis.com/") == Some(name)
+    type_name(type_url(v)) == name
+}
+
+/// A `typed_config`, with a `TypedStruct` wrapper replaced by the message it carries (its
+/// `value` fields under the `type_url` it names), as Envoy reads it.
+fn unwrap_typed(tc: &Value) -> Value {
+    if TYPED_STRUCTS.iter().any(|t| is_type(tc, t)) {
+        let mut inner = tc
+            .get("value")
+            .cloned()
+            .unwrap_or(Value::Object(Default::default()));
+        if let (Some(obj), Some(url)) = (inner.as_object_mut(), str_of(tc, "type_url")) {
+            obj.insert("@type".into(), Value::String(url.to_string()));
+        }
+        return inner;
+    }
+    tc.clone()
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -64,14 +100,65 @@ pub fn load_bootstrap(path: &Path) -> Result<EnvoySetup, Error> {
     parse_bootstrap(&text, path.parent().unwrap_or(Path::new(".")))
 }
 
+/// Reads a bootstrap file, leaving out the filters `opts` names.
+pub fn load_bootstrap_with(path: &Path, opts: &BootstrapOptions) -> Result<EnvoySetup, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    parse_bootstrap_with(&text, path.parent().unwrap_or(Path::new(".")), opts)
+}
+
 /// Parses a bootstrap; relative Wasm file names that do not exist from the current
-/// directory are tried relative to `base_dir`.
+/// directory are tried relative to `base_dir`. A filter host-sim cannot run is an error.
 pub fn parse_bootstrap(text: &str, base_dir: &Path) -> Result<EnvoySetup, Error> {
+    parse_bootstrap_with(text, base_dir, &BootstrapOptions::default())
+}
+
+/// [`parse_bootstrap`], leaving out the filters `opts` names.
+pub fn parse_bootstrap_with(
+    text: &str,
+    base_dir: &Path,
+    opts: &BootstrapOptions,
+) -> Result<EnvoySetup, Error> {
     let root: Value =
         serde_yaml_ng::from_str(text).map_err(|e| err(format!("not YAML/JSON: {e}")))?;
-    let res = root
-        .get("static_resources")
-        .ok_or_else(|| err("no static_resources"))?;
+    let mut services = Vec::new();
+    for (k, ext) in list(&root, "bootstrap_extensions").enumerate() {
+        let tc = ext
+            .get("typed_config")
+            .map(unwrap_typed)
+            .unwrap_or_default();
+        if !is_type(&tc, WASM_SERVICE) {
+            return Err(err(format!(
+                "bootstrap_extensions[{k}] ({}, {}): only envoy.bootstrap.wasm WasmService is supported",
+                str_of(ext, "name").unwrap_or_default(),
+                type_url(&tc)
+            )));
+        }
+        if tc.get("singleton").and_then(Value::as_bool) != Some(true) {
+            return Err(err(format!(
+                "bootstrap_extensions[{k}]: only singleton: true Wasm services are supported \
+                 (one VM on the main thread)"
+            )));
+        }
+        services.push(wasm_filter(&tc, base_dir)?);
+    }
+    let Some(res) = root.get("static_resources") else {
+        if services.is_empty() {
+            return Err(err("no static_resources"));
+        }
+        return Ok(EnvoySetup {
+            http_filters: Vec::new(),
+            routes: Routes::empty(),
+            clusters: Vec::new(),
+            cluster_addresses: Vec::new(),
+            network_filters: Vec::new(),
+            tcp_cluster: None,
+            skipped_filters: Vec::new(),
+            services: node_for(&root, services),
+        });
+    };
     let mut setup = EnvoySetup {
         http_filters: Vec::new(),
         routes: Routes::empty(),
@@ -82,45 +169,89 @@ pub fn parse_bootstrap(text: &str, base_dir: &Path) -> Result<EnvoySetup, Error>
         network_filters: Vec::new(),
         tcp_cluster: None,
         skipped_filters: Vec::new(),
+        services,
     };
     let mut have_http = false;
     let mut have_tcp = false;
-    for listener in list(res, "listeners") {
-        for chain in list(listener, "filter_chains") {
+    for (l, listener) in list(res, "listeners").enumerate() {
+        for (c, chain) in list(listener, "filter_chains").enumerate() {
             let mut network_wasm = Vec::new();
-            for filter in list(chain, "filters") {
-                let Some(tc) = filter.get("typed_config") else {
-                    continue;
-                };
-                if is_type(tc, HCM) && !have_http {
+            let mut network_skipped = Vec::new();
+            let mut refused = None;
+            for (f, filter) in list(chain, "filters").enumerate() {
+                let tc = filter
+                    .get("typed_config")
+                    .map(unwrap_typed)
+                    .unwrap_or_default();
+                let at = format!("listeners[{l}].filter_chains[{c}].filters[{f}]");
+                if is_type(&tc, HCM) && !have_http {
                     have_http = true;
-                    read_hcm(tc, base_dir, &mut setup)?;
-                } else if is_type(tc, NETWORK_WASM) {
-                    network_wasm.push(wasm_filter(tc, base_dir)?);
-                } else if is_type(tc, TCP_PROXY) && !have_tcp {
+                    if let Some(e) = refused.take() {
+                        return Err(e);
+                    }
+                    setup.skipped_filters.append(&mut network_skipped);
+                    read_hcm(&tc, base_dir, &at, opts, &mut setup)?;
+                } else if is_type(&tc, NETWORK_WASM) {
+                    network_wasm.push(wasm_filter(&tc, base_dir)?);
+                } else if is_type(&tc, TCP_PROXY) && !have_tcp {
                     have_tcp = true;
-                    setup.tcp_cluster = str_of(tc, "cluster").map(String::from);
+                    if let Some(e) = refused.take() {
+                        return Err(e);
+                    }
+                    setup.tcp_cluster = str_of(&tc, "cluster").map(String::from);
                     setup.network_filters = std::mem::take(&mut network_wasm);
+                    setup.skipped_filters.append(&mut network_skipped);
+                } else if !is_type(&tc, HCM) && !is_type(&tc, TCP_PROXY) && refused.is_none() {
+                    // Only a chain host-sim runs (the one before tcp_proxy) needs its
+                    // filters understood.
+                    match skip_or_refuse(filter, &tc, &at, opts) {
+                        Ok(name) => network_skipped.push(name),
+                        Err(e) => refused = Some(e),
+                    }
                 }
             }
         }
     }
-    if !have_http && !have_tcp {
+    if !have_http && !have_tcp && setup.services.is_empty() {
         return Err(err(
             "no http_connection_manager or tcp_proxy filter in any listener",
         ));
     }
+    setup.http_filters = node_for(&root, std::mem::take(&mut setup.http_filters));
+    setup.network_filters = node_for(&root, std::mem::take(&mut setup.network_filters));
+    setup.services = node_for(&root, std::mem::take(&mut setup.services));
+    Ok(setup)
+}
+
+/// Gives every spec the bootstrap's `node` (at `xds.node`).
+fn node_for(root: &Value, mut specs: Vec<PluginSpec>) -> Vec<PluginSpec> {
     if let Some(node) = root.get("node") {
         let node = node_property(node);
-        for spec in setup
-            .http_filters
-            .iter_mut()
-            .chain(setup.network_filters.iter_mut())
-        {
+        for spec in &mut specs {
             spec.properties.set(&["xds", "node"], node.clone());
         }
     }
-    Ok(setup)
+    specs
+}
+
+/// The name of a filter host-sim cannot run if `opts` lets it leave that filter out (by
+/// its `name` or its type), else an error naming it and its position.
+fn skip_or_refuse(
+    filter: &Value,
+    tc: &Value,
+    at: &str,
+    opts: &BootstrapOptions,
+) -> Result<String, Error> {
+    let name = str_of(filter, "name").unwrap_or_default().to_string();
+    let ty = type_name(type_url(tc)).to_string();
+    if opts.skip_filters.iter().any(|s| *s == name || *s == ty) {
+        return Ok(name);
+    }
+    Err(Error::UnsupportedFilter {
+        name,
+        type_url: ty,
+        position: at.to_string(),
+    })
 }
 
 fn first_endpoint(cluster: &Value) -> Option<(String, String)> {
@@ -169,22 +300,28 @@ fn node_property(node: &Value) -> PropValue {
     PropValue::from_json(&Value::Object(fields))
 }
 
-fn read_hcm(hcm: &Value, base_dir: &Path, setup: &mut EnvoySetup) -> Result<(), Error> {
+fn read_hcm(
+    hcm: &Value,
+    base_dir: &Path,
+    at: &str,
+    opts: &BootstrapOptions,
+    setup: &mut EnvoySetup,
+) -> Result<(), Error> {
     if hcm.get("rds").is_some() {
         return Err(err("RDS is not supported; inline the route_config"));
     }
     if let Some(rc) = hcm.get("route_config") {
         setup.routes = read_routes(rc)?;
     }
-    for f in list(hcm, "http_filters") {
+    for (k, f) in list(hcm, "http_filters").enumerate() {
         let name = str_of(f, "name").unwrap_or_default();
-        match f.get("typed_config") {
-            Some(tc) if is_type(tc, HTTP_WASM) => {
-                setup.http_filters.push(wasm_filter(tc, base_dir)?)
-            }
-            _ if name == "envoy.filters.http.router" => {}
-            Some(tc) if is_type(tc, "envoy.extensions.filters.http.router.v3.Router") => {}
-            _ => setup.skipped_filters.push(name.to_string()),
+        let tc = f.get("typed_config").map(unwrap_typed).unwrap_or_default();
+        if is_type(&tc, HTTP_WASM) {
+            setup.http_filters.push(wasm_filter(&tc, base_dir)?);
+        } else if !is_type(&tc, ROUTER) && name != "envoy.filters.http.router" {
+            let at = format!("{at}.http_connection_manager.http_filters[{k}]");
+            let skipped = skip_or_refuse(f, &tc, &at, opts)?;
+            setup.skipped_filters.push(skipped);
         }
     }
     Ok(())
@@ -241,13 +378,21 @@ fn wasm_filter(tc: &Value, base_dir: &Path) -> Result<PluginSpec, Error> {
     })
 }
 
-/// Envoy hands a `StringValue`'s text to the plugin.
+/// Envoy hands a `StringValue`'s text (or a `BytesValue`'s bytes) to the plugin.
 fn any_bytes(v: Option<&Value>) -> Result<Vec<u8>, Error> {
     let Some(v) = v else {
         return Ok(Vec::new());
     };
     if is_type(v, "google.protobuf.StringValue") {
         return Ok(str_of(v, "value").unwrap_or_default().as_bytes().to_vec());
+    }
+    if is_type(v, "google.protobuf.BytesValue") {
+        let text = str_of(v, "value").unwrap_or_default();
+        return crate::json::base64_decode(text).ok_or_else(|| {
+            err(format!(
+                "configuration: BytesValue value {text:?} is not base64"
+            ))
+        });
     }
     Err(err(format!(
         "configuration of type {:?} is not supported (use google.protobuf.StringValue)",

@@ -39,6 +39,13 @@ pub enum Error {
     ConfigureRejected { logs: Vec<(Level, String)> },
     /// An Envoy bootstrap could not be understood.
     EnvoyConfig(String),
+    /// A bootstrap has a filter host-sim cannot run (Lua, ext_authz...) in a chain it runs.
+    UnsupportedFilter {
+        name: String,
+        type_url: String,
+        /// Where it sits, as a field path of the bootstrap.
+        position: String,
+    },
     /// A scenario, request or configuration file is malformed.
     Input { path: String, message: String },
 }
@@ -86,6 +93,15 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::EnvoyConfig(m) => write!(f, "unsupported Envoy configuration: {m}"),
+            Error::UnsupportedFilter {
+                name,
+                type_url,
+                position,
+            } => write!(
+                f,
+                "host-sim cannot run filter {name:?} ({type_url}) at {position}; \
+                 --skip-filter {name} (scenario: skip_filters) leaves it out"
+            ),
             Error::Input { path, message } => write!(f, "{path}: {message}"),
         }
     }

@@ -16,7 +16,7 @@ use crate::properties::{PropValue, PropertyOverrides};
 use crate::routes::{Decision, Routes};
 use crate::state::{Access, HostAction, LocalReply, Stream};
 use crate::types::Level;
-use crate::upstreams::{UpstreamReply, UpstreamRequest};
+use crate::upstreams::{Callout, UpstreamReply, UpstreamRequest};
 use crate::vm::{CallOutcome, Callback};
 
 /// Envoy's default `stream_idle_timeout`.
@@ -39,6 +39,9 @@ pub struct HttpRequest {
     /// Add what Envoy's connection manager adds before the filters run
     /// (`x-request-id`, `x-forwarded-proto`).
     pub envoy_headers: bool,
+    /// Headers filters before the Wasm ones add (filters host-sim leaves out): after the
+    /// connection manager's own.
+    pub added_by_filters: Vec<(String, Vec<u8>)>,
 }
 
 impl HttpRequest {
@@ -56,6 +59,7 @@ impl HttpRequest {
             destination_address: "127.0.0.1:10000".into(),
             properties: PropertyOverrides::default(),
             envoy_headers: true,
+            added_by_filters: Vec::new(),
         }
     }
 
@@ -106,6 +110,13 @@ impl HttpRequest {
         self
     }
 
+    /// A header an earlier (left-out) filter adds, after Envoy's own.
+    pub fn added_by_filter(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.added_by_filters
+            .push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+        self
+    }
+
     pub fn without_envoy_headers(mut self) -> Self {
         self.envoy_headers = false;
         self
@@ -139,6 +150,8 @@ pub struct HttpOutcome {
     pub filter_state: Vec<(String, Vec<u8>)>,
     /// Traps (and calls into already-failed VMs) during this stream.
     pub vm_failures: Vec<String>,
+    /// `http_call`s and gRPC calls the guests started during this stream, in order.
+    pub callouts: Vec<Callout>,
 }
 
 impl HttpOutcome {
@@ -148,6 +161,27 @@ impl HttpOutcome {
             .iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.as_slice())
+    }
+
+    /// Every value of a response header, in order.
+    pub fn response_header_values(&self, name: &str) -> Vec<&[u8]> {
+        let name = name.to_ascii_lowercase();
+        self.response_headers
+            .iter()
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+
+    /// Every value of a header forwarded upstream, in order.
+    pub fn upstream_header_values(&self, name: &str) -> Vec<&[u8]> {
+        let name = name.to_ascii_lowercase();
+        self.upstream_request
+            .iter()
+            .flatten()
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_slice())
+            .collect()
     }
 
     pub fn upstream_header(&self, name: &str) -> Option<&[u8]> {
@@ -232,6 +266,10 @@ struct Session<'p> {
     deadline: u64,
     /// Request body chunks not yet sent into the filters.
     request_body: Vec<Vec<u8>>,
+    /// A HEAD request: Envoy sends the response headers only (local replies too).
+    head: bool,
+    /// The response reached the client as headers only.
+    ended_with_headers: bool,
     /// Host calls made by callbacks run for this stream.
     calls: u64,
 }
@@ -396,7 +434,9 @@ fn run_vm_events(open: &mut [(usize, Session<'_>)]) {
             match owner {
                 Some((j, t)) => {
                     let s = &mut open[j].1;
-                    let out = vm.deliver(ctx, ev, Some((&mut s.stream, &mut s.slots[t].access)));
+                    let mut out =
+                        vm.deliver(ctx, ev, Some((&mut s.stream, &mut s.slots[t].access)));
+                    s.out.callouts.append(&mut out.callouts);
                     s.calls += vm.host_calls().saturating_sub(before);
                     drop(vm);
                     s.absorb(Some(t), None, out);
@@ -407,6 +447,7 @@ fn run_vm_events(open: &mut [(usize, Session<'_>)]) {
                     drop(vm);
                     for (_, s) in open.iter_mut() {
                         s.out.logs.extend(out.logs.iter().cloned());
+                        s.out.callouts.extend(out.callouts.iter().cloned());
                         s.calls += calls;
                     }
                 }
@@ -420,6 +461,7 @@ impl<'p> Session<'p> {
         let now = sim.shared().now();
         let id = sim.shared().next_vm_uid();
         let mut headers = req.headers;
+        let head = headers.get(":method") == Some(b"HEAD".as_slice());
         if req.envoy_headers {
             if headers.get("x-forwarded-proto").is_none() {
                 headers.add("x-forwarded-proto", "http");
@@ -427,6 +469,9 @@ impl<'p> Session<'p> {
             if headers.get("x-request-id").is_none() {
                 headers.add("x-request-id", format!("00000000-0000-4000-8000-{id:012x}"));
             }
+        }
+        for (k, v) in &req.added_by_filters {
+            headers.add(k, v);
         }
         let stream = Box::new(Stream {
             request_headers: headers,
@@ -473,6 +518,8 @@ impl<'p> Session<'p> {
             client_end: false,
             deadline: now + STREAM_IDLE_TIMEOUT.as_nanos() as u64,
             request_body: req.body,
+            head,
+            ended_with_headers: false,
             calls: 0,
         }
     }
@@ -626,6 +673,7 @@ impl<'p> Session<'p> {
     /// the callback in progress, whose own resumption just turns into `Continue`.
     fn absorb(&mut self, slot: Option<usize>, dir: Option<Dir>, out: CallOutcome) -> Flow {
         self.out.logs.extend(out.logs);
+        self.out.callouts.extend(out.callouts);
         let mut stop = false;
         let mut resume_self = false;
         for (ctx, action) in out.actions {
@@ -712,22 +760,31 @@ impl<'p> Session<'p> {
             s.access.response_headers = false;
             s.access.response_trailers = false;
         }
+        // Envoy builds the map from the status, then the filter's headers, then, with a
+        // body, its length and (unless the filter gave one) its type; without a body it
+        // removes both.
         let mut h = HeaderMap::new();
         h.add(":status", lr.status.to_string());
-        // Envoy's local replies always carry a length, and a type when there is a body.
-        h.add("content-length", lr.body.len().to_string());
-        if !lr.body.is_empty() {
-            h.add("content-type", "text/plain");
-        }
         for (k, v) in &lr.headers {
             h.add(k, v);
+        }
+        if lr.body.is_empty() {
+            h.remove("content-length");
+            h.remove("content-type");
+        } else {
+            h.replace("content-length", lr.body.len().to_string());
+            if h.get("content-type").is_none() {
+                h.add("content-type", "text/plain");
+            }
         }
         self.stream.response_headers = h;
         self.stream.response_trailers = HeaderMap::new();
         self.stream.response_code = Some(lr.status);
         self.stream.response_details = lr.details.clone();
         self.out.details = lr.details;
-        self.start_encode(lr.body, false);
+        // A HEAD request gets the headers (with the body's length) and no body.
+        let body = if self.head { Vec::new() } else { lr.body };
+        self.start_encode(body, false);
     }
 
     fn start_encode(&mut self, body: Vec<u8>, trailers: bool) {
@@ -1080,6 +1137,11 @@ impl<'p> Session<'p> {
         self.stream.response_code = Some(reply.status);
         self.stream.response_details = "via_upstream".into();
         self.out.details = "via_upstream".into();
+        if self.head {
+            // Envoy's codec reads no body after the headers of a reply to HEAD.
+            self.start_encode_chunks(Vec::new(), false);
+            return;
+        }
         let trailers = !reply.trailers.is_empty();
         self.start_encode_chunks(reply.chunks(), trailers);
     }
@@ -1089,6 +1151,7 @@ impl<'p> Session<'p> {
             Ev::Headers { end } => {
                 self.client_headers = Some(self.stream.response_headers.clone());
                 self.client_end |= end;
+                self.ended_with_headers = end;
             }
             Ev::Data { chunk, end } => {
                 self.out.response_body.extend_from_slice(&chunk);
@@ -1127,6 +1190,7 @@ impl<'p> Session<'p> {
                 self.calls += vm.host_calls().saturating_sub(before);
                 drop(vm);
                 self.out.logs.extend(out.logs);
+                self.out.callouts.extend(out.callouts);
                 if let Err(m) = out.result {
                     self.out.vm_failures.push(m);
                 }
@@ -1140,6 +1204,11 @@ impl<'p> Session<'p> {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             out.response_headers = h.to_vec();
+            if self.ended_with_headers && !self.head && codec_adds_zero_length(out.status, &h) {
+                // Envoy's HTTP/1.1 codec frames a response that ends with its headers.
+                out.response_headers
+                    .push(("content-length".into(), b"0".to_vec()));
+            }
         } else {
             out.status = 0;
             out.reset = true;
@@ -1152,6 +1221,14 @@ impl<'p> Session<'p> {
             .collect();
         out
     }
+}
+
+/// Whether a response that ends with its headers gets `content-length: 0` on the wire:
+/// not for 1xx, 204 and 304, nor when it already says how it is framed.
+fn codec_adds_zero_length(status: u16, h: &HeaderMap) -> bool {
+    !(status < 200 || status == 204 || status == 304)
+        && h.get("content-length").is_none()
+        && h.get("transfer-encoding").is_none()
 }
 
 fn envoy_reply(status: u16, body: &str, details: &str) -> LocalReply {

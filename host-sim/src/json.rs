@@ -35,6 +35,33 @@ pub fn bytes_from_json(v: &Value) -> Option<Vec<u8>> {
     }
 }
 
+/// Standard base64 (padding optional), as protobuf JSON writes `bytes`.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 pub fn pairs_to_json(pairs: &[(String, Vec<u8>)]) -> Value {
     Value::Array(
         pairs
@@ -78,7 +105,34 @@ pub fn http_outcome_to_json(o: &HttpOutcome) -> Value {
     if !o.vm_failures.is_empty() {
         m.insert("vm_failures".into(), json!(o.vm_failures));
     }
+    if !o.callouts.is_empty() {
+        m.insert(
+            "callouts".into(),
+            Value::Array(o.callouts.iter().map(callout_to_json).collect()),
+        );
+    }
     Value::Object(m)
+}
+
+pub fn callout_to_json(c: &crate::upstreams::Callout) -> Value {
+    let mut m = Map::new();
+    m.insert("kind".into(), json!(c.kind));
+    m.insert("cluster".into(), json!(c.cluster));
+    if c.kind == "grpc" {
+        m.insert("service".into(), json!(c.service));
+        m.insert("method".into(), json!(c.method));
+    }
+    m.insert("headers".into(), pairs_to_json(&c.headers));
+    m.insert("body".into(), bytes_to_json(&c.body));
+    if !c.trailers.is_empty() {
+        m.insert("trailers".into(), pairs_to_json(&c.trailers));
+    }
+    m.insert("timeout_ms".into(), json!(c.timeout_ms));
+    Value::Object(m)
+}
+
+pub fn logs_json(logs: &[(Level, String)]) -> Value {
+    logs_to_json(logs)
 }
 
 pub fn tcp_outcome_to_json(o: &TcpOutcome) -> Value {

@@ -15,6 +15,7 @@
 
 mod abi;
 pub mod cli;
+mod disk_cache;
 pub mod envoy_config;
 mod error;
 mod headers;
@@ -48,4 +49,4 @@ pub use shared::{Metric, MetricKind};
 pub use state::LocalReply;
 pub use tcp::{TcpConnection, TcpOutcome};
 pub use types::{AbiVersion, Level};
-pub use upstreams::{UpstreamReply, UpstreamRequest, Upstreams};
+pub use upstreams::{Callout, GrpcReply, UpstreamReply, UpstreamRequest, Upstreams};

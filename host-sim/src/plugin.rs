@@ -31,6 +31,9 @@ pub struct HostSimConfig {
     pub max_instances: u32,
     /// Seed of the guests' `random_get`.
     pub seed: u64,
+    /// Folder of compiled modules kept between processes (see `disk_cache`); `None`
+    /// compiles in every process. The command line uses the user's cache folder.
+    pub disk_cache: Option<PathBuf>,
 }
 
 impl Default for HostSimConfig {
@@ -40,6 +43,7 @@ impl Default for HostSimConfig {
             memory_limit: 256 << 20,
             max_instances: 256,
             seed: 0x5eed,
+            disk_cache: None,
         }
     }
 }
@@ -286,8 +290,7 @@ impl HostSim {
             return Ok(found);
         }
         // Compile outside the lock: it can take a second for a large module.
-        let module = Module::new(&self.cache.engine, &bytes)
-            .map_err(|e| Error::Compile(format!("{e:#}")))?;
+        let module = self.compile_or_reuse(&bytes)?;
         let abi =
             AbiVersion::detect(module.exports().map(|e| e.name())).ok_or(Error::UnknownAbi)?;
         let pre = if allow_unknown {
@@ -322,6 +325,28 @@ impl HostSim {
             .or_default()
             .push(compiled.clone());
         Ok(compiled)
+    }
+
+    /// The module from the disk cache when it has it, else compiled (and stored there).
+    fn compile_or_reuse(&self, bytes: &[u8]) -> Result<Module, Error> {
+        let engine = &self.cache.engine;
+        let entry = self
+            .cache
+            .config
+            .disk_cache
+            .as_ref()
+            .map(|dir| crate::disk_cache::entry(dir, engine, bytes, "m"));
+        if let Some(m) = entry
+            .as_ref()
+            .and_then(|p| crate::disk_cache::load(engine, p))
+        {
+            return Ok(m);
+        }
+        let module = Module::new(engine, bytes).map_err(|e| Error::Compile(format!("{e:#}")))?;
+        if let Some(p) = &entry {
+            crate::disk_cache::store(&module, p);
+        }
+        Ok(module)
     }
 
     /// Mean time to instantiate `plugin`'s module from its `InstancePre` (pooling allocator),
@@ -408,6 +433,12 @@ impl HostSim {
     /// Scripts what `cluster` answers.
     pub fn set_upstream(&self, cluster: &str, reply: UpstreamReply) {
         lock(&self.shared.upstreams).set(cluster, reply);
+    }
+
+    /// Scripts the answer to unary gRPC calls to `key`: a cluster, `cluster/service` or
+    /// `cluster/service/method`. Unscripted calls are answered UNIMPLEMENTED.
+    pub fn set_grpc_reply(&self, key: &str, reply: crate::upstreams::GrpcReply) {
+        lock(&self.shared.upstreams).set_grpc(key, reply);
     }
 
     pub fn set_upstream_fn(

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::envoy_config::load_bootstrap;
+use crate::envoy_config::{load_bootstrap_with, BootstrapOptions};
 use crate::error::Error;
 use crate::http::{FilterChain, HttpOutcome, HttpRequest};
 use crate::json::bytes_from_json;
@@ -20,7 +20,7 @@ use crate::properties::{PropValue, PropertyOverrides};
 use crate::routes::Routes;
 use crate::tcp::{TcpConnection, TcpOutcome};
 use crate::types::Level;
-use crate::upstreams::UpstreamReply;
+use crate::upstreams::{GrpcReply, UpstreamReply};
 
 fn input_err(path: &str, message: impl Into<String>) -> Error {
     Error::Input {
@@ -38,6 +38,8 @@ pub struct LoadOptions {
     pub properties: PropertyOverrides,
     /// Lowest level kept in the logs.
     pub log_level: Level,
+    /// Filters of the bootstrap to leave out rather than refuse it.
+    pub skip_filters: Vec<String>,
 }
 
 impl Default for LoadOptions {
@@ -46,7 +48,68 @@ impl Default for LoadOptions {
             workers: 1,
             properties: PropertyOverrides::default(),
             log_level: Level::Info,
+            skip_filters: Vec::new(),
         }
+    }
+}
+
+/// What left-out filters would have added to every request: headers and properties (such
+/// as `metadata.filter_metadata.NS.KEY` dynamic metadata).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inject {
+    #[serde(default)]
+    pub headers: Option<Value>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, Value>,
+}
+
+impl Inject {
+    fn apply(&self, mut req: HttpRequest) -> Result<HttpRequest, String> {
+        if let Some(h) = &self.headers {
+            for (k, v) in header_pairs(h, "inject.headers")? {
+                req = req.added_by_filter(&k, v);
+            }
+        }
+        for (k, v) in &self.properties {
+            req = req.property(&dotted(k), PropValue::from_json(v));
+        }
+        Ok(req)
+    }
+}
+
+/// A scripted answer to unary gRPC calls.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcSpec {
+    #[serde(default)]
+    pub status: u32,
+    #[serde(default)]
+    pub message: String,
+    /// The response message: a string or `{hex: ...}`.
+    #[serde(default)]
+    pub response: Option<Value>,
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
+impl GrpcSpec {
+    fn reply(&self, key: &str) -> Result<GrpcReply, Error> {
+        let response = match &self.response {
+            None => Vec::new(),
+            Some(v) => bytes_from_json(v).ok_or_else(|| {
+                input_err(
+                    &format!("grpc.{key}.response"),
+                    "expected a string or {hex: ...}",
+                )
+            })?,
+        };
+        Ok(GrpcReply {
+            status: self.status,
+            message: self.message.clone(),
+            response,
+            delay: Duration::from_millis(self.delay_ms),
+        })
     }
 }
 
@@ -81,6 +144,15 @@ pub struct Scenario {
     pub clusters: Option<Vec<String>>,
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamSpec>,
+    /// Unary gRPC answers by `cluster`, `cluster/service` or `cluster/service/method`.
+    #[serde(default)]
+    pub grpc: BTreeMap<String, GrpcSpec>,
+    /// Filters of `envoy_config` host-sim cannot run, to leave out (by name or type).
+    #[serde(default)]
+    pub skip_filters: Vec<String>,
+    /// What the left-out filters would have added to each request.
+    #[serde(default)]
+    pub inject: Option<Inject>,
     /// Plugin properties by dotted path, e.g. `xds.node.metadata.REGION: us`.
     #[serde(default)]
     pub properties: BTreeMap<String, Value>,
@@ -281,13 +353,21 @@ pub struct RequestSpec {
     /// Virtual time to let pass before this request.
     #[serde(default)]
     pub advance_ms: u64,
+    /// `run` only: let `advance_ms` pass and send no request (the result has the root
+    /// contexts' logs, e.g. of ticks).
+    #[serde(default)]
+    pub advance_only: bool,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Case {
     pub name: String,
-    pub request: RequestSpec,
+    /// Without a request, the case only lets `advance_ms` pass and checks the root logs.
+    #[serde(default)]
+    pub request: Option<RequestSpec>,
+    #[serde(default)]
+    pub advance_ms: u64,
     #[serde(default)]
     pub expect: Expect,
 }
@@ -305,18 +385,41 @@ pub struct Expect {
     pub body: Option<String>,
     #[serde(default)]
     pub details: Option<String>,
-    /// Response headers; `null` means absent.
+    /// Response headers; `null` means absent, a list means every value in order.
     #[serde(default)]
     pub headers: BTreeMap<String, Value>,
-    /// Headers forwarded upstream; `null` means absent.
+    /// Headers forwarded upstream; `null` means absent, a list means every value in order.
     #[serde(default)]
     pub upstream_headers: BTreeMap<String, Value>,
+    /// Lines logged by root contexts (start-up, ticks, queues) since the previous case.
+    #[serde(default)]
+    pub root_logs_contain: Vec<String>,
+    /// The callouts of the stream, in order (only the fields given are compared).
+    #[serde(default)]
+    pub callouts: Option<Vec<CalloutExpect>>,
     #[serde(default)]
     pub local_reply: Option<bool>,
     #[serde(default)]
     pub logs_contain: Vec<String>,
     #[serde(default)]
     pub filter_state: BTreeMap<String, String>,
+}
+
+/// An expected callout.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalloutExpect {
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// Headers (or gRPC initial metadata) the callout carried; `null` means absent.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub body: Option<Value>,
+    #[serde(default)]
+    pub service: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
 }
 
 /// Keeps an explicit `null` as `Some(Value::Null)`.
@@ -392,15 +495,62 @@ pub struct Target {
     pub network: Option<Plugin>,
     /// `tcp_proxy`'s configured cluster.
     pub tcp_cluster: Option<String>,
+    /// Singleton Wasm services (`bootstrap_extensions`).
+    pub services: Vec<Plugin>,
+    /// Filters of the bootstrap left out, by name, in chain order.
+    pub skipped_filters: Vec<String>,
+    /// Added to every request in place of the left-out filters.
+    pub inject: Inject,
 }
 
 impl Target {
+    /// A target of HTTP filters and routes alone.
+    pub fn new(sim: &HostSim, plugins: Vec<Plugin>, routes: Routes) -> Target {
+        Target {
+            sim: sim.clone(),
+            plugins,
+            routes,
+            network: None,
+            tcp_cluster: None,
+            services: Vec::new(),
+            skipped_filters: Vec::new(),
+            inject: Inject::default(),
+        }
+    }
+
     pub fn run(&self, req: HttpRequest) -> HttpOutcome {
+        let req = match self.inject.apply(req) {
+            Ok(r) => r,
+            Err(m) => {
+                return HttpOutcome {
+                    vm_failures: vec![m],
+                    ..HttpOutcome::default()
+                }
+            }
+        };
         FilterChain::new(self.plugins.iter().collect()).http(&self.sim, &self.routes, req)
     }
 
+    /// Every plugin: HTTP filters, the network filter, the services.
+    fn all_plugins(&self) -> Vec<&Plugin> {
+        self.plugins
+            .iter()
+            .chain(self.network.as_ref())
+            .chain(&self.services)
+            .collect()
+    }
+
     pub fn advance(&self, d: Duration) {
-        FilterChain::new(self.plugins.iter().chain(self.network.as_ref()).collect()).advance(d);
+        FilterChain::new(self.all_plugins()).advance(d);
+    }
+
+    /// Log lines of root contexts outside streams (start-up, ticks and queues while no
+    /// stream was open) not taken yet, in plugin order.
+    pub fn take_root_logs(&self) -> Vec<(Level, String)> {
+        self.all_plugins()
+            .into_iter()
+            .flat_map(|p| p.take_logs())
+            .collect()
     }
 
     /// Runs one TCP connection; `None` when the target has no network filter.
@@ -414,10 +564,20 @@ impl Target {
     /// Loads an Envoy bootstrap's Wasm filters and routes, with `opts` applied to every
     /// filter.
     pub fn from_envoy(sim: &HostSim, path: &Path, opts: &LoadOptions) -> Result<Target, Error> {
-        let setup = load_bootstrap(path)?;
-        if setup.http_filters.is_empty() && setup.network_filters.is_empty() {
+        let setup = load_bootstrap_with(
+            path,
+            &BootstrapOptions {
+                skip_filters: opts.skip_filters.clone(),
+            },
+        )?;
+        if setup.http_filters.is_empty()
+            && setup.network_filters.is_empty()
+            && setup.services.is_empty()
+        {
             return Err(Error::EnvoyConfig(
-                "no Wasm filter in the HTTP connection manager or in front of tcp_proxy".into(),
+                "no Wasm filter in the HTTP connection manager or in front of tcp_proxy, \
+                 and no envoy.bootstrap.wasm service"
+                    .into(),
             ));
         }
         if setup.network_filters.len() > 1 {
@@ -444,12 +604,25 @@ impl Target {
             .into_iter()
             .map(load)
             .collect::<Result<_, _>>()?;
+        // A singleton runs one VM on the main thread, whatever the worker count.
+        let services = setup
+            .services
+            .into_iter()
+            .map(|mut spec| {
+                spec.log_level = opts.log_level;
+                spec.properties.extend(&opts.properties);
+                sim.load(spec)
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Target {
             sim: sim.clone(),
             plugins,
             routes: setup.routes,
             network,
             tcp_cluster: setup.tcp_cluster,
+            services,
+            skipped_filters: setup.skipped_filters,
+            inject: Inject::default(),
         })
     }
 }
@@ -487,11 +660,15 @@ impl Scenario {
         for (name, u) in &self.upstreams {
             sim.set_upstream(name, u.reply());
         }
+        for (key, g) in &self.grpc {
+            sim.set_grpc_reply(key, g.reply(key)?);
+        }
         if let Some(c) = &self.clusters {
             sim.declare_clusters(c);
         }
         let mut opts = LoadOptions {
             workers: self.workers.unwrap_or(1),
+            skip_filters: self.skip_filters.clone(),
             ..LoadOptions::default()
         };
         for (k, v) in &self.properties {
@@ -529,11 +706,8 @@ impl Scenario {
                     ),
                 };
                 Target {
-                    sim: sim.clone(),
-                    plugins: vec![sim.load(spec)?],
-                    routes,
-                    network: None,
                     tcp_cluster: self.cluster.clone(),
+                    ..Target::new(sim, vec![sim.load(spec)?], routes)
                 }
             }
             _ => {
@@ -547,6 +721,9 @@ impl Scenario {
             if self.envoy_config.is_some() {
                 target.routes = Routes::cluster_header(h);
             }
+        }
+        if let Some(i) = &self.inject {
+            target.inject = i.clone();
         }
         Ok(target)
     }
@@ -588,32 +765,61 @@ pub fn check(expect: &Expect, out: &HttpOutcome) -> Vec<String> {
             ));
         }
     }
-    let mut headers =
-        |what: &str, want: &BTreeMap<String, Value>, get: &dyn Fn(&str) -> Option<Vec<u8>>| {
-            for (k, v) in want {
-                let got = get(k);
-                let ok = match (v, &got) {
-                    (Value::Null, None) => true,
-                    (Value::Null, Some(_)) | (_, None) => false,
-                    (v, Some(g)) => bytes_from_json(v).as_deref() == Some(g.as_slice()),
-                };
-                if !ok {
-                    diffs.push(format!(
-                        "{what} {k}: expected {v}, got {}",
-                        got.as_deref().map_or("absent".into(), show)
-                    ));
-                }
-            }
-        };
-    headers("response header", &expect.headers, &|k| {
-        out.response_header(k).map(<[u8]>::to_vec)
-    });
-    headers("upstream header", &expect.upstream_headers, &|k| {
-        out.upstream_header(k).map(<[u8]>::to_vec)
-    });
+    headers(
+        &mut diffs,
+        "response header",
+        &expect.headers,
+        &out.response_headers,
+    );
+    headers(
+        &mut diffs,
+        "upstream header",
+        &expect.upstream_headers,
+        out.upstream_request.as_deref().unwrap_or_default(),
+    );
     for needle in &expect.logs_contain {
         if !out.logged(needle) {
             diffs.push(format!("logs: no line contains {needle:?}"));
+        }
+    }
+    if let Some(want) = &expect.callouts {
+        if want.len() != out.callouts.len() {
+            diffs.push(format!(
+                "callouts: expected {}, got {} ({:?})",
+                want.len(),
+                out.callouts.len(),
+                out.callouts
+                    .iter()
+                    .map(|c| c.cluster.as_str())
+                    .collect::<Vec<_>>()
+            ));
+        }
+        for (k, (w, c)) in want.iter().zip(&out.callouts).enumerate() {
+            for (what, want, got) in [
+                ("cluster", &w.cluster, &c.cluster),
+                ("service", &w.service, &c.service),
+                ("method", &w.method, &c.method),
+            ] {
+                if want.as_ref().is_some_and(|x| x != got) {
+                    diffs.push(format!(
+                        "callouts[{k}].{what}: expected {want:?}, got {got:?}"
+                    ));
+                }
+            }
+            if let Some(b) = &w.body {
+                if bytes_from_json(b).as_deref() != Some(c.body.as_slice()) {
+                    diffs.push(format!(
+                        "callouts[{k}].body: expected {b}, got {}",
+                        show(&c.body)
+                    ));
+                }
+            }
+            headers(
+                &mut diffs,
+                &format!("callouts[{k}] header"),
+                &w.headers,
+                &c.headers,
+            );
         }
     }
     for (k, v) in &expect.filter_state {
@@ -632,6 +838,46 @@ pub fn check(expect: &Expect, out: &HttpOutcome) -> Vec<String> {
     diffs
 }
 
+/// Compares expected headers with `got`: `null` means absent, a string the only value, a
+/// list every value in order.
+fn headers(
+    diffs: &mut Vec<String>,
+    what: &str,
+    want: &BTreeMap<String, Value>,
+    got: &[(String, Vec<u8>)],
+) {
+    let show = |b: &[u8]| format!("{:?}", String::from_utf8_lossy(b));
+    for (k, v) in want {
+        let name = k.to_ascii_lowercase();
+        let values: Vec<&[u8]> = got
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_slice())
+            .collect();
+        let expected: Option<Vec<Vec<u8>>> = match v {
+            Value::Null => Some(Vec::new()),
+            Value::Array(a) => a.iter().map(bytes_from_json).collect(),
+            v => bytes_from_json(v).map(|b| vec![b]),
+        };
+        if expected
+            .as_ref()
+            .map(|e| e.iter().map(Vec::as_slice).collect::<Vec<_>>())
+            != Some(values.clone())
+        {
+            let got = if values.is_empty() {
+                "absent".to_string()
+            } else {
+                values
+                    .iter()
+                    .map(|v| show(v))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            diffs.push(format!("{what} {k}: expected {v}, got {got}"));
+        }
+    }
+}
+
 /// Runs a scenario file; returns (passed, failed, report text).
 pub fn run_file(sim: &HostSim, path: &Path) -> Result<(usize, usize, String), Error> {
     let scenario = Scenario::load(path)?;
@@ -639,6 +885,13 @@ pub fn run_file(sim: &HostSim, path: &Path) -> Result<(usize, usize, String), Er
     let target = scenario.target(sim, base)?;
     let (mut passed, mut failed) = (0, 0);
     let mut report = String::new();
+    if !target.skipped_filters.is_empty() {
+        let _ = writeln!(
+            report,
+            "SKIPPED FILTERS (not run): {}",
+            target.skipped_filters.join(", ")
+        );
+    }
     let mut record = |name: &str, diffs: Vec<String>, logs: &[(crate::types::Level, String)]| {
         if diffs.is_empty() {
             passed += 1;
@@ -655,15 +908,34 @@ pub fn run_file(sim: &HostSim, path: &Path) -> Result<(usize, usize, String), Er
         }
     };
     for case in &scenario.cases {
-        if case.request.advance_ms > 0 {
-            target.advance(Duration::from_millis(case.request.advance_ms));
+        let advance = case.advance_ms + case.request.as_ref().map_or(0, |r| r.advance_ms);
+        if advance > 0 {
+            target.advance(Duration::from_millis(advance));
         }
-        let req = case
-            .request
-            .to_request()
-            .map_err(|m| input_err(&path.display().to_string(), format!("{}: {m}", case.name)))?;
-        let out = target.run(req);
-        record(&case.name, check(&case.expect, &out), &out.logs);
+        let mut root_logs = target.take_root_logs();
+        let mut out = match &case.request {
+            Some(r) => {
+                let req = r.to_request().map_err(|m| {
+                    input_err(&path.display().to_string(), format!("{}: {m}", case.name))
+                })?;
+                target.run(req)
+            }
+            None => HttpOutcome::default(),
+        };
+        root_logs.extend(target.take_root_logs());
+        let mut diffs = if case.request.is_some() {
+            check(&case.expect, &out)
+        } else {
+            Vec::new()
+        };
+        for needle in &case.expect.root_logs_contain {
+            if !root_logs.iter().any(|(_, m)| m.contains(needle.as_str())) {
+                diffs.push(format!("root logs: no line contains {needle:?}"));
+            }
+        }
+        let mut logs = root_logs;
+        logs.append(&mut out.logs);
+        record(&case.name, diffs, &logs);
     }
     for case in &scenario.tcp_cases {
         if case.connection.advance_ms > 0 {

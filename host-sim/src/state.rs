@@ -139,6 +139,7 @@ pub(crate) struct CallResponse {
 
 #[derive(Debug)]
 pub(crate) struct PendingHttpCall {
+    /// The context that made the call: its stream (if still open) sees the callback.
     pub context: u32,
     pub due: u64,
     pub response: CallResponse,
@@ -150,6 +151,8 @@ pub(crate) struct PendingGrpc {
     pub due: u64,
     pub status: u32,
     pub message: String,
+    /// The response message of a scripted success (`proxy_on_grpc_receive`).
+    pub response: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +183,8 @@ pub(crate) struct HostState {
     pub stream_context: u32,
     pub access: Access,
     pub actions: Vec<(u32, HostAction)>,
+    /// Callouts started since the engine last took them.
+    pub callouts: Vec<crate::upstreams::Callout>,
     pub http_calls: BTreeMap<u32, PendingHttpCall>,
     pub grpc_calls: BTreeMap<u32, PendingGrpc>,
     pub next_http_token: u32,
@@ -217,6 +222,7 @@ impl HostState {
             stream_context: 0,
             access: Access::default(),
             actions: Vec::new(),
+            callouts: Vec::new(),
             http_calls: BTreeMap::new(),
             grpc_calls: BTreeMap::new(),
             next_http_token: 1,

@@ -17,6 +17,60 @@ pub struct UpstreamRequest {
     pub from_http_call: bool,
 }
 
+/// A callout a guest started (`proxy_http_call` or `proxy_grpc_call`), as the host sent it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Callout {
+    /// `http` or `grpc`.
+    pub kind: String,
+    pub cluster: String,
+    /// HTTP: the request headers (with the `content-length` the host adds); gRPC: the
+    /// initial metadata.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// HTTP: the body; gRPC: the request message.
+    pub body: Vec<u8>,
+    pub trailers: Vec<(String, Vec<u8>)>,
+    pub timeout_ms: u32,
+    /// gRPC only: `service` and `method`.
+    pub service: String,
+    pub method: String,
+}
+
+/// What a cluster answers to a unary gRPC call. Envoy delivers a success (status 0) as
+/// `proxy_on_grpc_receive` with the message, anything else as `proxy_on_grpc_close`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GrpcReply {
+    pub status: u32,
+    pub message: String,
+    /// The response message (protobuf bytes) of a success.
+    pub response: Vec<u8>,
+    pub delay: Duration,
+}
+
+impl GrpcReply {
+    pub fn ok(response: impl Into<Vec<u8>>) -> Self {
+        GrpcReply {
+            status: 0,
+            message: String::new(),
+            response: response.into(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn error(status: u32, message: &str) -> Self {
+        GrpcReply {
+            status,
+            message: message.to_string(),
+            response: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
 /// What an upstream answers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UpstreamReply {
@@ -143,6 +197,8 @@ pub struct Upstreams {
     strict: bool,
     /// Endpoint address per cluster, served as `upstream.address`.
     addresses: HashMap<String, String>,
+    /// Scripted gRPC answers by `cluster`, `cluster/service` or `cluster/service/method`.
+    grpc: HashMap<String, GrpcReply>,
 }
 
 impl fmt::Debug for Upstreams {
@@ -201,6 +257,23 @@ impl Upstreams {
 
     pub fn exists(&self, cluster: &str) -> bool {
         !cluster.is_empty() && (!self.strict || self.known.contains(cluster))
+    }
+
+    /// Scripts the answer to unary gRPC calls to `key`: a cluster, `cluster/service` or
+    /// `cluster/service/method` (the most specific wins).
+    pub fn set_grpc(&mut self, key: &str, reply: GrpcReply) {
+        self.grpc.insert(key.to_string(), reply);
+    }
+
+    /// The scripted answer to a gRPC call, if any.
+    pub fn grpc_reply(&self, cluster: &str, service: &str, method: &str) -> Option<GrpcReply> {
+        [
+            format!("{cluster}/{service}/{method}"),
+            format!("{cluster}/{service}"),
+            cluster.to_string(),
+        ]
+        .iter()
+        .find_map(|k| self.grpc.get(k).cloned())
     }
 
     pub fn reply(&self, req: &UpstreamRequest) -> UpstreamReply {

@@ -9,7 +9,7 @@ use wasmtime::{
 
 use crate::error::Error;
 use crate::shared::{lock, Shared};
-use crate::state::{Access, ContextKind, HostAction, HostState, PluginInfo, Stream};
+use crate::state::{Access, ContextKind, HostAction, HostState, PendingGrpc, PluginInfo, Stream};
 use crate::types::{Level, Status};
 
 type F1 = TypedFunc<i32, ()>;
@@ -44,6 +44,7 @@ struct Exports {
     response_trailers: Option<F2R>,
     http_call_response: Option<F5>,
     grpc_close: Option<F3>,
+    grpc_receive: Option<F3>,
     done: Option<F1R>,
     log: Option<F1>,
     delete: Option<F1>,
@@ -90,6 +91,7 @@ impl Exports {
             response_trailers: typed(store, i, "proxy_on_response_trailers")?,
             http_call_response: typed(store, i, "proxy_on_http_call_response")?,
             grpc_close: typed(store, i, "proxy_on_grpc_close")?,
+            grpc_receive: typed(store, i, "proxy_on_grpc_receive")?,
             done: typed(store, i, "proxy_on_done")?,
             log: typed(store, i, "proxy_on_log")?,
             delete: typed(store, i, "proxy_on_delete")?,
@@ -132,6 +134,7 @@ pub(crate) struct CallOutcome {
     pub result: Result<i32, String>,
     pub actions: Vec<(u32, HostAction)>,
     pub logs: Vec<(Level, String)>,
+    pub callouts: Vec<crate::upstreams::Callout>,
 }
 
 pub(crate) struct Vm {
@@ -421,15 +424,14 @@ impl Vm {
             result,
             actions: std::mem::take(&mut st.actions),
             logs: std::mem::take(&mut st.logs),
+            callouts: std::mem::take(&mut st.callouts),
         }
     }
 
-    /// Envoy cancels a context's outstanding callouts when the context goes away.
+    /// A deleted context's callouts live on: Envoy files them under the root context,
+    /// which gets their callbacks later.
     fn forget_context(&mut self, ctx: u32) {
-        let st = self.store.data_mut();
-        st.contexts.remove(&ctx);
-        st.http_calls.retain(|_, c| c.context != ctx);
-        st.grpc_calls.retain(|_, c| c.context != ctx);
+        self.store.data_mut().contexts.remove(&ctx);
     }
 
     /// The earliest virtual time at which this VM has something to do.
@@ -510,9 +512,14 @@ impl Vm {
             st.stream_context = 0;
             st.access = Access::default();
         }
-        self.store.data_mut().current_context = ctx;
+        // Envoy files every callout under the root context (`proxy_http_call` and the gRPC
+        // calls act on `root_context()`), so its callbacks name the root context; the
+        // stream that made the call stays loaded for `proxy_set_effective_context`.
+        let callout = matches!(ev, VmEvent::HttpResponse { .. } | VmEvent::GrpcClose { .. });
+        let target = if callout { self.root_context() } else { ctx };
+        self.store.data_mut().current_context = target;
         let ex = self.ex.clone();
-        let c = ctx as i32;
+        let c = target as i32;
         let result = match ev {
             VmEvent::Tick => {
                 let st = self.store.data_mut();
@@ -564,6 +571,21 @@ impl Vm {
                 let st = self.store.data_mut();
                 match st.grpc_calls.remove(&token) {
                     None => Ok(None),
+                    Some(PendingGrpc {
+                        response: Some(message),
+                        ..
+                    }) => {
+                        // A unary success: the message, and no close callback.
+                        let size = message.len() as i32;
+                        st.grpc_message = Some(message);
+                        let res = self.raw_call(
+                            "proxy_on_grpc_receive",
+                            ex.grpc_receive.as_ref(),
+                            (c, token as i32, size),
+                        );
+                        self.store.data_mut().grpc_message = None;
+                        res
+                    }
                     Some(call) => {
                         st.status = (call.status, call.message.into_bytes());
                         let res = self.raw_call(

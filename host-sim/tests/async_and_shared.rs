@@ -18,10 +18,13 @@ fn callout_guest() -> String {
   (data (i32.const 1240) "callout failed")
   (data (i32.const 1260) "denied")
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    ;; The callback comes to the root context: remember the stream's (as SDKs do).
+    (i32.store (i32.const 800) (local.get 0))
     (call $log_num (call $http_call (i32.const 1024) (i32.const 4) (i32.const 1040) (i32.const {len})
       (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 300)))
     (i32.const 1))
   (func (export "proxy_on_http_call_response") (param $ctx i32) (param $token i32) (param $nh i32) (param $body i32) (param $nt i32)
+    (drop (call $set_effective (i32.load (i32.const 800))))
     (if (i32.eqz (local.get $nh)) (then
       (drop (call $send_local (i32.const 503) (i32.const 0) (i32.const 0) (i32.const 1240) (i32.const 14) (i32.const 0) (i32.const 0) (i32.const -1)))
       (return)))

@@ -272,3 +272,226 @@ tcp_cases:
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("PASS filter picks the cluster"), "{stdout}");
 }
+
+fn host_sim_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-sim"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Logs `started` at configure and `tick` every 100 ms; rejects a configuration longer
+/// than 5 bytes, logging `too long`.
+const TICKER: &str = r#"
+  (data (i32.const 1024) "tick")
+  (data (i32.const 1040) "started")
+  (data (i32.const 1060) "too long")
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (if (i32.gt_u (local.get 1) (i32.const 5))
+      (then
+        (drop (call $proxy_log (i32.const 3) (i32.const 1060) (i32.const 8)))
+        (return (i32.const 0))))
+    (drop (call $set_tick (i32.const 100)))
+    (call $log (i32.const 1040) (i32.const 7))
+    (i32.const 1))
+  (func (export "proxy_on_tick") (param i32)
+    (call $log (i32.const 1024) (i32.const 4)))
+"#;
+
+#[test]
+fn run_shows_root_context_logs() {
+    let dir = workdir("root-logs");
+    std::fs::write(dir.join("ticker.wat"), common::guest(TICKER)).unwrap();
+    let requests = dir.join("requests.jsonl");
+    std::fs::write(
+        &requests,
+        "{\"name\": \"first\"}\n{\"name\": \"later\", \"advance_ms\": 250, \"advance_only\": true}\n",
+    )
+    .unwrap();
+    let wat = dir.join("ticker.wat");
+    let (code, stdout, stderr) = host_sim(&[
+        "run",
+        "--wasm",
+        wat.to_str().unwrap(),
+        "--requests",
+        requests.to_str().unwrap(),
+        "--no-cache",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0]["root_logs"],
+        serde_json::json!([["info", "started"]])
+    );
+    assert_eq!(
+        lines[1]["root_logs"],
+        serde_json::json!([["info", "tick"], ["info", "tick"]])
+    );
+    assert!(lines[1].get("status").is_none(), "{}", lines[1]);
+}
+
+#[test]
+fn check_config_reports_each_configuration_in_one_process() {
+    let dir = workdir("check-config");
+    std::fs::write(dir.join("ticker.wat"), common::guest(TICKER)).unwrap();
+    let wat = dir.join("ticker.wat");
+    let files = [
+        ("ok.json", "{}"),
+        ("long.json", "{\"a\": 1}"),
+        ("broken.json", "{\"a\" 1}"),
+    ];
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let mut args = vec!["check-config", "--wasm", wat.to_str().unwrap()];
+    let paths: Vec<String> = files
+        .iter()
+        .map(|(n, _)| dir.join(n).display().to_string())
+        .collect();
+    args.extend(paths.iter().map(String::as_str));
+    let (code, stdout, stderr) = host_sim_env(&args, &[("HOST_SIM_CACHE_DIR", &dir.join("cache"))]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0]["configured"], true);
+    assert_eq!(lines[1]["configured"], false);
+    assert_eq!(lines[1]["logs"], serde_json::json!([["warn", "too long"]]));
+    assert!(lines[1].get("hint").is_none(), "valid JSON needs no hint");
+    assert!(
+        lines[2]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("not valid JSON") && h.contains("column 6")),
+        "{}",
+        lines[2]
+    );
+}
+
+#[test]
+fn a_json_syntax_error_in_config_string_says_where() {
+    let dir = workdir("json-hint");
+    std::fs::write(dir.join("ticker.wat"), common::guest(TICKER)).unwrap();
+    let requests = dir.join("requests.jsonl");
+    std::fs::write(&requests, "{}\n").unwrap();
+    let wat = dir.join("ticker.wat");
+    let (code, _, stderr) = host_sim(&[
+        "run",
+        "--wasm",
+        wat.to_str().unwrap(),
+        "--config-string",
+        "{routes: []}",
+        "--requests",
+        requests.to_str().unwrap(),
+        "--no-cache",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(
+            "the configuration (--config-string) is not valid JSON: key must be a string"
+        ) && stderr.contains("at line 1 column 2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn compiled_modules_are_reused_from_the_cache_folder() {
+    let dir = setup("disk-cache");
+    let cache = dir.join("cache");
+    let requests = dir.join("requests.jsonl");
+    std::fs::write(&requests, "{\"headers\": {\"x-target\": \"east\"}}\n").unwrap();
+    let wat = dir.join("router.wat");
+    let args = [
+        "run",
+        "--wasm",
+        wat.to_str().unwrap(),
+        "--requests",
+        requests.to_str().unwrap(),
+    ];
+    let entries = || -> Vec<PathBuf> {
+        std::fs::read_dir(&cache)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    };
+    let (code, first, stderr) = host_sim_env(&args, &[("HOST_SIM_CACHE_DIR", &cache)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(entries().len(), 1, "one compiled module stored");
+    // A damaged entry is not used: the module compiles again and the result is the same.
+    std::fs::write(&entries()[0], b"not a module").unwrap();
+    let (code, again, stderr) = host_sim_env(&args, &[("HOST_SIM_CACHE_DIR", &cache)]);
+    assert_eq!((code, &again), (0, &first), "{stderr}");
+    let (code, cached, _) = host_sim_env(&args, &[("HOST_SIM_CACHE_DIR", &cache)]);
+    assert_eq!((code, &cached), (0, &first));
+    let no_cache = dir.join("unused");
+    let with_flag: Vec<&str> = args.iter().copied().chain(["--no-cache"]).collect();
+    let (code, _, _) = host_sim_env(&with_flag, &[("HOST_SIM_CACHE_DIR", &no_cache)]);
+    assert_eq!(code, 0);
+    assert!(!no_cache.exists(), "--no-cache writes nothing");
+}
+
+#[test]
+fn scenarios_check_every_header_value_root_logs_and_callouts() {
+    let dir = workdir("scenario-fields");
+    let (pairs, len) = common::check_callout_headers();
+    let guest = common::guest(&format!(
+        r#"
+  (data (i32.const 1024) "auth")
+  (data (i32.const 1100) "{pairs}")
+  (data (i32.const 1400) "x-many")
+  (data (i32.const 1410) "one")
+  (data (i32.const 1420) "two")
+  (data (i32.const 1430) "configured")
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (call $log (i32.const 1430) (i32.const 10))
+    (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $http_call (i32.const 1024) (i32.const 4) (i32.const 1100) (i32.const {len})
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 500) (i32.const 300)))
+    (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (drop (call $add_header (i32.const 2) (i32.const 1400) (i32.const 6) (i32.const 1410) (i32.const 3)))
+    (drop (call $add_header (i32.const 2) (i32.const 1400) (i32.const 6) (i32.const 1420) (i32.const 3)))
+    (i32.const 0))"#
+    ));
+    std::fs::write(dir.join("g.wat"), guest).unwrap();
+    let scenario = dir.join("s.yaml");
+    std::fs::write(
+        &scenario,
+        r#"
+wasm: g.wat
+cluster: east
+cases:
+- name: all values and the callout
+  request: {path: /}
+  expect:
+    headers: {x-many: [one, two]}
+    root_logs_contain: [configured]
+    callouts: [{cluster: auth, headers: {":path": /check}}]
+- name: only the first value is wrong
+  request: {path: /}
+  expect: {headers: {x-many: one}}
+"#,
+    )
+    .unwrap();
+    let (code, stdout, _) = host_sim(&["test", scenario.to_str().unwrap(), "--no-cache"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("PASS all values and the callout"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"response header x-many: expected "one", got "one", "two""#),
+        "{stdout}"
+    );
+}

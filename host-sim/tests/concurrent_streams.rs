@@ -68,9 +68,12 @@ fn guest() -> String {
         (if (call $http_call (call $ret_ptr) (call $ret_len) (i32.const 1200) (i32.const {len})
               (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 300))
           (then (return (i32.const 0))))
+        ;; The callback comes to the root context: remember which stream made the call.
+        (i32.store (i32.add (i32.const 3000) (i32.mul (i32.load (i32.const 300)) (i32.const 4))) (local.get $ctx))
         (return (i32.const 1))))
     (i32.const 0))
   (func (export "proxy_on_http_call_response") (param $ctx i32) (param $token i32) (param $nh i32) (param $body i32) (param $nt i32)
+    (drop (call $set_effective (i32.load (i32.add (i32.const 3000) (i32.mul (local.get $token) (i32.const 4))))))
     (drop (call $get_buffer (i32.const 4) (i32.const 0) (local.get $body) (i32.const 256) (i32.const 260)))
     (call $log (call $ret_ptr) (call $ret_len))
     (drop (call $replace_header (i32.const 0) (i32.const 1072) (i32.const 18) (call $ret_ptr) (call $ret_len)))

@@ -143,11 +143,13 @@ fn grpc_calls_answer_unimplemented() {
   (data (i32.const 1040) "svc.Service")
   (data (i32.const 1060) "Method")
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (i32.store (i32.const 800) (local.get 0))
     (call $log_num (call $grpc (i32.const 1024) (i32.const 12) (i32.const 1040) (i32.const 11) (i32.const 1060) (i32.const 6)
       (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 300)))
     (call $log_num (i32.rem_u (i32.load (i32.const 300)) (i32.const 2)))
     (i32.const 1))
   (func (export "proxy_on_grpc_close") (param i32 i32 i32)
+    (drop (call $set_effective (i32.load (i32.const 800))))
     (call $log_num (local.get 2))
     (drop (call $continue (i32.const 0))))"#,
     )
