@@ -57,7 +57,7 @@ pub enum InvalidAuthority {
     Userinfo,
     /// No host before the port, or an empty `[]`.
     EmptyHost,
-    /// A byte no host can have (outside RFC 3986 `reg-name`, or a bad `%` escape).
+    /// A byte no host can have (outside RFC 3986 `reg-name`, a `,`, or a bad `%` escape).
     HostCharacter,
     /// An IPv6 literal without its closing `]`, or with bytes other than hex digits, `:`, `.`.
     Ipv6Literal,
@@ -155,7 +155,8 @@ fn check_port(rest: &[u8]) -> Result<(), InvalidAuthority> {
 }
 
 /// RFC 3986 `reg-name` (which also covers IPv4 addresses): unreserved characters,
-/// sub-delimiters and `%XX` escapes.
+/// sub-delimiters and `%XX` escapes, but no `,`: Envoy joins duplicate `Host` headers with
+/// one (`other.example,secure.example`), and a backend may pick either name.
 fn is_reg_name(host: &[u8]) -> bool {
     let mut i = 0;
     while let Some(&b) = host.get(i) {
@@ -167,7 +168,7 @@ fn is_reg_name(host: &[u8]) -> bool {
             i += 3;
             continue;
         }
-        if !(b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)) {
+        if !(b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=".contains(&b)) {
             return false;
         }
         i += 1;
@@ -289,6 +290,7 @@ mod tests {
             (b"[foo.com]", Err(E::Ipv6Literal)),
             (b"\xff.com", Err(E::HostCharacter)),
             (b"foo com", Err(E::HostCharacter)),
+            (b"other.example,secure.example", Err(E::HostCharacter)),
             (b"foo.com/x", Err(E::HostCharacter)),
             (b"a%4.com", Err(E::HostCharacter)),
         ];
