@@ -57,7 +57,8 @@ fuzz: setup build cargo-fuzz
 	@mkdir -p target/fuzz
 	@for t in $(FUZZ_TARGETS); do \
 	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
-	  cargo fuzz run --sanitizer none $$t fuzz/corpus/$$t -- \
+	  features=; case $$t in hostsim_abi|differential) features="--features hostsim";; esac; \
+	  cargo fuzz run --sanitizer none $$features $$t fuzz/corpus/$$t -- \
 	    -dict=fuzz/dict/$$t.dict -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 	    -print_final_stats=1 > target/fuzz/$$t.log 2>&1 || { tail -n 40 target/fuzz/$$t.log; exit 1; }; \
 	  grep -E "stat::number_of_executed_units|stat::new_units_added" target/fuzz/$$t.log; \

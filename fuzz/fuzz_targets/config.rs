@@ -1,3 +1,6 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wasmgate_tests::fuzz::config(data));
+#[path = "../../tests/src/fuzz_core.rs"]
+mod fuzz_core;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_core::config(data));

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod deploy;
 pub mod envoy;
 pub mod fuzz;
+pub mod fuzz_core;
 pub mod http;
 pub mod keysets;
 pub mod mc;
