@@ -1,5 +1,7 @@
 #![no_main]
 
+// Each target uses part of the shared module.
+#[allow(dead_code)]
 #[path = "../../tests/src/fuzz_core.rs"]
 mod fuzz_core;
 

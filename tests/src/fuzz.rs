@@ -11,8 +11,11 @@ use wasmgate_core::{FixedRandom, Outcome, RequestView};
 
 pub use crate::fuzz_core::{balancer, config, request, with_table, FuzzRequest, REQUEST_CONFIG};
 
+/// A fuzz target's body: any bytes in, a panic only when an invariant breaks.
+pub type Target = fn(&[u8]);
+
 /// Every fuzz target: its name (the corpus and dictionary file names) and body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("config", config),
     ("request", request),
     ("balancer", balancer),
@@ -213,8 +216,7 @@ pub fn hostsim_abi(data: &[u8]) {
     let sim = abi_sim().fresh();
     static GUEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let wat = GUEST.get_or_init(abi_guest_wat).clone();
-    let spec = PluginSpec::new(WasmSource::Wat(wat), "fuzz.abi")
-        .with_configuration(data.to_vec());
+    let spec = PluginSpec::new(WasmSource::Wat(wat), "fuzz.abi").with_configuration(data.to_vec());
     // Refusing the configuration or trapping is a defined answer; so is an error.
     let Ok(plugin) = sim.load(spec) else { return };
     let _ = plugin.http(&Routes::fixed("any"), HttpRequest::get("a.example", "/"));
@@ -292,7 +294,11 @@ pub fn differential(data: &[u8]) {
             r = r.header(n, v);
         }
         let out = plugin.http(&Routes::cluster_header("x-wasmgate-cluster"), r);
-        assert!(out.vm_failures.is_empty(), "the VM failed: {:?}", out.vm_failures);
+        assert!(
+            out.vm_failures.is_empty(),
+            "the VM failed: {:?}",
+            out.vm_failures
+        );
         match (&out.local_reply, &out.cluster) {
             (Some(reply), _) => Decision::Status(reply.status),
             (None, Some(c)) => Decision::Cluster(c.clone()),

@@ -193,4 +193,3 @@ pub fn balancer(data: &[u8]) {
         }
     });
 }
-

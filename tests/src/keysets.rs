@@ -117,7 +117,11 @@ impl SwissModel {
     }
 
     fn tag(&self, h: u64) -> u8 {
-        let h = if self.hash_bits == 64 { h } else { h & 0xffff_ffff };
+        let h = if self.hash_bits == 64 {
+            h
+        } else {
+            h & 0xffff_ffff
+        };
         (h >> (self.hash_bits - 7)) as u8
     }
 

@@ -93,52 +93,254 @@ fn cases() -> Vec<Case> {
     vec![
         // Authority forms.
         c("plain host", get("secure.example", "/admin"), Status(403)),
-        c("host with port", get("secure.example:80", "/admin"), Status(403)),
-        c("host in upper case", get("SECURE.Example", "/admin"), Status(403)),
-        c("host with a trailing dot", get("secure.example.", "/admin"), Status(403)),
-        c("trailing dot and port", get("secure.example.:8080", "/admin"), Status(403)),
-        stricter("double port", get("secure.example:80:80", "/admin"), Status(403), INVALID_AUTHORITY),
-        stricter("double port on /", get("secure.example:80:80", "/"), Backend(SECURE, "/"), INVALID_AUTHORITY),
-        stricter("letters for a port", get("secure.example:http", "/admin"), Status(403), INVALID_AUTHORITY),
-        stricter("empty port", get("secure.example:", "/admin"), Backend(CATCHALL, "/admin"), EMPTY_PORT),
-        c("IPv6 literal", get("[::1]:80", "/admin"), Backend(CATCHALL, "/admin")),
-        stricter("userinfo", get("user@secure.example", "/admin"), Backend(CATCHALL, "/admin"), USERINFO),
-        c("other host", get("other.example", "/admin"), Backend(CATCHALL, "/admin")),
-        c("suffix of the host", get("xsecure.example", "/admin"), Backend(CATCHALL, "/admin")),
-        stricter("two hosts, other first", http11("GET", b"/admin", &[b"host: other.example", b"host: secure.example"]), Backend(CATCHALL, "/admin"), TWO_HOSTS),
-        c("HTTP/1.0 without host", b"GET /admin HTTP/1.0\r\n\r\n".to_vec(), Status(426)),
-        c("absolute form wins over host", http11("GET", b"http://secure.example/admin", &[b"host: other.example"]), Status(403)),
-        c("absolute form elsewhere", http11("GET", b"http://other.example/admin", &[b"host: secure.example"]), Backend(CATCHALL, "/admin")),
+        c(
+            "host with port",
+            get("secure.example:80", "/admin"),
+            Status(403),
+        ),
+        c(
+            "host in upper case",
+            get("SECURE.Example", "/admin"),
+            Status(403),
+        ),
+        c(
+            "host with a trailing dot",
+            get("secure.example.", "/admin"),
+            Status(403),
+        ),
+        c(
+            "trailing dot and port",
+            get("secure.example.:8080", "/admin"),
+            Status(403),
+        ),
+        stricter(
+            "double port",
+            get("secure.example:80:80", "/admin"),
+            Status(403),
+            INVALID_AUTHORITY,
+        ),
+        stricter(
+            "double port on /",
+            get("secure.example:80:80", "/"),
+            Backend(SECURE, "/"),
+            INVALID_AUTHORITY,
+        ),
+        stricter(
+            "letters for a port",
+            get("secure.example:http", "/admin"),
+            Status(403),
+            INVALID_AUTHORITY,
+        ),
+        stricter(
+            "empty port",
+            get("secure.example:", "/admin"),
+            Backend(CATCHALL, "/admin"),
+            EMPTY_PORT,
+        ),
+        c(
+            "IPv6 literal",
+            get("[::1]:80", "/admin"),
+            Backend(CATCHALL, "/admin"),
+        ),
+        stricter(
+            "userinfo",
+            get("user@secure.example", "/admin"),
+            Backend(CATCHALL, "/admin"),
+            USERINFO,
+        ),
+        c(
+            "other host",
+            get("other.example", "/admin"),
+            Backend(CATCHALL, "/admin"),
+        ),
+        c(
+            "suffix of the host",
+            get("xsecure.example", "/admin"),
+            Backend(CATCHALL, "/admin"),
+        ),
+        stricter(
+            "two hosts, other first",
+            http11(
+                "GET",
+                b"/admin",
+                &[b"host: other.example", b"host: secure.example"],
+            ),
+            Backend(CATCHALL, "/admin"),
+            TWO_HOSTS,
+        ),
+        c(
+            "HTTP/1.0 without host",
+            b"GET /admin HTTP/1.0\r\n\r\n".to_vec(),
+            Status(426),
+        ),
+        c(
+            "absolute form wins over host",
+            http11(
+                "GET",
+                b"http://secure.example/admin",
+                &[b"host: other.example"],
+            ),
+            Status(403),
+        ),
+        c(
+            "absolute form elsewhere",
+            http11(
+                "GET",
+                b"http://other.example/admin",
+                &[b"host: secure.example"],
+            ),
+            Backend(CATCHALL, "/admin"),
+        ),
         // Path forms.
-        c("trailing slash", get("secure.example", "/admin/"), Status(403)),
-        c("dot segments", get("secure.example", "/x/../admin/./y"), Status(403)),
-        c("dot segments above the root", get("secure.example", "/../../admin"), Status(403)),
-        c("repeated slashes", get("secure.example", "//admin"), Status(403)),
-        c("percent-encoded letter", get("secure.example", "/%61dmin"), Status(403)),
-        c("percent-encoded upper", get("secure.example", "/%41DMIN"), Backend(SECURE, "/ADMIN")),
-        c("double encoding stays encoded", get("secure.example", "/%2561dmin"), Backend(SECURE, "/%2561dmin")),
-        c("encoded slash", get("secure.example", "/admin%2Fx"), Status(307)),
-        c("encoded backslash", get("secure.example", "/admin%5Cx"), Status(307)),
-        c("raw backslash", get("secure.example", "/admin\\x"), Status(403)),
-        c("semicolon parameter", get("secure.example", "/admin;a=b"), Backend(SECURE, "/admin;a=b")),
-        c("semicolon in a later element", get("secure.example", "/admin/x;a=b"), Status(403)),
-        c("fragment", get("secure.example", "/admin#frag"), Status(400)),
+        c(
+            "trailing slash",
+            get("secure.example", "/admin/"),
+            Status(403),
+        ),
+        c(
+            "dot segments",
+            get("secure.example", "/x/../admin/./y"),
+            Status(403),
+        ),
+        c(
+            "dot segments above the root",
+            get("secure.example", "/../../admin"),
+            Status(403),
+        ),
+        c(
+            "repeated slashes",
+            get("secure.example", "//admin"),
+            Status(403),
+        ),
+        c(
+            "percent-encoded letter",
+            get("secure.example", "/%61dmin"),
+            Status(403),
+        ),
+        c(
+            "percent-encoded upper",
+            get("secure.example", "/%41DMIN"),
+            Backend(SECURE, "/ADMIN"),
+        ),
+        c(
+            "double encoding stays encoded",
+            get("secure.example", "/%2561dmin"),
+            Backend(SECURE, "/%2561dmin"),
+        ),
+        c(
+            "encoded slash",
+            get("secure.example", "/admin%2Fx"),
+            Status(307),
+        ),
+        c(
+            "encoded backslash",
+            get("secure.example", "/admin%5Cx"),
+            Status(307),
+        ),
+        c(
+            "raw backslash",
+            get("secure.example", "/admin\\x"),
+            Status(403),
+        ),
+        c(
+            "semicolon parameter",
+            get("secure.example", "/admin;a=b"),
+            Backend(SECURE, "/admin;a=b"),
+        ),
+        c(
+            "semicolon in a later element",
+            get("secure.example", "/admin/x;a=b"),
+            Status(403),
+        ),
+        c(
+            "fragment",
+            get("secure.example", "/admin#frag"),
+            Status(400),
+        ),
         c("query", get("secure.example", "/admin?x=/"), Status(403)),
         c("8 KiB path", get("secure.example", &long_path), Status(403)),
-        c("non-UTF-8 byte", http11("GET", b"/admin/\xff", &[b"host: secure.example"]), Status(400)),
-        c("case of the path", get("secure.example", "/ADMIN"), Backend(SECURE, "/ADMIN")),
+        c(
+            "non-UTF-8 byte",
+            http11("GET", b"/admin/\xff", &[b"host: secure.example"]),
+            Status(400),
+        ),
+        c(
+            "case of the path",
+            get("secure.example", "/ADMIN"),
+            Backend(SECURE, "/ADMIN"),
+        ),
         // Header abuse: the routing header is the router's alone.
-        c("spoofed routing header", http11("GET", b"/", &[b"host: other.example", b"x-wasmgate-cluster: secure-app_80"]), Backend(CATCHALL, "/")),
-        c("spoofed in upper case, twice", http11("GET", b"/", &[b"host: other.example", b"X-WASMGATE-CLUSTER: secure-app_80", b"X-Wasmgate-Cluster: secure-app_80"]), Backend(CATCHALL, "/")),
-        c("spoofed service header", http11("GET", b"/", &[b"host: other.example", b"x-wasmgate-service: secure-app"]), Backend(CATCHALL, "/")),
+        c(
+            "spoofed routing header",
+            http11(
+                "GET",
+                b"/",
+                &[b"host: other.example", b"x-wasmgate-cluster: secure-app_80"],
+            ),
+            Backend(CATCHALL, "/"),
+        ),
+        c(
+            "spoofed in upper case, twice",
+            http11(
+                "GET",
+                b"/",
+                &[
+                    b"host: other.example",
+                    b"X-WASMGATE-CLUSTER: secure-app_80",
+                    b"X-Wasmgate-Cluster: secure-app_80",
+                ],
+            ),
+            Backend(CATCHALL, "/"),
+        ),
+        c(
+            "spoofed service header",
+            http11(
+                "GET",
+                b"/",
+                &[b"host: other.example", b"x-wasmgate-service: secure-app"],
+            ),
+            Backend(CATCHALL, "/"),
+        ),
         c("100 headers", http11("GET", b"/admin", &many), Status(403)),
-        c("60 KiB header value", http11("GET", b"/admin", &[b"host: secure.example", big_value.as_bytes()]), Status(431)),
+        c(
+            "60 KiB header value",
+            http11(
+                "GET",
+                b"/admin",
+                &[b"host: secure.example", big_value.as_bytes()],
+            ),
+            Status(431),
+        ),
         // Methods.
-        c("unknown method", http11("FOO", b"/admin", &[b"host: secure.example"]), Status(400)),
-        c("lower-case method", http11("get", b"/admin", &[b"host: secure.example"]), Status(400)),
-        c("DELETE", http11("DELETE", b"/admin", &[b"host: secure.example"]), Status(403)),
-        c("OPTIONS *", http11("OPTIONS", b"*", &[b"host: secure.example"]), Status(404)),
-        c("CONNECT", http11("CONNECT", b"secure.example:443", &[b"host: secure.example:443"]), Status(404)),
+        c(
+            "unknown method",
+            http11("FOO", b"/admin", &[b"host: secure.example"]),
+            Status(400),
+        ),
+        c(
+            "lower-case method",
+            http11("get", b"/admin", &[b"host: secure.example"]),
+            Status(400),
+        ),
+        c(
+            "DELETE",
+            http11("DELETE", b"/admin", &[b"host: secure.example"]),
+            Status(403),
+        ),
+        c(
+            "OPTIONS *",
+            http11("OPTIONS", b"*", &[b"host: secure.example"]),
+            Status(404),
+        ),
+        c(
+            "CONNECT",
+            http11(
+                "CONNECT",
+                b"secure.example:443",
+                &[b"host: secure.example:443"],
+            ),
+            Status(404),
+        ),
     ]
 }
 
@@ -184,7 +386,9 @@ fn observe(at: SocketAddr, raw: &[u8]) -> Seen {
 fn matches(seen: &Seen, want: Expect) -> bool {
     match want {
         Expect::Backend(b, path) => {
-            seen.status == 200 && seen.backend.as_deref() == Some(b) && seen.path.as_deref() == Some(path)
+            seen.status == 200
+                && seen.backend.as_deref() == Some(b)
+                && seen.path.as_deref() == Some(path)
         }
         Expect::Status(s) => seen.status == s && seen.backend.is_none(),
     }
@@ -210,7 +414,10 @@ fn start(label: &str, backends: &[Backend]) -> Deployment {
 
 #[test]
 fn adversarial_requests_get_the_same_answer_from_the_router_and_envoys_routes() {
-    let backends = [Backend::start(SECURE).unwrap(), Backend::start(CATCHALL).unwrap()];
+    let backends = [
+        Backend::start(SECURE).unwrap(),
+        Backend::start(CATCHALL).unwrap(),
+    ];
     let d = start("adversarial", &backends);
     let at = d.http;
     let cases = cases();
@@ -235,14 +442,25 @@ fn adversarial_requests_get_the_same_answer_from_the_router_and_envoys_routes() 
     let mut failures = Vec::new();
     for ((case, w), n) in cases.iter().zip(&wasm).zip(&native) {
         if !matches(w, case.expect) {
-            failures.push(format!("{}: router: expected {:?}, saw {w:?}", case.name, case.expect));
+            failures.push(format!(
+                "{}: router: expected {:?}, saw {w:?}",
+                case.name, case.expect
+            ));
         }
         let native_want = case.native.map_or(case.expect, |(e, _)| e);
         if !matches(n, native_want) {
-            failures.push(format!("{}: native: expected {native_want:?}, saw {n:?}", case.name));
+            failures.push(format!(
+                "{}: native: expected {native_want:?}, saw {n:?}",
+                case.name
+            ));
         }
-        if case.native.is_none() && (w.status, &w.backend, &w.path) != (n.status, &n.backend, &n.path) {
-            failures.push(format!("{}: router and native disagree: {w:?} vs {n:?}", case.name));
+        if case.native.is_none()
+            && (w.status, &w.backend, &w.path) != (n.status, &n.backend, &n.path)
+        {
+            failures.push(format!(
+                "{}: router and native disagree: {w:?} vs {n:?}",
+                case.name
+            ));
         }
         if let Some(b) = &w.backend {
             // The router overwrote whatever routing header the client sent.
@@ -259,6 +477,11 @@ fn adversarial_requests_get_the_same_answer_from_the_router_and_envoys_routes() 
         !log.contains("panicked") && !log.contains("wasm trap"),
         "the VM failed:\n{log}"
     );
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     drop(scratch);
 }

@@ -70,14 +70,14 @@ fn unescape(s: &str) -> Vec<u8> {
 struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -89,7 +89,7 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, corpus: &[Vec<u8>], dict: &[Vec<u8
                 let i = rng.below(input.len());
                 input[i] ^= 1 << rng.below(8);
             }
-            1 => input.insert(at, rng.next() as u8),
+            1 => input.insert(at, rng.next_u64() as u8),
             2 if at < input.len() => {
                 let n = rng.below(input.len() - at + 1);
                 input.drain(at..at + n);
@@ -107,7 +107,7 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, corpus: &[Vec<u8>], dict: &[Vec<u8
             _ => {
                 let i = rng.below(input.len() + 1);
                 let n = rng.below(64);
-                input.splice(i..i, std::iter::repeat_n(rng.next() as u8, n));
+                input.splice(i..i, std::iter::repeat_n(rng.next_u64() as u8, n));
             }
         }
     }
@@ -134,6 +134,11 @@ fn every_fuzz_target_survives_its_corpus_and_mutations_of_it() {
             mutate(&mut rng, &mut input, &corpus, &dict);
             run(&input);
         }
-        println!("{name}: {} corpus + {} generated inputs in {:?}", corpus.len(), generated(name), started.elapsed());
+        println!(
+            "{name}: {} corpus + {} generated inputs in {:?}",
+            corpus.len(),
+            generated(name),
+            started.elapsed()
+        );
     }
 }

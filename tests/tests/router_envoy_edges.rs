@@ -60,7 +60,10 @@ fn refused_log(label: &str, config: String) -> String {
         .write("envoy.json", &boot.to_json().to_string())
         .unwrap();
     match Envoy::start(&path, admin_port, 1) {
-        Ok(envoy) => panic!("Envoy started with a config to refuse:\n{}", envoy.log_text()),
+        Ok(envoy) => panic!(
+            "Envoy started with a config to refuse:\n{}",
+            envoy.log_text()
+        ),
         Err(EnvoyError::NotReady(log)) => {
             std::fs::read_to_string(path.with_extension("envoy.log")).unwrap_or(log)
         }
@@ -90,7 +93,9 @@ fn many_large_regexes_are_refused_by_the_budget_with_the_field_path() {
     let config = json!({"routes": [{"http": {"host": "a.com", "rules": rules}}]});
     let log = refused_log("regex-total", config.to_string());
     assert!(
-        log.contains("routes[0].http.rules[32].matches[0].path.value: regular expressions over budget"),
+        log.contains(
+            "routes[0].http.rules[32].matches[0].path.value: regular expressions over budget"
+        ),
         "the budget's error is not in Envoy's log:\n{log}"
     );
 }

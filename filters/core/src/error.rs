@@ -92,7 +92,11 @@ impl fmt::Display for ConfigErrorKind {
                 "invalid host {}: expected a DNS name, `*.` followed by one, or `*`",
                 quote(h)
             ),
-            DuplicateHost(h) => write!(f, "host {} is already defined by an earlier route", quote(h)),
+            DuplicateHost(h) => write!(
+                f,
+                "host {} is already defined by an earlier route",
+                quote(h)
+            ),
             DuplicateTcpPort(p) => write!(f, "tcp port {p} is already defined by an earlier route"),
             InvalidPath(m) => write!(f, "invalid path: {}", bounded(m, MESSAGE_LIMIT)),
             InvalidRegex(m) => write!(
@@ -112,11 +116,9 @@ impl fmt::Display for ConfigErrorKind {
                 crate::regex_budget::REGEX_TOTAL_LIMIT,
                 crate::regex_budget::REGEX_COUNT_LIMIT
             ),
-            ConflictingPattern(m) => write!(
-                f,
-                "conflicting path pattern: {}",
-                bounded(m, MESSAGE_LIMIT)
-            ),
+            ConflictingPattern(m) => {
+                write!(f, "conflicting path pattern: {}", bounded(m, MESSAGE_LIMIT))
+            }
             InvalidStatusCode(c) => write!(f, "invalid status code {c}: expected 200..=599"),
             InvalidRedirectCode(c) => {
                 write!(
@@ -179,7 +181,11 @@ pub fn bounded(s: &str, limit: usize) -> Cow<'_, str> {
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    Cow::Owned(format!("{}...({} bytes)", s.get(..end).unwrap_or_default(), s.len()))
+    Cow::Owned(format!(
+        "{}...({} bytes)",
+        s.get(..end).unwrap_or_default(),
+        s.len()
+    ))
 }
 
 /// `s` quoted as Rust's `{:?}` does, cut to its first [`QUOTE_LIMIT`] bytes.
@@ -210,10 +216,12 @@ pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Conf
             ConfigErrorKind::Schema(bounded(&message, MESSAGE_LIMIT).into_owned()),
         )
     })?;
-    de.end()
-        .map_err(|e| {
-            let message = e.to_string();
-            ConfigError::new("", ConfigErrorKind::Schema(bounded(&message, MESSAGE_LIMIT).into_owned()))
-        })?;
+    de.end().map_err(|e| {
+        let message = e.to_string();
+        ConfigError::new(
+            "",
+            ConfigErrorKind::Schema(bounded(&message, MESSAGE_LIMIT).into_owned()),
+        )
+    })?;
     Ok(value)
 }

@@ -135,7 +135,9 @@ pub fn parse_authority(authority: &[u8]) -> Result<Cow<'_, str>, InvalidAuthorit
             .map_err(|_| InvalidAuthority::HostCharacter);
     }
     Ok(Cow::Owned(
-        host.iter().map(|&b| b.to_ascii_lowercase() as char).collect(),
+        host.iter()
+            .map(|&b| b.to_ascii_lowercase() as char)
+            .collect(),
     ))
 }
 

@@ -21,19 +21,11 @@ pub const REGEX_COUNT_LIMIT: usize = 4096;
 /// The least a regex is charged: the budget's count limit in bytes.
 pub const MIN_CHARGE: usize = REGEX_TOTAL_LIMIT / REGEX_COUNT_LIMIT;
 
-#[derive(Debug, Clone)]
+/// What the regexes compiled so far have used of the budget.
+#[derive(Debug, Clone, Default)]
 pub struct RegexBudget {
     charged: usize,
     count: usize,
-}
-
-impl Default for RegexBudget {
-    fn default() -> Self {
-        RegexBudget {
-            charged: 0,
-            count: 0,
-        }
-    }
 }
 
 impl RegexBudget {

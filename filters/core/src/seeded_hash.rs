@@ -111,4 +111,3 @@ impl Hasher for SeededHasher {
 }
 
 pub type SeededHashMap<K, V> = std::collections::HashMap<K, V, SeededState>;
-

@@ -15,8 +15,8 @@ use regex_lite::Regex;
 
 use crate::config::*;
 use crate::error::{quote, ConfigError, ConfigErrorKind as K};
-use crate::regex_budget::RegexBudget;
 use crate::host::{parse_authority, HostIndex, HostPattern};
+use crate::regex_budget::RegexBudget;
 use crate::request::{query_param, split_query, Random, RequestView};
 use crate::template::{Captures, Template};
 use crate::weighted::WeightedSet;
@@ -1004,7 +1004,9 @@ impl Compiler {
                 HeaderMatchKind::RegularExpression => HeaderCond::Value(
                     name,
                     ValueMatch::Regex(
-                        self.regexes.compile(&anchored(value()?)).map_err(|k| e(&format!("{f}.value"), k))?,
+                        self.regexes
+                            .compile(&anchored(value()?))
+                            .map_err(|k| e(&format!("{f}.value"), k))?,
                     ),
                 ),
                 HeaderMatchKind::Present => HeaderCond::Present(name),
@@ -1020,7 +1022,9 @@ impl Compiler {
             let value = match q.kind {
                 QueryMatchKind::Exact => ValueMatch::Exact(q.value.as_bytes().into()),
                 QueryMatchKind::RegularExpression => ValueMatch::Regex(
-                    self.regexes.compile(&anchored(&q.value)).map_err(|k| e(&format!("{f}.value"), k))?,
+                    self.regexes
+                        .compile(&anchored(&q.value))
+                        .map_err(|k| e(&format!("{f}.value"), k))?,
                 ),
             };
             query.push(QueryCond {
@@ -1075,7 +1079,11 @@ impl Compiler {
                 host.prefixes.entry(key.into()).or_default().push(cand);
             }
             PathMatchKind::RegularExpression => {
-                cand.regex = Some(self.regexes.compile(&anchored(value)).map_err(|k| e(path_field, k))?);
+                cand.regex = Some(
+                    self.regexes
+                        .compile(&anchored(value))
+                        .map_err(|k| e(path_field, k))?,
+                );
                 host.regexes.push(cand);
             }
             PathMatchKind::Pattern => {

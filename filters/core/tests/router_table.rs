@@ -123,15 +123,28 @@ fn errors_quote_a_bounded_prefix_of_huge_values() {
     let huge = "a".repeat(1 << 20);
     let configs = [
         format!(r#"{{"routes": [{{"http": {{"host": "{huge}..com", "rules": []}}}}]}}"#),
-        format!(r#"{{"routes": [{{"http": {{"host": "a.com", "rules": [{{"path": "{huge}", "statusCode": {{"code": 200}}}}]}}}}]}}"#),
-        format!(r#"{{"routes": [{{"http": {{"host": "a.com", "rules": [{{"matches": [{{"path": {{"type": "RegularExpression", "value": "({huge}"}}}}], "statusCode": {{"code": 200}}}}]}}}}]}}"#),
-        format!(r#"{{"routes": [{{"http": {{"host": "a.com", "rules": [{{"matches": [{{"method": "{huge}"}}], "statusCode": {{"code": 200}}}}]}}}}]}}"#),
+        format!(
+            r#"{{"routes": [{{"http": {{"host": "a.com", "rules": [{{"path": "{huge}", "statusCode": {{"code": 200}}}}]}}}}]}}"#
+        ),
+        format!(
+            r#"{{"routes": [{{"http": {{"host": "a.com", "rules": [{{"matches": [{{"path": {{"type": "RegularExpression", "value": "({huge}"}}}}], "statusCode": {{"code": 200}}}}]}}}}]}}"#
+        ),
+        format!(
+            r#"{{"routes": [{{"http": {{"host": "a.com", "rules": [{{"matches": [{{"method": "{huge}"}}], "statusCode": {{"code": 200}}}}]}}}}]}}"#
+        ),
         format!(r#"{{"noMatch": "{huge}", "routes": []}}"#),
         format!(r#"{{"{huge}": 1, "routes": []}}"#),
     ];
     for config in &configs {
-        let err = RouteTable::from_json(config.as_bytes()).unwrap_err().to_string();
-        assert!(err.len() < 1024, "a {}-byte error: {}", err.len(), &err[..200]);
+        let err = RouteTable::from_json(config.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.len() < 1024,
+            "a {}-byte error: {}",
+            err.len(),
+            &err[..200]
+        );
     }
     let err = RouteTable::from_json(configs[0].as_bytes()).unwrap_err();
     assert!(

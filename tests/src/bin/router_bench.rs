@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use host_sim::envoy_config::parse_bootstrap;
 use host_sim::{HostSim, HttpRequest, Routes};
+use wasmgate_core::seeded_hash::SeededState;
 use wasmgate_core::{FixedRandom, Outcome, RequestView, RouteTable};
 use wasmgate_tests::bootstrap::WasmFilter;
-use wasmgate_core::seeded_hash::SeededState;
 use wasmgate_tests::keysets::{probe_stats, KEY_SETS};
 use wasmgate_tests::routesets::{keyset_config, keyset_requests, requests, router_config};
 
@@ -171,7 +171,14 @@ fn adversarial(
     println!("router: adversarial key sets, PathPrefix rules in one host (half hits, half misses)");
     println!(
         "{:<24} {:>9} {:>11} {:>6} {:>12} {:>12} {:>12} {:>10}",
-        "key set", "10 ns", "10,000 ns", "ratio", "groups max", "wasm ns/req", "configure ms", "memory MiB"
+        "key set",
+        "10 ns",
+        "10,000 ns",
+        "ratio",
+        "groups max",
+        "wasm ns/req",
+        "configure ms",
+        "memory MiB"
     );
     for set in KEY_SETS {
         let mut ns = Vec::new();

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::locality::Locality;
 use super::select::Selector;
 use crate::config::{BalancerConfig, ServiceKey};
-use crate::host::parse_authority;
 use crate::error::{from_json, ConfigError, ConfigErrorKind as K};
+use crate::host::parse_authority;
 
 /// How a request names its service, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,4 +166,3 @@ impl Balancer {
         &self.needed_headers
     }
 }
-
