@@ -16,7 +16,7 @@ AS_DIR := tests/sdk-as
 AS_STAMP := $(AS_DIR)/node_modules/.installed
 AS_WASM := target/sdk-as/as_probe.wasm
 
-.PHONY: setup build demo test bench bench-setup lint clean wasm-target envoy as-sdk
+.PHONY: setup build demo test bench bench-setup fuzz lint clean wasm-target envoy as-sdk cargo-fuzz
 
 setup: wasm-target envoy as-sdk
 
@@ -69,6 +69,27 @@ bench: setup build bench-setup
 	  --config configs/examples/seed/generated/router.json \
 	  --requests tests/bench/seed-requests.jsonl --iterations 200000
 	cargo run --release -q -p wasmgate-tests --bin hostsim_cli_bench
+
+# Coverage-guided fuzzing (cargo-fuzz, libFuzzer) on stable Rust: no sanitizers (they need
+# nightly). Each target runs FUZZ_SECONDS; new inputs join fuzz/corpus/<target>; the figures
+# (executions, corpus size) go to target/fuzz/<target>.log. `make test` replays the corpora.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := config request balancer hostsim_abi differential
+
+cargo-fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+
+fuzz: setup build cargo-fuzz
+	@mkdir -p target/fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+	  features=; case $$t in hostsim_abi|differential) features="--features hostsim";; esac; \
+	  cargo fuzz run --sanitizer none $$features $$t fuzz/corpus/$$t -- \
+	    -dict=fuzz/dict/$$t.dict -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	    -print_final_stats=1 > target/fuzz/$$t.log 2>&1 || { tail -n 40 target/fuzz/$$t.log; exit 1; }; \
+	  grep -E "stat::number_of_executed_units|stat::new_units_added" target/fuzz/$$t.log; \
+	  echo "corpus: $$(ls fuzz/corpus/$$t | wc -l) files"; \
+	done
 
 lint: wasm-target
 	cargo fmt --all --check

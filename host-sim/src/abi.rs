@@ -6,7 +6,7 @@ use std::time::Duration;
 use wasmtime::{Caller, Linker};
 
 use crate::headers::HeaderMap;
-use crate::memory::{read, return_bytes, write, write_u32, write_u64};
+use crate::memory::{in_bounds, read, return_bytes, write, write_u32, write_u64};
 use crate::pairs;
 use crate::protobuf;
 use crate::shared::{lock, Metric, MetricKind, EPOCH_START_NANOS};
@@ -1151,6 +1151,10 @@ fn add_wasi(l: &mut Linker<HostState>, m: &str) -> wasmtime::Result<()> {
         },
     )?;
     l.func_wrap(m, "random_get", |mut c: C<'_>, buf: i32, len: i32| -> R {
+        // Found by fuzzing: a bad length used to allocate and fill up to 4 GiB first.
+        if !in_bounds(&mut c, buf, len) {
+            return Ok(EFAULT);
+        }
         let mut bytes = vec![0u8; len as u32 as usize];
         for chunk in bytes.chunks_mut(8) {
             let r = c.data_mut().next_random().to_le_bytes();

@@ -13,6 +13,15 @@ fn range(ptr: i32, len: i32) -> Option<std::ops::Range<usize>> {
     Some(start..start.checked_add(len as u32 as usize)?)
 }
 
+/// Whether `len` bytes at `ptr` lie inside guest memory: checked before the host builds
+/// anything of that length (a guest may ask for 4 GiB).
+pub(crate) fn in_bounds(c: Cx<'_, '_>, ptr: i32, len: i32) -> bool {
+    let (Some(mem), Some(r)) = (c.data().memory, range(ptr, len)) else {
+        return false;
+    };
+    r.end <= mem.data_size(&*c)
+}
+
 /// Copies `len` bytes at `ptr` out of guest memory.
 pub(crate) fn read(c: Cx<'_, '_>, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
     let mem = c.data().memory.ok_or(Status::InvalidMemoryAccess)?;

@@ -174,6 +174,18 @@ fn send(
     parse(&raw)
 }
 
+/// Sends `raw` bytes exactly as given (no client-side normalization) on a fresh connection
+/// and reads the response until the server closes; the request should say
+/// `connection: close` (or be HTTP/1.0).
+pub fn request_raw(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Response> {
+    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    conn.write_all(raw)?;
+    let mut out = Vec::new();
+    conn.read_to_end(&mut out)?;
+    parse(&out)
+}
+
 fn parse(raw: &[u8]) -> std::io::Result<Response> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
     let split = raw

@@ -6,8 +6,11 @@ pub mod backend;
 pub mod bootstrap;
 pub mod deploy;
 pub mod envoy;
+pub mod fuzz;
+pub mod fuzz_core;
 pub mod ha;
 pub mod http;
+pub mod keysets;
 pub mod mc;
 pub mod paths;
 pub mod router_cases;
@@ -16,7 +19,7 @@ pub mod scratch;
 
 pub use backend::{Backend, TcpBackend};
 pub use envoy::Envoy;
-pub use http::{get, post, post_chunked, request, request_bytes, Response};
+pub use http::{get, post, post_chunked, request, request_bytes, request_raw, Response};
 pub use scratch::Scratch;
 
 /// Binds `127.0.0.1:0` and releases it, for configs that must name a port up front.

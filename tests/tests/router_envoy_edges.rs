@@ -51,6 +51,72 @@ fn an_invalid_config_is_refused_by_envoy_with_the_field_path_logged() {
     }
 }
 
+/// Starts Envoy on `config`, which must be refused; returns Envoy's whole log.
+fn refused_log(label: &str, config: String) -> String {
+    let backend = Backend::start("app").unwrap();
+    let (boot, admin_port) = bootstrap(config, &backend);
+    let scratch = Scratch::new(label).unwrap();
+    let path = scratch
+        .write("envoy.json", &boot.to_json().to_string())
+        .unwrap();
+    match Envoy::start(&path, admin_port, 1) {
+        Ok(envoy) => panic!(
+            "Envoy started with a config to refuse:\n{}",
+            envoy.log_text()
+        ),
+        Err(EnvoyError::NotReady(log)) => {
+            std::fs::read_to_string(path.with_extension("envoy.log")).unwrap_or(log)
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn many_large_regexes_are_refused_by_the_budget_with_the_field_path() {
+    // Issue 12: 100 rules of `.{65535}/N`, each under regex-lite's own limit, used to exhaust
+    // the VM in on_configure.
+    let rules: Vec<_> = (0..100)
+        .map(|i| json!({"matches": [{"path": {"type": "RegularExpression", "value": format!(".{{65535}}/{i}")}}],
+                        "statusCode": {"code": 200}}))
+        .collect();
+    let config = json!({"routes": [{"http": {"host": "a.com", "rules": rules}}]});
+    let log = refused_log("regex-bomb", config.to_string());
+    assert!(
+        log.contains("routes[0].http.rules[0].matches[0].path.value: regular expression too large"),
+        "the budget's error is not in Envoy's log:\n{log}"
+    );
+    // Regexes that fit alone but not together: refused at the first over the total.
+    let rules: Vec<_> = (0..100)
+        .map(|i| json!({"matches": [{"path": {"type": "RegularExpression", "value": format!(".{{1000}}/{i}")}}],
+                        "statusCode": {"code": 200}}))
+        .collect();
+    let config = json!({"routes": [{"http": {"host": "a.com", "rules": rules}}]});
+    let log = refused_log("regex-total", config.to_string());
+    assert!(
+        log.contains(
+            "routes[0].http.rules[32].matches[0].path.value: regular expressions over budget"
+        ),
+        "the budget's error is not in Envoy's log:\n{log}"
+    );
+}
+
+#[test]
+fn a_huge_refused_value_is_quoted_in_a_short_log_line() {
+    let huge = "a".repeat(1 << 20);
+    let config = json!({"routes": [{"http": {"host": format!("{huge}..com"), "rules": []}}]});
+    let log = refused_log("huge-value", config.to_string());
+    let line = log
+        .lines()
+        .find(|l| l.contains("invalid configuration"))
+        .unwrap_or_else(|| panic!("no error line in Envoy's log"));
+    assert!(
+        line.len() < 1024 && line.contains("...(1048581 bytes)"),
+        "a {}-byte log line: {}",
+        line.len(),
+        &line[..line.len().min(400)]
+    );
+}
+
 #[test]
 fn oversized_and_odd_requests_get_defined_answers() {
     let backend = Backend::start("app").unwrap();

@@ -202,9 +202,9 @@ fn huge_and_odd_requests_get_defined_answers_and_never_trap() {
         ),
         ("a missing :authority", no_authority, 404, None),
         (
-            "a non-UTF-8 authority",
+            "a non-UTF-8 authority is an invalid authority",
             with(":authority", b"\xff\xfe"),
-            404,
+            400,
             None,
         ),
         (

@@ -382,10 +382,17 @@ pub struct NativeGap {
 /// matches, configuration order.
 type Precedence = (u8, isize, bool, isize, isize, usize);
 
+/// Envoy's domains for a router host: with any port, and with the trailing dot of a fully
+/// qualified name, which the router ignores and Envoy compares literally.
 fn domains(host: &str) -> Vec<String> {
-    match host {
+    match host.trim_end_matches('.') {
         "" | "*" => vec!["*".into()],
-        h => vec![h.to_string(), format!("{h}:*")],
+        h => vec![
+            h.to_string(),
+            format!("{h}:*"),
+            format!("{h}."),
+            format!("{h}.:*"),
+        ],
     }
 }
 

@@ -1,5 +1,6 @@
 //! Typed configuration errors that carry the field path of the offending value.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A configuration error: where (a field path such as `routes[2].http.rules[0].path`) and what.
@@ -26,6 +27,10 @@ pub enum ConfigErrorKind {
     DuplicateTcpPort(u16),
     InvalidPath(String),
     InvalidRegex(String),
+    /// One regex compiles to more than the per-regex limit.
+    RegexTooLarge,
+    /// The configuration's regexes together exceed the total size or count limit.
+    RegexBudget,
     /// Two matchit patterns of one host overlap in a way matchit cannot order.
     ConflictingPattern(String),
     InvalidStatusCode(u16),
@@ -70,7 +75,7 @@ impl fmt::Display for ConfigErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use ConfigErrorKind::*;
         match self {
-            Schema(m) => write!(f, "{m}"),
+            Schema(m) => write!(f, "{}", bounded(m, MESSAGE_LIMIT)),
             RouteKind => write!(f, "a route needs exactly one of `http` or `tcp`"),
             ActionCount(0) => write!(
                 f,
@@ -84,13 +89,36 @@ impl fmt::Display for ConfigErrorKind {
             ModifierWithoutBackend(m) => write!(f, "`{m}` applies only to backend actions"),
             InvalidHost(h) => write!(
                 f,
-                "invalid host {h:?}: expected a DNS name, `*.` followed by one, or `*`"
+                "invalid host {}: expected a DNS name, `*.` followed by one, or `*`",
+                quote(h)
             ),
-            DuplicateHost(h) => write!(f, "host {h:?} is already defined by an earlier route"),
+            DuplicateHost(h) => write!(
+                f,
+                "host {} is already defined by an earlier route",
+                quote(h)
+            ),
             DuplicateTcpPort(p) => write!(f, "tcp port {p} is already defined by an earlier route"),
-            InvalidPath(m) => write!(f, "invalid path: {m}"),
-            InvalidRegex(m) => write!(f, "invalid regular expression: {m}"),
-            ConflictingPattern(m) => write!(f, "conflicting path pattern: {m}"),
+            InvalidPath(m) => write!(f, "invalid path: {}", bounded(m, MESSAGE_LIMIT)),
+            InvalidRegex(m) => write!(
+                f,
+                "invalid regular expression: {}",
+                bounded(m, MESSAGE_LIMIT)
+            ),
+            RegexTooLarge => write!(
+                f,
+                "regular expression too large: it compiles to more than {} bytes",
+                crate::regex_budget::REGEX_SIZE_LIMIT
+            ),
+            RegexBudget => write!(
+                f,
+                "regular expressions over budget: all of a configuration's together may compile \
+                 to at most {} bytes and number at most {}",
+                crate::regex_budget::REGEX_TOTAL_LIMIT,
+                crate::regex_budget::REGEX_COUNT_LIMIT
+            ),
+            ConflictingPattern(m) => {
+                write!(f, "conflicting path pattern: {}", bounded(m, MESSAGE_LIMIT))
+            }
             InvalidStatusCode(c) => write!(f, "invalid status code {c}: expected 200..=599"),
             InvalidRedirectCode(c) => {
                 write!(
@@ -98,13 +126,14 @@ impl fmt::Display for ConfigErrorKind {
                     "invalid redirect code {c}: expected 301, 302, 303, 307 or 308"
                 )
             }
-            InvalidHeaderName(n) => write!(f, "invalid header name {n:?}"),
-            InvalidHeaderValue(v) => write!(f, "invalid header value {v:?}"),
-            InvalidMethod(m) => write!(f, "invalid method {m:?}"),
+            InvalidHeaderName(n) => write!(f, "invalid header name {}", quote(n)),
+            InvalidHeaderValue(v) => write!(f, "invalid header value {}", quote(v)),
+            InvalidMethod(m) => write!(f, "invalid method {}", quote(m)),
             MissingValue => write!(f, "a value is required for this match type"),
             UnknownCapture(c) => write!(
                 f,
-                "template uses {{{c}}}, which not every path pattern of the rule captures"
+                "template uses {{{}}}, which not every path pattern of the rule captures",
+                bounded(c, QUOTE_LIMIT)
             ),
             PrefixRewriteWithoutPrefix => write!(
                 f,
@@ -112,14 +141,14 @@ impl fmt::Display for ConfigErrorKind {
             ),
             EmptyBackends => write!(f, "at least one backend is required"),
             EmptyName => write!(f, "must not be empty"),
-            UnknownService(s) => write!(f, "no multi-cluster service named {s:?}"),
+            UnknownService(s) => write!(f, "no multi-cluster service named {}", quote(s)),
             NoMembers => write!(f, "a multi-cluster service needs at least one member"),
-            DuplicateMember(m) => write!(f, "member {m:?} is listed twice"),
-            UnknownMember(m) => write!(f, "no member named {m:?} in this service"),
+            DuplicateMember(m) => write!(f, "member {} is listed twice", quote(m)),
+            UnknownMember(m) => write!(f, "no member named {} in this service", quote(m)),
             NoSelectedMembers => write!(f, "the cluster selectors match no member"),
             ZeroWeights => write!(f, "every member weight is zero"),
             OutOfRange(r) => write!(f, "out of range: expected {r}"),
-            InvalidName(n) => write!(f, "invalid name {n:?}"),
+            InvalidName(n) => write!(f, "invalid name {}", quote(n)),
             NeedsField(other) => write!(f, "applies only together with `{other}`"),
         }
     }
@@ -130,9 +159,47 @@ impl fmt::Display for ConfigError {
         if self.path.is_empty() {
             write!(f, "{}", self.kind)
         } else {
-            write!(f, "{}: {}", self.path, self.kind)
+            // A path can hold a map key of any length.
+            write!(f, "{}: {}", bounded(&self.path, PATH_LIMIT), self.kind)
         }
     }
+}
+
+/// How much of a bad value an error quotes, in bytes: a refused 1 MB string must not become
+/// a 1 MB log line.
+pub const QUOTE_LIMIT: usize = 64;
+const PATH_LIMIT: usize = 256;
+/// Messages that embed a value (the JSON parser's, a regex compiler's) are cut here.
+const MESSAGE_LIMIT: usize = 320;
+
+/// At most `limit` bytes of `s` (cut on a character boundary), with `...(N bytes)` when cut.
+pub fn bounded(s: &str, limit: usize) -> Cow<'_, str> {
+    if s.len() <= limit {
+        return Cow::Borrowed(s);
+    }
+    let mut end = limit;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!(
+        "{}...({} bytes)",
+        s.get(..end).unwrap_or_default(),
+        s.len()
+    ))
+}
+
+/// `s` quoted as Rust's `{:?}` does, cut to its first [`QUOTE_LIMIT`] bytes.
+pub fn quote(s: &str) -> String {
+    if s.len() <= QUOTE_LIMIT {
+        return format!("{s:?}");
+    }
+    let head = bounded(s, QUOTE_LIMIT);
+    let cut = head.rfind("...(").unwrap_or(head.len());
+    format!(
+        "{:?}...({} bytes)",
+        head.get(..cut).unwrap_or_default(),
+        s.len()
+    )
 }
 
 impl std::error::Error for ConfigError {}
@@ -143,9 +210,18 @@ pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Conf
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
-        ConfigError::new(path, ConfigErrorKind::Schema(e.into_inner().to_string()))
+        let message = e.into_inner().to_string();
+        ConfigError::new(
+            bounded(&path, PATH_LIMIT),
+            ConfigErrorKind::Schema(bounded(&message, MESSAGE_LIMIT).into_owned()),
+        )
     })?;
-    de.end()
-        .map_err(|e| ConfigError::new("", ConfigErrorKind::Schema(e.to_string())))?;
+    de.end().map_err(|e| {
+        let message = e.to_string();
+        ConfigError::new(
+            "",
+            ConfigErrorKind::Schema(bounded(&message, MESSAGE_LIMIT).into_owned()),
+        )
+    })?;
     Ok(value)
 }

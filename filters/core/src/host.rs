@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::fxhash::FxHashMap;
+use crate::seeded_hash::SeededHashMap;
 
 use crate::error::ConfigErrorKind;
 
@@ -50,31 +50,132 @@ fn is_dns_name(s: &str) -> bool {
         })
 }
 
-/// Lower-cases an `:authority` value and drops its port (and a trailing dot).
-/// `[::1]:8080` keeps its brackets. Returns `None` for bytes no host can have.
-pub fn normalize_authority(authority: &[u8]) -> Option<Cow<'_, str>> {
-    let host = if authority.first() == Some(&b'[') {
-        let end = authority.iter().position(|&b| b == b']')?;
-        authority.get(..=end)?
-    } else {
-        match authority.iter().rposition(|&b| b == b':') {
-            Some(colon) => authority.get(..colon)?,
-            None => authority,
-        }
-    };
-    let host = host.strip_suffix(b".").unwrap_or(host);
-    if !host.is_ascii() {
-        return None;
+/// Why an `:authority` is refused: it is not RFC 3986 `host [":" port]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidAuthority {
+    /// `user@host`: HTTP forbids userinfo in `Host` and `:authority` (RFC 9110 4.2.4).
+    Userinfo,
+    /// No host before the port, or an empty `[]`.
+    EmptyHost,
+    /// A byte no host can have (outside RFC 3986 `reg-name`, a `,`, or a bad `%` escape).
+    HostCharacter,
+    /// An IPv6 literal without its closing `]`, or with bytes other than hex digits, `:`, `.`.
+    Ipv6Literal,
+    /// The text after the host is not `:` followed by 1 to 5 digits up to 65535: a second
+    /// colon (`foo.com:80:80`), letters, an empty or out-of-range port.
+    Port,
+}
+
+impl std::fmt::Display for InvalidAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InvalidAuthority::Userinfo => "userinfo is not allowed",
+            InvalidAuthority::EmptyHost => "empty host",
+            InvalidAuthority::HostCharacter => "invalid character in host",
+            InvalidAuthority::Ipv6Literal => "malformed IPv6 literal",
+            InvalidAuthority::Port => "invalid port",
+        })
     }
+}
+
+/// Parses an `:authority` as RFC 3986 `host [":" port]` and returns the host, lower-cased,
+/// without a trailing dot; `[::1]:8080` keeps its brackets. An empty authority (HTTP/1.0
+/// without `Host`) is the empty host, which only the catch-all matches. Anything else that is
+/// not `host [":" port]` is an error, never a different host: `foo.com:80:80` must not be
+/// looked up as `foo.com:80`.
+pub fn parse_authority(authority: &[u8]) -> Result<Cow<'_, str>, InvalidAuthority> {
+    if authority.is_empty() {
+        return Ok(Cow::Borrowed(""));
+    }
+    let (host, rest) = if authority.first() == Some(&b'[') {
+        let end = authority
+            .iter()
+            .position(|&b| b == b']')
+            .ok_or(InvalidAuthority::Ipv6Literal)?;
+        let inner = authority.get(1..end).unwrap_or_default();
+        if inner.is_empty() {
+            return Err(InvalidAuthority::EmptyHost);
+        }
+        if !inner
+            .iter()
+            .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return Err(InvalidAuthority::Ipv6Literal);
+        }
+        (
+            authority.get(..=end).unwrap_or_default(),
+            authority.get(end + 1..).unwrap_or_default(),
+        )
+    } else {
+        let colon = authority.iter().position(|&b| b == b':');
+        let host = colon.map_or(authority, |c| authority.get(..c).unwrap_or_default());
+        if authority.contains(&b'@') {
+            return Err(InvalidAuthority::Userinfo);
+        }
+        if host.is_empty() {
+            return Err(InvalidAuthority::EmptyHost);
+        }
+        if !is_reg_name(host) {
+            return Err(InvalidAuthority::HostCharacter);
+        }
+        let rest = colon.map_or(&[][..], |c| authority.get(c..).unwrap_or_default());
+        (host, rest)
+    };
+    if !rest.is_empty() {
+        check_port(rest)?;
+    }
+    let host = match host.strip_suffix(b".") {
+        Some(h) if !h.is_empty() => h,
+        _ => host,
+    };
     // Borrow in the common case of an already lower-case host: no allocation per request.
     if !host.iter().any(u8::is_ascii_uppercase) {
-        return std::str::from_utf8(host).ok().map(Cow::Borrowed);
+        return std::str::from_utf8(host)
+            .map(Cow::Borrowed)
+            .map_err(|_| InvalidAuthority::HostCharacter);
     }
-    let mut s = String::with_capacity(host.len());
-    for &b in host {
-        s.push(b.to_ascii_lowercase() as char);
+    Ok(Cow::Owned(
+        host.iter()
+            .map(|&b| b.to_ascii_lowercase() as char)
+            .collect(),
+    ))
+}
+
+/// `":" port` with 1 to 5 digits, at most 65535.
+fn check_port(rest: &[u8]) -> Result<(), InvalidAuthority> {
+    let digits = rest.strip_prefix(b":").ok_or(InvalidAuthority::Port)?;
+    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(InvalidAuthority::Port);
     }
-    Some(Cow::Owned(s))
+    let port = digits
+        .iter()
+        .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+    if port > 65_535 {
+        return Err(InvalidAuthority::Port);
+    }
+    Ok(())
+}
+
+/// RFC 3986 `reg-name` (which also covers IPv4 addresses): unreserved characters,
+/// sub-delimiters and `%XX` escapes, but no `,`: Envoy joins duplicate `Host` headers with
+/// one (`other.example,secure.example`), and a backend may pick either name.
+fn is_reg_name(host: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&b) = host.get(i) {
+        if b == b'%' {
+            let hex = host.get(i + 1..i + 3);
+            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !(b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=".contains(&b)) {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Maps hosts to values of type `T`, and answers a lookup with every pattern that matches,
@@ -82,16 +183,16 @@ pub fn normalize_authority(authority: &[u8]) -> Option<Cow<'_, str>> {
 /// the catch-all.
 #[derive(Debug, Clone)]
 pub struct HostIndex<T> {
-    exact: FxHashMap<String, T>,
-    wildcard: FxHashMap<String, T>,
+    exact: SeededHashMap<String, T>,
+    wildcard: SeededHashMap<String, T>,
     any: Option<T>,
 }
 
 impl<T> Default for HostIndex<T> {
     fn default() -> Self {
         HostIndex {
-            exact: FxHashMap::default(),
-            wildcard: FxHashMap::default(),
+            exact: SeededHashMap::default(),
+            wildcard: SeededHashMap::default(),
             any: None,
         }
     }
@@ -158,17 +259,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn authority_normalization() {
-        let cases: &[(&[u8], Option<&str>)] = &[
-            (b"Foo.COM", Some("foo.com")),
-            (b"foo.com:8080", Some("foo.com")),
-            (b"foo.com.", Some("foo.com")),
-            (b"[::1]:80", Some("[::1]")),
-            (b"", Some("")),
-            (b"\xff.com", None),
+    fn authorities_parse_as_host_and_optional_port() {
+        use InvalidAuthority as E;
+        let cases: &[(&[u8], Result<&str, E>)] = &[
+            (b"Foo.COM", Ok("foo.com")),
+            (b"foo.com:8080", Ok("foo.com")),
+            (b"foo.com:0", Ok("foo.com")),
+            (b"foo.com:65535", Ok("foo.com")),
+            (b"foo.com.", Ok("foo.com")),
+            (b"foo.com.:80", Ok("foo.com")),
+            (b"foo.com..", Ok("foo.com.")),
+            (b"127.0.0.1:80", Ok("127.0.0.1")),
+            (b"[::1]:80", Ok("[::1]")),
+            (b"[2001:DB8::1]", Ok("[2001:db8::1]")),
+            (b"a%41b.com", Ok("a%41b.com")),
+            (b"", Ok("")),
+            (b"foo.com:80:80", Err(E::Port)),
+            (b"secure.example:80:80", Err(E::Port)),
+            (b"foo.com:", Err(E::Port)),
+            (b"foo.com:http", Err(E::Port)),
+            (b"foo.com:65536", Err(E::Port)),
+            (b"foo.com:000080", Err(E::Port)),
+            (b"foo.com: 80", Err(E::Port)),
+            (b"[::1]80", Err(E::Port)),
+            (b"[::1]:80:80", Err(E::Port)),
+            (b":80", Err(E::EmptyHost)),
+            (b"[]:80", Err(E::EmptyHost)),
+            (b"user@foo.com", Err(E::Userinfo)),
+            (b"user:pw@foo.com", Err(E::Userinfo)),
+            (b"foo.com:80@evil.com", Err(E::Userinfo)),
+            (b"[::1", Err(E::Ipv6Literal)),
+            (b"[foo.com]", Err(E::Ipv6Literal)),
+            (b"\xff.com", Err(E::HostCharacter)),
+            (b"foo com", Err(E::HostCharacter)),
+            (b"other.example,secure.example", Err(E::HostCharacter)),
+            (b"foo.com/x", Err(E::HostCharacter)),
+            (b"a%4.com", Err(E::HostCharacter)),
         ];
         for (input, want) in cases {
-            assert_eq!(normalize_authority(input).as_deref(), *want, "{input:?}");
+            let got = parse_authority(input);
+            assert_eq!(
+                got.as_deref().map_err(|e| *e),
+                want.as_ref().map(|s| *s).map_err(|e| *e),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 

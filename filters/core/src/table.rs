@@ -9,13 +9,14 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
-use crate::fxhash::FxHashMap;
+use crate::seeded_hash::SeededHashMap;
 
 use regex_lite::Regex;
 
 use crate::config::*;
-use crate::error::{ConfigError, ConfigErrorKind as K};
-use crate::host::{normalize_authority, HostIndex, HostPattern};
+use crate::error::{quote, ConfigError, ConfigErrorKind as K};
+use crate::host::{parse_authority, HostIndex, HostPattern};
+use crate::regex_budget::RegexBudget;
 use crate::request::{query_param, split_query, Random, RequestView};
 use crate::template::{Captures, Template};
 use crate::weighted::WeightedSet;
@@ -100,13 +101,13 @@ pub struct RouteTable {
 
 #[derive(Debug, Default)]
 struct HostRules {
-    exact: FxHashMap<Box<[u8]>, Vec<Candidate>>,
+    exact: SeededHashMap<Box<[u8]>, Vec<Candidate>>,
     patterns: Option<matchit::Router<usize>>,
     pattern_candidates: Vec<Vec<Candidate>>,
     pattern_ids: HashMap<String, usize>,
     regexes: Vec<Candidate>,
     /// Keyed by the prefix without trailing slashes; `/` is the empty key.
-    prefixes: FxHashMap<Box<[u8]>, Vec<Candidate>>,
+    prefixes: SeededHashMap<Box<[u8]>, Vec<Candidate>>,
 }
 
 #[derive(Debug)]
@@ -262,6 +263,14 @@ impl CompiledBackends {
     }
 }
 
+/// The answer to an `:authority` that is not `host [":" port]`, whatever the routes.
+pub const INVALID_AUTHORITY: Reply<'static> = Reply {
+    rule: None,
+    status: 400,
+    headers: Vec::new(),
+    body: "invalid :authority\n",
+};
+
 /// The cluster a backend without an explicit `cluster` is reached through.
 pub fn default_cluster_name(service: &str, port: Option<u16>) -> String {
     match port {
@@ -366,8 +375,10 @@ impl RouteTable {
 
     /// Routes one request.
     pub fn route<'t>(&'t self, req: &RequestView<'_>, rng: &mut dyn Random) -> Outcome<'t> {
-        let Some(host) = normalize_authority(req.authority) else {
-            return self.no_match();
+        let host = match parse_authority(req.authority) {
+            Ok(host) => host,
+            // Never a different host: `foo.com:80:80` is refused, not looked up as `foo.com:80`.
+            Err(_) => return Outcome::Reply(INVALID_AUTHORITY),
         };
         let (path, query) = split_query(req.path);
         let found = self.hosts.find_map(&host, |&i| {
@@ -581,6 +592,7 @@ fn trim_trailing_slashes(p: &[u8]) -> &[u8] {
 #[derive(Default)]
 struct Compiler {
     rules: Vec<CompiledRule>,
+    regexes: RegexBudget,
     header_names: BTreeSet<String>,
     needs_method: bool,
     order: usize,
@@ -680,8 +692,9 @@ fn check_header_value(value: &str) -> Result<(), K> {
     }
 }
 
-fn anchored_regex(re: &str) -> Result<Regex, K> {
-    Regex::new(&format!("^(?:{re})$")).map_err(|e| K::InvalidRegex(e.to_string()))
+/// A full match: the pattern anchored at both ends.
+fn anchored(re: &str) -> String {
+    format!("^(?:{re})$")
 }
 
 impl Compiler {
@@ -780,7 +793,7 @@ impl Compiler {
             if !m.value.starts_with('/') {
                 return Err(e(
                     field,
-                    K::InvalidPath(format!("{:?} must start with `/`", m.value)),
+                    K::InvalidPath(format!("{} must start with `/`", quote(&m.value))),
                 ));
             }
             let t = template(&format!("{field}.value"), &m.value)?;
@@ -881,7 +894,10 @@ impl Compiler {
                 if !matches!(s.as_str(), "http" | "https") {
                     return Err(e(
                         ".redirect.scheme",
-                        K::Schema(format!("unsupported scheme {s:?}: expected http or https")),
+                        K::Schema(format!(
+                            "unsupported scheme {}: expected http or https",
+                            quote(s)
+                        )),
                     ));
                 }
                 self.header_names.insert(":scheme".into());
@@ -988,7 +1004,9 @@ impl Compiler {
                 HeaderMatchKind::RegularExpression => HeaderCond::Value(
                     name,
                     ValueMatch::Regex(
-                        anchored_regex(value()?).map_err(|k| e(&format!("{f}.value"), k))?,
+                        self.regexes
+                            .compile(&anchored(value()?))
+                            .map_err(|k| e(&format!("{f}.value"), k))?,
                     ),
                 ),
                 HeaderMatchKind::Present => HeaderCond::Present(name),
@@ -1004,7 +1022,9 @@ impl Compiler {
             let value = match q.kind {
                 QueryMatchKind::Exact => ValueMatch::Exact(q.value.as_bytes().into()),
                 QueryMatchKind::RegularExpression => ValueMatch::Regex(
-                    anchored_regex(&q.value).map_err(|k| e(&format!("{f}.value"), k))?,
+                    self.regexes
+                        .compile(&anchored(&q.value))
+                        .map_err(|k| e(&format!("{f}.value"), k))?,
                 ),
             };
             query.push(QueryCond {
@@ -1036,13 +1056,13 @@ impl Compiler {
             if !value.starts_with('/') {
                 return Err(e(
                     path_field,
-                    K::InvalidPath(format!("{value:?} must start with `/`")),
+                    K::InvalidPath(format!("{} must start with `/`", quote(value))),
                 ));
             }
             if value.contains('?') || value.contains('#') {
                 return Err(e(
                     path_field,
-                    K::InvalidPath(format!("{value:?} must not contain `?` or `#`")),
+                    K::InvalidPath(format!("{} must not contain `?` or `#`", quote(value))),
                 ));
             }
         }
@@ -1059,7 +1079,11 @@ impl Compiler {
                 host.prefixes.entry(key.into()).or_default().push(cand);
             }
             PathMatchKind::RegularExpression => {
-                cand.regex = Some(anchored_regex(value).map_err(|k| e(path_field, k))?);
+                cand.regex = Some(
+                    self.regexes
+                        .compile(&anchored(value))
+                        .map_err(|k| e(path_field, k))?,
+                );
                 host.regexes.push(cand);
             }
             PathMatchKind::Pattern => {

@@ -117,3 +117,40 @@ fn tcp_routes_pick_by_listener_port() {
     );
     assert_eq!(table.route_tcp(9001, &mut rng), TcpOutcome::NoRoute);
 }
+
+#[test]
+fn errors_quote_a_bounded_prefix_of_huge_values() {
+    let huge = "a".repeat(1 << 20);
+    let configs = [
+        format!(r#"{{"routes": [{{"http": {{"host": "{huge}..com", "rules": []}}}}]}}"#),
+        format!(
+            r#"{{"routes": [{{"http": {{"host": "a.com", "rules": [{{"path": "{huge}", "statusCode": {{"code": 200}}}}]}}}}]}}"#
+        ),
+        format!(
+            r#"{{"routes": [{{"http": {{"host": "a.com", "rules": [{{"matches": [{{"path": {{"type": "RegularExpression", "value": "({huge}"}}}}], "statusCode": {{"code": 200}}}}]}}}}]}}"#
+        ),
+        format!(
+            r#"{{"routes": [{{"http": {{"host": "a.com", "rules": [{{"matches": [{{"method": "{huge}"}}], "statusCode": {{"code": 200}}}}]}}}}]}}"#
+        ),
+        format!(r#"{{"noMatch": "{huge}", "routes": []}}"#),
+        format!(r#"{{"{huge}": 1, "routes": []}}"#),
+    ];
+    for config in &configs {
+        let err = RouteTable::from_json(config.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.len() < 1024,
+            "a {}-byte error: {}",
+            err.len(),
+            &err[..200]
+        );
+    }
+    let err = RouteTable::from_json(configs[0].as_bytes()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("routes[0].http.host: invalid host \"aaaa")
+            && err.to_string().contains("...(1048581 bytes)"),
+        "the quote is a prefix with the full length: {err}"
+    );
+}

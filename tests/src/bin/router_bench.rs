@@ -8,9 +8,11 @@ use std::time::Instant;
 
 use host_sim::envoy_config::parse_bootstrap;
 use host_sim::{HostSim, HttpRequest, Routes};
+use wasmgate_core::seeded_hash::SeededState;
 use wasmgate_core::{FixedRandom, Outcome, RequestView, RouteTable};
 use wasmgate_tests::bootstrap::WasmFilter;
-use wasmgate_tests::routesets::{requests, router_config};
+use wasmgate_tests::keysets::{probe_stats, KEY_SETS};
+use wasmgate_tests::routesets::{keyset_config, keyset_requests, requests, router_config};
 
 /// Best of five passes: ns per native lookup.
 fn native_ns(table: &RouteTable, reqs: &[(String, String)]) -> f64 {
@@ -129,6 +131,91 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             scan,
             wasm_ns,
             calls as f64 / n as f64,
+            configure_ms,
+            memory_mib
+        );
+    }
+    adversarial(&sim, &base)?;
+    Ok(())
+}
+
+/// Best of five passes: ns per native lookup of `paths` in the one host of a key-set table.
+fn keyset_native_ns(table: &RouteTable, paths: &[String]) -> f64 {
+    let pass = || {
+        let mut rng = FixedRandom(0.5);
+        let start = Instant::now();
+        for _ in 0..20 {
+            for path in paths {
+                let req = RequestView {
+                    authority: b"keys.example.com",
+                    path: path.as_bytes(),
+                    method: b"GET",
+                    headers: &[],
+                };
+                black_box(table.route(&req, &mut rng));
+            }
+        }
+        start.elapsed().as_nanos() as f64 / (20 * paths.len()) as f64
+    };
+    (0..5).map(|_| pass()).fold(f64::MAX, f64::min)
+}
+
+/// Adversarial key sets (issue 12): 10 and 10,000 prefix rules in one host, half the
+/// requests hits, half made-up misses; the lookup must cost the same within 2x, and the
+/// `.wasm` must configure 10,000 of them quickly and in little memory.
+fn adversarial(
+    sim: &HostSim,
+    base: &host_sim::PluginSpec,
+) -> Result<(), Box<dyn std::error::Error>> {
+    println!();
+    println!("router: adversarial key sets, PathPrefix rules in one host (half hits, half misses)");
+    println!(
+        "{:<24} {:>9} {:>11} {:>6} {:>12} {:>12} {:>12} {:>10}",
+        "key set",
+        "10 ns",
+        "10,000 ns",
+        "ratio",
+        "groups max",
+        "wasm ns/req",
+        "configure ms",
+        "memory MiB"
+    );
+    for set in KEY_SETS {
+        let mut ns = Vec::new();
+        for n in [10, 10_000] {
+            let table = RouteTable::from_json(keyset_config(set, n).to_string().as_bytes())?;
+            ns.push(keyset_native_ns(&table, &keyset_requests(set, n, 10_000)));
+        }
+        let n = 10_000;
+        let probes = probe_stats(set, n, &SeededState::default(), 16, 64);
+        let mut spec = base.clone();
+        spec.configuration = keyset_config(set, n).to_string().into_bytes();
+        let t = Instant::now();
+        let plugin = sim.load(spec)?;
+        let configure_ms = t.elapsed().as_secs_f64() * 1e3;
+        let memory_mib = plugin.memory_bytes() as f64 / (1024.0 * 1024.0);
+        let routes = Routes::cluster_header("x-wasmgate-cluster");
+        let paths = keyset_requests(set, n, 10_000);
+        let count = 20_000;
+        let start = Instant::now();
+        for path in paths.iter().cycle().take(count) {
+            let out = plugin.http(
+                &routes,
+                HttpRequest::get("keys.example.com", path).without_envoy_headers(),
+            );
+            if out.cluster.is_none() {
+                return Err(format!("{path} was not routed: {:?}", out.local_reply).into());
+            }
+        }
+        let wasm_ns = start.elapsed().as_nanos() as f64 / count as f64;
+        println!(
+            "{:<24} {:>9.1} {:>11.1} {:>5.2}x {:>12} {:>12.0} {:>12.1} {:>10.1}",
+            set.name,
+            ns[0],
+            ns[1],
+            ns[1] / ns[0],
+            probes.max_groups,
+            wasm_ns,
             configure_ms,
             memory_mib
         );

@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::locality::Locality;
-use super::select::{strip_port, Selector};
+use super::select::Selector;
 use crate::config::{BalancerConfig, ServiceKey};
 use crate::error::{from_json, ConfigError, ConfigErrorKind as K};
+use crate::host::parse_authority;
 
 /// How a request names its service, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,11 +137,8 @@ impl Balancer {
             ServiceFrom::Router(_) | ServiceFrom::Header(_) => {
                 self.by_name.get(std::str::from_utf8(value).ok()?).copied()
             }
-            ServiceFrom::Host => {
-                let host = host_only(value);
-                let host = std::str::from_utf8(host).ok()?.to_ascii_lowercase();
-                self.by_name.get(&host).copied()
-            }
+            // The router's authority parser: `shop:80:80` or `user@shop` name no service.
+            ServiceFrom::Host => self.by_name.get(&*parse_authority(value).ok()?).copied(),
         }
     }
 
@@ -167,10 +165,4 @@ impl Balancer {
     pub fn needed_headers(&self) -> &[String] {
         &self.needed_headers
     }
-}
-
-/// `Foo.com:8080` -> `Foo.com`, `[::1]:80` -> `::1`; a trailing dot is dropped.
-fn host_only(authority: &[u8]) -> &[u8] {
-    let h = strip_port(authority);
-    h.strip_suffix(b".").unwrap_or(h)
 }

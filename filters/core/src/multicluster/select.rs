@@ -14,7 +14,7 @@ use super::locality::{tier_loads, Locality, TIERS};
 use super::rendezvous::{self, hash_bytes, mix, unit};
 use super::swrr::Swrr;
 use crate::config::{Affinity, AllUnhealthy, HealthPolicy, MultiClusterService};
-use crate::error::{ConfigError, ConfigErrorKind as K};
+use crate::error::{quote, ConfigError, ConfigErrorKind as K};
 use crate::request::Random;
 
 const CANARY_SALT: u64 = 0x6361_6e61_7279_0001;
@@ -303,7 +303,8 @@ impl Selector {
                         return err(
                             format!("{cat}.path"),
                             K::InvalidPath(format!(
-                                "{path:?} must start with / and hold printable ASCII but `;`"
+                                "{} must start with / and hold printable ASCII but `;`",
+                                quote(path)
                             )),
                         );
                     }
@@ -332,7 +333,7 @@ impl Selector {
             if !a.path.starts_with('/') {
                 return err(
                     format!("{hat}.path"),
-                    K::InvalidPath(format!("{:?} must start with /", a.path)),
+                    K::InvalidPath(format!("{} must start with /", quote(&a.path))),
                 );
             }
             if a.interval_ms < 10 {
