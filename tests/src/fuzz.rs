@@ -203,6 +203,7 @@ fn abi_sim() -> HostSim {
                     memory_limit: 1 << 20,
                     max_instances: 16,
                     seed: 1,
+                    ..HostSimConfig::default()
                 })
                 .unwrap_or_else(|e| panic!("host-sim starts: {e}"))
             })
