@@ -166,4 +166,29 @@ impl Deployment {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     }
+
+    /// Stops the wasm Envoy and starts `envoy-native.yaml` from the same generator run in its
+    /// place: the same listeners and clusters on the same ports, Envoy's own routes. The
+    /// returned pair keeps the scratch folder (Envoy's log lives there) as long as Envoy.
+    pub fn restart_native(self) -> Result<(Envoy, Scratch), DeployError> {
+        let Deployment {
+            envoy,
+            output,
+            scratch,
+            ..
+        } = self;
+        drop(envoy);
+        let yaml = serde_yaml_ng::to_string(&output.envoy_native)
+            .map_err(|e| DeployError(format!("envoy-native.yaml: {e}")))?;
+        let admin = output.envoy_native["admin"]["address"]["socket_address"]["port_value"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| DeployError("envoy-native.yaml has no admin port".into()))?;
+        let path = scratch
+            .write("envoy-native.yaml", &yaml)
+            .map_err(|e| DeployError(format!("writing envoy-native.yaml: {e}")))?;
+        let native =
+            Envoy::start(&path, admin, 1).map_err(|e| DeployError(format!("native Envoy: {e}")))?;
+        Ok((native, scratch))
+    }
 }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use wasmgate_tests::deploy::{deploy, Deployment, Member};
 use wasmgate_tests::paths::workspace_root;
-use wasmgate_tests::{request_raw, Backend, Envoy};
+use wasmgate_tests::{request_raw, Backend};
 
 /// What came back: the status, and for a forwarded request the backend and what it saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -423,19 +423,7 @@ fn adversarial_requests_get_the_same_answer_from_the_router_and_envoys_routes() 
     let cases = cases();
     let wasm: Vec<Seen> = cases.iter().map(|c| observe(at, &c.raw)).collect();
     let log = d.envoy.log_text();
-    let Deployment {
-        envoy,
-        output,
-        scratch,
-        ..
-    } = d;
-    drop(envoy);
-    let native_yaml = serde_yaml_ng::to_string(&output.envoy_native).unwrap();
-    let admin = output.envoy_native["admin"]["address"]["socket_address"]["port_value"]
-        .as_u64()
-        .unwrap() as u16;
-    let path = scratch.write("envoy-native.yaml", &native_yaml).unwrap();
-    let native_envoy = Envoy::start(&path, admin, 1).unwrap();
+    let (native_envoy, scratch) = d.restart_native().unwrap();
     let native: Vec<Seen> = cases.iter().map(|c| observe(at, &c.raw)).collect();
     drop(native_envoy);
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use wasmgate_tests::deploy::{deploy, Deployment, Member};
+use wasmgate_tests::deploy::{deploy, Member};
 use wasmgate_tests::paths::{examples, wasm};
 use wasmgate_tests::{get, request, Backend, Envoy, Scratch};
 
@@ -225,19 +225,7 @@ fn the_gateway_api_example_routes_as_written_with_the_filters_and_natively() {
     check_gateway_example(at, "wasm filters", true);
 
     // The native fallback: same listeners and clusters, Envoy's own routes, no Wasm.
-    let Deployment {
-        envoy,
-        output,
-        scratch,
-        ..
-    } = d;
-    drop(envoy);
-    let native = serde_yaml_ng::to_string(&output.envoy_native).unwrap();
-    let admin = output.envoy_native["admin"]["address"]["socket_address"]["port_value"]
-        .as_u64()
-        .unwrap() as u16;
-    let path = scratch.write("envoy-native.yaml", &native).unwrap();
-    let _native = Envoy::start(&path, admin, 1).unwrap();
+    let (_native, scratch) = d.restart_native().unwrap();
     check_gateway_example(at, "native routes", false);
     drop(scratch);
 }
