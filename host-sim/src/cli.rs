@@ -296,11 +296,13 @@ fn run(args: &[String]) -> Result<i32, String> {
             t.advance(Duration::from_millis(spec.advance_ms));
         }
         let mut root_logs = t.take_root_logs();
+        let mut root_callouts = t.take_root_callouts();
         let mut json = if spec.advance_only {
             serde_json::json!({})
         } else {
             let outcome = t.run(spec.to_request()?);
             root_logs.extend(t.take_root_logs());
+            root_callouts.extend(t.take_root_callouts());
             http_outcome_to_json(&outcome)
         };
         if let Some(obj) = json.as_object_mut() {
@@ -308,6 +310,10 @@ fn run(args: &[String]) -> Result<i32, String> {
                 obj.insert("name".into(), name.clone().into());
             }
             obj.insert("root_logs".into(), logs_json(&root_logs));
+            if !root_callouts.is_empty() {
+                let calls = root_callouts.iter().map(crate::json::callout_to_json);
+                obj.insert("root_callouts".into(), calls.collect());
+            }
             if !t.skipped_filters.is_empty() {
                 obj.insert("skipped_filters".into(), t.skipped_filters.clone().into());
             }

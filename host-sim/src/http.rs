@@ -304,6 +304,21 @@ pub fn run_concurrent_at<'p>(
     routes: &'p Routes,
     reqs: Vec<(Duration, HttpRequest)>,
 ) -> Vec<HttpOutcome> {
+    run_with_services(sim, chain, &[], routes, reqs)
+}
+
+/// Like [`run_concurrent_at`], with plugins that are in no stream (singleton services)
+/// living on meanwhile: while the streams wait (for an upstream, a callout, a timer) the
+/// services' ticks, queues and callout replies come when due, as on Envoy's main thread.
+/// What they log and call goes to their own [`Plugin::take_logs`] and
+/// [`Plugin::take_callouts`], not to the streams.
+pub fn run_with_services<'p>(
+    sim: &HostSim,
+    chain: &[&'p Plugin],
+    services: &[&'p Plugin],
+    routes: &'p Routes,
+    reqs: Vec<(Duration, HttpRequest)>,
+) -> Vec<HttpOutcome> {
     let shared = sim.shared().clone();
     let t0 = shared.now();
     let mut results: Vec<Option<HttpOutcome>> = vec![None; reqs.len()];
@@ -347,7 +362,8 @@ pub fn run_concurrent_at<'p>(
             // arrival, which then comes before any event due at its instant.
             let now = shared.now();
             if t > now + 1 {
-                FilterChain::new(chain.to_vec()).advance(Duration::from_nanos(t - 1 - now));
+                let everyone = chain.iter().chain(services).copied().collect();
+                FilterChain::new(everyone).advance(Duration::from_nanos(t - 1 - now));
             }
             shared.advance_to(t);
             start_due(&mut arrivals, &mut open);
@@ -364,6 +380,11 @@ pub fn run_concurrent_at<'p>(
         for (plugin, worker) in open_vms(&open) {
             next = min_opt(next, plugin.vm(worker).next_event_time());
         }
+        for service in services {
+            for w in 0..service.workers() {
+                next = min_opt(next, service.vm(w).next_event_time());
+            }
+        }
         let deadline = open
             .iter()
             .map(|(_, s)| s.deadline)
@@ -374,6 +395,9 @@ pub fn run_concurrent_at<'p>(
                 shared.advance_to(t);
                 start_due(&mut arrivals, &mut open);
                 run_vm_events(&mut open);
+                for service in services {
+                    service.advance(Duration::ZERO);
+                }
             }
             _ => {
                 shared.advance_to(deadline);

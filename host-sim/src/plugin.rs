@@ -164,6 +164,9 @@ pub struct Plugin {
     rr: std::sync::atomic::AtomicUsize,
     /// Log lines of start-up and `advance` not yet taken by a test.
     pending_logs: Mutex<Vec<(Level, String)>>,
+    /// Callouts root contexts made outside streams (start-up, ticks, queues, callout
+    /// callbacks during `advance`) not yet taken.
+    pending_callouts: Mutex<Vec<crate::upstreams::Callout>>,
     /// Time spent instantiating and starting each VM (not compiling).
     pub instantiate_time: Duration,
     source: WasmSource,
@@ -251,10 +254,12 @@ impl HostSim {
         };
         let mut vms = Vec::new();
         let mut logs = Vec::new();
+        let mut callouts = Vec::new();
         let started = Instant::now();
         for _ in 0..spec.workers.max(1) {
             let mut vm = Vm::start(&compiled.pre, info.clone(), self.shared.clone(), &opts)?;
             logs.extend(vm.take_logs());
+            callouts.extend(vm.take_callouts());
             vms.push(Mutex::new(vm));
         }
         let instantiate_time = started.elapsed() / vms.len() as u32;
@@ -264,6 +269,7 @@ impl HostSim {
             info,
             rr: Default::default(),
             pending_logs: Mutex::new(logs),
+            pending_callouts: Mutex::new(callouts),
             instantiate_time,
             source,
             allow_unknown_imports,
@@ -507,6 +513,12 @@ impl Plugin {
         logs
     }
 
+    /// Callouts root contexts made outside streams (at start-up, from ticks, queues and
+    /// callout callbacks while no stream was open), in order, not taken yet.
+    pub fn take_callouts(&self) -> Vec<crate::upstreams::Callout> {
+        std::mem::take(&mut *lock(&self.pending_callouts))
+    }
+
     /// Advances the host's virtual clock by `d`, firing this plugin's ticks, `http_call`
     /// responses and queue notifications in time order.
     pub fn advance(&self, d: Duration) {
@@ -523,6 +535,7 @@ impl Plugin {
             while let Some((ctx, ev)) = vm.pop_due(self.sim.shared.now()) {
                 let out = vm.deliver(ctx, ev, None);
                 lock(&self.pending_logs).extend(out.logs);
+                lock(&self.pending_callouts).extend(out.callouts);
             }
         }
         self.sim.shared.advance_to(target);

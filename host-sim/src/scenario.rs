@@ -20,7 +20,7 @@ use crate::properties::{PropValue, PropertyOverrides};
 use crate::routes::Routes;
 use crate::tcp::{TcpConnection, TcpOutcome};
 use crate::types::Level;
-use crate::upstreams::{GrpcReply, UpstreamReply};
+use crate::upstreams::{Callout, GrpcReply, UpstreamReply};
 
 fn input_err(path: &str, message: impl Into<String>) -> Error {
     Error::Input {
@@ -397,6 +397,10 @@ pub struct Expect {
     /// The callouts of the stream, in order (only the fields given are compared).
     #[serde(default)]
     pub callouts: Option<Vec<CalloutExpect>>,
+    /// Callouts root contexts made outside streams since the previous case (start-up,
+    /// ticks, queues, the services'), in order.
+    #[serde(default)]
+    pub root_callouts: Option<Vec<CalloutExpect>>,
     #[serde(default)]
     pub local_reply: Option<bool>,
     #[serde(default)]
@@ -528,7 +532,17 @@ impl Target {
                 }
             }
         };
-        FilterChain::new(self.plugins.iter().collect()).http(&self.sim, &self.routes, req)
+        let chain: Vec<&Plugin> = self.plugins.iter().collect();
+        let services: Vec<&Plugin> = self.services.iter().collect();
+        crate::http::run_with_services(
+            &self.sim,
+            &chain,
+            &services,
+            &self.routes,
+            vec![(Duration::ZERO, req)],
+        )
+        .pop()
+        .unwrap_or_default()
     }
 
     /// Every plugin: HTTP filters, the network filter, the services.
@@ -550,6 +564,15 @@ impl Target {
         self.all_plugins()
             .into_iter()
             .flat_map(|p| p.take_logs())
+            .collect()
+    }
+
+    /// Callouts root contexts made outside streams (start-up, ticks, queues; the
+    /// services' at any time) not taken yet, in plugin order.
+    pub fn take_root_callouts(&self) -> Vec<Callout> {
+        self.all_plugins()
+            .into_iter()
+            .flat_map(|p| p.take_callouts())
             .collect()
     }
 
@@ -783,44 +806,7 @@ pub fn check(expect: &Expect, out: &HttpOutcome) -> Vec<String> {
         }
     }
     if let Some(want) = &expect.callouts {
-        if want.len() != out.callouts.len() {
-            diffs.push(format!(
-                "callouts: expected {}, got {} ({:?})",
-                want.len(),
-                out.callouts.len(),
-                out.callouts
-                    .iter()
-                    .map(|c| c.cluster.as_str())
-                    .collect::<Vec<_>>()
-            ));
-        }
-        for (k, (w, c)) in want.iter().zip(&out.callouts).enumerate() {
-            for (what, want, got) in [
-                ("cluster", &w.cluster, &c.cluster),
-                ("service", &w.service, &c.service),
-                ("method", &w.method, &c.method),
-            ] {
-                if want.as_ref().is_some_and(|x| x != got) {
-                    diffs.push(format!(
-                        "callouts[{k}].{what}: expected {want:?}, got {got:?}"
-                    ));
-                }
-            }
-            if let Some(b) = &w.body {
-                if bytes_from_json(b).as_deref() != Some(c.body.as_slice()) {
-                    diffs.push(format!(
-                        "callouts[{k}].body: expected {b}, got {}",
-                        show(&c.body)
-                    ));
-                }
-            }
-            headers(
-                &mut diffs,
-                &format!("callouts[{k}] header"),
-                &w.headers,
-                &c.headers,
-            );
-        }
+        check_callouts(&mut diffs, "callouts", want, &out.callouts);
     }
     for (k, v) in &expect.filter_state {
         let got = out
@@ -836,6 +822,50 @@ pub fn check(expect: &Expect, out: &HttpOutcome) -> Vec<String> {
         }
     }
     diffs
+}
+
+/// Compares callouts with what a case expects: the count, and the fields given.
+pub fn check_callouts(
+    diffs: &mut Vec<String>,
+    what: &str,
+    want: &[CalloutExpect],
+    got: &[Callout],
+) {
+    if want.len() != got.len() {
+        diffs.push(format!(
+            "{what}: expected {}, got {} ({:?})",
+            want.len(),
+            got.len(),
+            got.iter().map(|c| c.cluster.as_str()).collect::<Vec<_>>()
+        ));
+    }
+    for (k, (w, c)) in want.iter().zip(got).enumerate() {
+        for (field, want, got) in [
+            ("cluster", &w.cluster, &c.cluster),
+            ("service", &w.service, &c.service),
+            ("method", &w.method, &c.method),
+        ] {
+            if want.as_ref().is_some_and(|x| x != got) {
+                diffs.push(format!(
+                    "{what}[{k}].{field}: expected {want:?}, got {got:?}"
+                ));
+            }
+        }
+        if let Some(b) = &w.body {
+            if bytes_from_json(b).as_deref() != Some(c.body.as_slice()) {
+                diffs.push(format!(
+                    "{what}[{k}].body: expected {b}, got {:?}",
+                    String::from_utf8_lossy(&c.body)
+                ));
+            }
+        }
+        headers(
+            diffs,
+            &format!("{what}[{k}] header"),
+            &w.headers,
+            &c.headers,
+        );
+    }
 }
 
 /// Compares expected headers with `got`: `null` means absent, a string the only value, a
@@ -913,6 +943,7 @@ pub fn run_file(sim: &HostSim, path: &Path) -> Result<(usize, usize, String), Er
             target.advance(Duration::from_millis(advance));
         }
         let mut root_logs = target.take_root_logs();
+        let mut root_callouts = target.take_root_callouts();
         let mut out = match &case.request {
             Some(r) => {
                 let req = r.to_request().map_err(|m| {
@@ -923,11 +954,15 @@ pub fn run_file(sim: &HostSim, path: &Path) -> Result<(usize, usize, String), Er
             None => HttpOutcome::default(),
         };
         root_logs.extend(target.take_root_logs());
+        root_callouts.extend(target.take_root_callouts());
         let mut diffs = if case.request.is_some() {
             check(&case.expect, &out)
         } else {
             Vec::new()
         };
+        if let Some(want) = &case.expect.root_callouts {
+            check_callouts(&mut diffs, "root_callouts", want, &root_callouts);
+        }
         for needle in &case.expect.root_logs_contain {
             if !root_logs.iter().any(|(_, m)| m.contains(needle.as_str())) {
                 diffs.push(format!("root logs: no line contains {needle:?}"));

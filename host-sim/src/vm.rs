@@ -262,6 +262,11 @@ impl Vm {
         std::mem::take(&mut self.store.data_mut().logs)
     }
 
+    /// Callouts made outside any callback the engine took them from (start-up).
+    pub fn take_callouts(&mut self) -> Vec<crate::upstreams::Callout> {
+        std::mem::take(&mut self.store.data_mut().callouts)
+    }
+
     fn new_context(&mut self, kind: ContextKind) -> u32 {
         let id = self.next_context;
         self.next_context += 1;
@@ -588,12 +593,17 @@ impl Vm {
                     }
                     Some(call) => {
                         st.status = (call.status, call.message.into_bytes());
+                        // Envoy's receive buffer reads as empty (not missing) at the close
+                        // (seen with a real gRPC server).
+                        st.grpc_message = Some(Vec::new());
                         let res = self.raw_call(
                             "proxy_on_grpc_close",
                             ex.grpc_close.as_ref(),
                             (c, token as i32, call.status as i32),
                         );
-                        self.store.data_mut().status = (0, Vec::new());
+                        let st = self.store.data_mut();
+                        st.status = (0, Vec::new());
+                        st.grpc_message = None;
                         res
                     }
                 }

@@ -179,6 +179,15 @@ fn serve_http(name: &str, conn: TcpStream, received: &Mutex<Vec<Received>>) {
                 trailers,
             });
         }
+        // A request may ask the backend to be slow (tests of what happens while a stream
+        // waits for its upstream).
+        let delay = headers
+            .iter()
+            .find(|(k, _)| k == "x-backend-delay-ms")
+            .and_then(|(_, v)| v.parse::<u64>().ok());
+        if let Some(ms) = delay {
+            std::thread::sleep(Duration::from_millis(ms.min(10_000)));
+        }
         let reply = serde_json::json!({
             "backend": name,
             "method": method,

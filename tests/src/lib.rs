@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod envoy;
 pub mod fuzz;
 pub mod fuzz_core;
+pub mod grpc;
 pub mod ha;
 pub mod http;
 pub mod keysets;

@@ -16,7 +16,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, PeerType};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(ProbeRoot { tcp: false }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(ProbeRoot { tcp: false, service: false }) });
 }}
 
 #[link(wasm_import_module = "env")]
@@ -81,6 +81,7 @@ extern "C" {
     ) -> u32;
     fn proxy_get_buffer_status(t: u32, len: *mut usize, flags: *mut u32) -> u32;
     fn proxy_get_log_level(level: *mut u32) -> u32;
+    fn proxy_get_status(code: *mut u32, rd: *mut *mut u8, rs: *mut usize) -> u32;
     fn proxy_http_call(
         u: *const u8,
         us: usize,
@@ -118,6 +119,18 @@ const REQUEST_BODY: u32 = 0;
 const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const HTTP_CALL_RESPONSE_BODY: u32 = 4;
 const RESPONSE_BODY: u32 = 1;
+const GRPC_RECEIVE_BUFFER: u32 = 5;
+const GRPC_INITIAL_METADATA: u32 = 4;
+const GRPC_TRAILING_METADATA: u32 = 5;
+/// The gRPC flow's cluster (a real gRPC server in the test) and its two methods: `Ok`
+/// answers `pong:` and the request message, `Fail` answers PERMISSION_DENIED.
+const GRPC_CLUSTER: &str = "grpc";
+const GRPC_SERVICE: &str = "probe.Echo";
+/// The singleton service's queue (root id `probe.service`): a message starts its ticks.
+const SERVICE_QUEUE: &str = "probe_service_queue";
+const SERVICE_TICKS: &str = "probe/service_ticks";
+/// The streams whose `on_log` and `on_done` go to shared data for `GET /late`.
+const LOGGED_STREAMS: &[&str] = &["report", "flow", "trailers"];
 const BACKEND: &str = "backend";
 
 /// Bytes the host allocated in our memory (through `proxy_on_memory_allocate`).
@@ -226,17 +239,48 @@ impl Report {
     }
 }
 
-/// `tcp`: the plugin's root id ends in `.tcp`, so it runs as a network filter.
+/// `tcp`: the plugin's root id ends in `.tcp`, so it runs as a network filter; `service`:
+/// it ends in `.service`, a singleton service that starts ticking when its queue gets a
+/// message and counts its ticks in shared data (the `/service-tick` stream reads them).
 struct ProbeRoot {
     tcp: bool,
+    service: bool,
 }
 
 impl Context for ProbeRoot {}
 
 impl RootContext for ProbeRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        self.tcp = property(&["plugin_root_id"]).1.ends_with(b".tcp");
+        let root_id = property(&["plugin_root_id"]).1;
+        self.tcp = root_id.ends_with(b".tcp");
+        self.service = root_id.ends_with(b".service");
+        if self.service {
+            let mut id = 0u32;
+            unsafe {
+                proxy_register_shared_queue(SERVICE_QUEUE.as_ptr(), SERVICE_QUEUE.len(), &mut id)
+            };
+        }
         true
+    }
+
+    fn on_queue_ready(&mut self, id: u32) {
+        let _ = get(|p, n| unsafe { proxy_dequeue_shared_queue(id, p, n) });
+        unsafe { proxy_set_tick_period_milliseconds(100) };
+    }
+
+    fn on_tick(&mut self) {
+        let ticks = shared_text(SERVICE_TICKS).parse::<u32>().unwrap_or(0) + 1;
+        let v = ticks.to_string();
+        unsafe {
+            proxy_set_shared_data(
+                SERVICE_TICKS.as_ptr(),
+                SERVICE_TICKS.len(),
+                v.as_ptr(),
+                v.len(),
+                0,
+            );
+            proxy_set_tick_period_milliseconds(0);
+        }
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -256,6 +300,13 @@ impl RootContext for ProbeRoot {
     }
 }
 
+/// A shared-data value as text (empty when missing).
+fn shared_text(key: &str) -> String {
+    let (mut p, mut n, mut cas) = (null_mut(), 0, 0u32);
+    unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut p, &mut n, &mut cas) };
+    String::from_utf8_lossy(&take(p, n)).into_owned()
+}
+
 /// One stream. `GET /...` is answered at once with the report of every host call from the
 /// request headers; `POST /flow` goes through the whole stream (an `http_call`, the request
 /// body, the upstream's response) and returns its report as the response body;
@@ -272,6 +323,10 @@ struct Probe {
     last_body: Option<(usize, bool)>,
     /// Late callbacks so far (`on_log`, `on_done`), to record their order.
     late_callbacks: u32,
+    /// The gRPC flow: its report, and the calls still waiting for an answer (token, label).
+    grpc: Report,
+    grpc_pending: Vec<(u32, &'static str)>,
+    grpc_callbacks: u32,
 }
 
 fn probe_properties(r: &mut Report) {
@@ -601,7 +656,11 @@ impl Context for Probe {
         true
     }
 
-    fn on_grpc_call_response(&mut self, _token: u32, status: u32, _size: usize) {
+    fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
+        if self.name == "grpc" {
+            self.grpc_response(token, status, size);
+            return;
+        }
         self.flow
             .put("grpc_call response status", 0, status.to_string());
     }
@@ -633,6 +692,140 @@ impl Context for Probe {
             unsafe { proxy_continue_stream(0) },
             "",
         );
+    }
+}
+
+/// What a gRPC callback can read: the host's status, the received message, both metadata
+/// maps (a unary call exposes none in Envoy's ABI, the statuses show how they answer).
+fn record_grpc_callback(r: &mut Report, label: &str, size: usize) {
+    let (mut code, mut p, mut n) = (0u32, null_mut(), 0usize);
+    let s = unsafe { proxy_get_status(&mut code, &mut p, &mut n) };
+    r.put(
+        &format!("grpc {label} get_status"),
+        s,
+        format!("{code} {}", show(&take(p, n))),
+    );
+    let (mut len, mut flags) = (0usize, 0u32);
+    let s = unsafe { proxy_get_buffer_status(GRPC_RECEIVE_BUFFER, &mut len, &mut flags) };
+    r.put(&format!("grpc {label} message status"), s, len.to_string());
+    let (s, v) =
+        get(|p, n| unsafe { proxy_get_buffer_bytes(GRPC_RECEIVE_BUFFER, 0, size.max(1), p, n) });
+    r.put(&format!("grpc {label} message"), s, show(&v));
+    for (map, name) in [
+        (GRPC_INITIAL_METADATA, "initial metadata"),
+        (GRPC_TRAILING_METADATA, "trailing metadata"),
+    ] {
+        let (s, raw) = get(|p, n| unsafe { proxy_get_header_map_pairs(map, p, n) });
+        let shown: Vec<String> = pairs(&raw)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={}", show(&v)))
+            .collect();
+        r.put(&format!("grpc {label} {name} pairs"), s, shown.join(","));
+        let (s, v) = header(map, "x-probe-grpc");
+        r.put(&format!("grpc {label} {name} x-probe-grpc"), s, show(&v));
+    }
+}
+
+/// `GET /grpc`: two unary calls to a real gRPC server, one that succeeds and one that fails;
+/// each callback is recorded, and the report is the local reply once both have come.
+/// `GET /service-tick`: wakes the singleton service (its ticks start) and goes to a slow
+/// upstream; the service's tick count before the request and at the response show whether
+/// the service ticked while the stream waited.
+impl Probe {
+    fn grpc_request_headers(&mut self) -> Action {
+        for (label, method, message) in [("ok", "Ok", &b"ping"[..]), ("fail", "Fail", b"nope")] {
+            let sent = self.dispatch_grpc_call(
+                GRPC_CLUSTER,
+                GRPC_SERVICE,
+                method,
+                vec![("x-probe-md", b"m1"), ("x-probe-call", label.as_bytes())],
+                Some(message),
+                std::time::Duration::from_secs(5),
+            );
+            match sent {
+                Ok(token) => {
+                    self.grpc.put(&format!("grpc {label} dispatch"), 0, "");
+                    self.grpc_pending.push((token, label));
+                }
+                Err(e) => self
+                    .grpc
+                    .put(&format!("grpc {label} dispatch"), 99, format!("{e:?}")),
+            }
+        }
+        if self.grpc_pending.is_empty() {
+            self.grpc_reply();
+        }
+        Action::Pause
+    }
+
+    fn grpc_response(&mut self, token: u32, status: u32, size: usize) {
+        self.grpc_callbacks += 1;
+        let label = match self.grpc_pending.iter().position(|(t, _)| *t == token) {
+            Some(i) => self.grpc_pending.remove(i).1,
+            None => "unknown",
+        };
+        let r = &mut self.grpc;
+        r.put(
+            &format!("grpc callback {}", self.grpc_callbacks),
+            0,
+            format!("{label} status {status} size {size}"),
+        );
+        record_grpc_callback(r, label, size);
+        if self.grpc_pending.is_empty() {
+            self.grpc_reply();
+        }
+    }
+
+    fn grpc_reply(&mut self) {
+        let body = self.grpc.json();
+        let _ = proxy_wasm::hostcalls::send_http_response(
+            200,
+            vec![("x-probe", "grpc")],
+            Some(body.as_bytes()),
+        );
+    }
+
+    fn service_tick_request_headers(&mut self) -> Action {
+        let (vm, mut id) = ("wasmgate", 0u32);
+        let s = unsafe {
+            proxy_resolve_shared_queue(
+                vm.as_ptr(),
+                vm.len(),
+                SERVICE_QUEUE.as_ptr(),
+                SERVICE_QUEUE.len(),
+                &mut id,
+            )
+        };
+        let r = &mut self.flow;
+        r.put("service queue resolve", s, "");
+        r.put(
+            "service queue enqueue",
+            unsafe { proxy_enqueue_shared_queue(id, b"go".as_ptr(), 2) },
+            "",
+        );
+        r.put("service ticks at request", 0, shared_text(SERVICE_TICKS));
+        Action::Continue
+    }
+
+    fn service_tick_response_headers(&mut self) -> Action {
+        let r = &mut self.flow;
+        r.put("service ticks at response", 0, shared_text(SERVICE_TICKS));
+        let report =
+            r.0.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(";");
+        let key = "x-probe-service";
+        unsafe {
+            proxy_replace_header_map_value(
+                RESPONSE_HEADERS,
+                key.as_ptr(),
+                key.len(),
+                report.as_ptr(),
+                report.len(),
+            )
+        };
+        Action::Continue
     }
 }
 
@@ -821,6 +1014,14 @@ impl HttpContext for Probe {
             self.name = "flow";
             return self.flow_request_headers(eos);
         }
+        if path.starts_with(b"/grpc") {
+            self.name = "grpc";
+            return self.grpc_request_headers();
+        }
+        if path.starts_with(b"/service-tick") {
+            self.name = "service-tick";
+            return self.service_tick_request_headers();
+        }
         self.name = "report";
         let mut r = Report(Vec::new());
         probe_properties(&mut r);
@@ -855,6 +1056,9 @@ impl HttpContext for Probe {
     }
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        if self.name == "service-tick" {
+            return self.service_tick_response_headers();
+        }
         if self.name == "trailers" {
             let r = &mut self.trailers;
             let (s, v) = header(REQUEST_TRAILERS, "x-probe-trailer");
@@ -893,7 +1097,7 @@ impl HttpContext for Probe {
     }
 
     fn on_log(&mut self) {
-        if self.name.is_empty() || self.name == "reader" {
+        if !LOGGED_STREAMS.contains(&self.name) {
             return;
         }
         self.late_callback("log");
@@ -1119,7 +1323,7 @@ impl Probe {
 impl Probe {
     /// `on_done`: its order among the late callbacks, and what it can still read.
     fn record_done(&mut self) {
-        if self.name.is_empty() || self.name == "reader" {
+        if !LOGGED_STREAMS.contains(&self.name) {
             return;
         }
         self.late_callback("done");
