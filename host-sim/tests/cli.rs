@@ -495,3 +495,76 @@ cases:
         "{stdout}"
     );
 }
+
+/// A root context that calls `auth` from its tick, outside any stream: `run` reports the
+/// call as a root callout on the line during which it happened, and a scenario can expect it.
+#[test]
+fn root_callouts_outside_streams_are_in_run_and_test_results() {
+    let dir = workdir("root-callouts");
+    let (pairs, len) = common::check_callout_headers();
+    let guest = common::guest(&format!(
+        r#"
+  (data (i32.const 1024) "auth")
+  (data (i32.const 1100) "{pairs}")
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $set_tick (i32.const 100)))
+    (i32.const 1))
+  (func (export "proxy_on_tick") (param i32)
+    (drop (call $set_tick (i32.const 0)))
+    (drop (call $http_call (i32.const 1024) (i32.const 4) (i32.const 1100) (i32.const {len})
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 500) (i32.const 300))))"#
+    ));
+    std::fs::write(dir.join("g.wat"), guest).unwrap();
+    let requests = dir.join("requests.jsonl");
+    std::fs::write(
+        &requests,
+        "{\"name\": \"before\", \"advance_only\": true}\n{\"name\": \"tick\", \"advance_ms\": 150, \"advance_only\": true}\n",
+    )
+    .unwrap();
+    let wat = dir.join("g.wat");
+    let (code, stdout, stderr) = host_sim(&[
+        "run",
+        "--wasm",
+        wat.to_str().unwrap(),
+        "--cluster",
+        "east",
+        "--requests",
+        requests.to_str().unwrap(),
+        "--no-cache",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines[0].get("root_callouts").is_none(), "{}", lines[0]);
+    let calls = lines[1]["root_callouts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(calls.len(), 1, "{}", lines[1]);
+    assert_eq!(calls[0]["cluster"], "auth", "{}", lines[1]);
+    let scenario = dir.join("s.yaml");
+    std::fs::write(
+        &scenario,
+        r#"
+wasm: g.wat
+cluster: east
+cases:
+- name: the tick calls auth
+  advance_ms: 150
+  expect: {root_callouts: [{cluster: auth, headers: {":path": /check}}]}
+- name: no second call
+  advance_ms: 150
+  expect: {root_callouts: [{cluster: auth}]}
+"#,
+    )
+    .unwrap();
+    let (code, stdout, _) = host_sim(&["test", scenario.to_str().unwrap(), "--no-cache"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("PASS the tick calls auth"), "{stdout}");
+    assert!(
+        stdout.contains("root_callouts: expected 1, got 0"),
+        "{stdout}"
+    );
+}
