@@ -96,13 +96,17 @@ fn bootstrap(
     json
 }
 
+/// One unary call as the server (or host-sim) received it: method, the probe's `x-probe-*`
+/// metadata (sorted), message.
+type Call = (String, Vec<(String, String)>, Vec<u8>);
+
 /// What one side saw: the gRPC report, the calls as the server (or host-sim's callout
 /// record) received them, and the `/service-tick` report header.
 #[derive(Debug)]
 struct Seen {
     grpc: BTreeMap<String, String>,
-    /// (method, the probe's `x-probe-*` metadata, message) per call, sorted.
-    calls: Vec<(String, Vec<(String, String)>, Vec<u8>)>,
+    /// Every call, sorted.
+    calls: Vec<Call>,
     service: String,
 }
 
