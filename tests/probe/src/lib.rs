@@ -264,11 +264,18 @@ impl RootContext for ProbeRoot {
     }
 
     fn on_queue_ready(&mut self, id: u32) {
+        // The HTTP probe's own queue (registered from a stream) notifies its root too.
+        if !self.service {
+            return;
+        }
         let _ = get(|p, n| unsafe { proxy_dequeue_shared_queue(id, p, n) });
         unsafe { proxy_set_tick_period_milliseconds(100) };
     }
 
     fn on_tick(&mut self) {
+        if !self.service {
+            return;
+        }
         let ticks = shared_text(SERVICE_TICKS).parse::<u32>().unwrap_or(0) + 1;
         let v = ticks.to_string();
         unsafe {
