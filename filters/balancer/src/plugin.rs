@@ -72,15 +72,20 @@ enum Steer {
 impl Shared {
     /// Brings service `i`'s cached health view up to date: re-decoded only when shared data
     /// changed or the view's time-dependent part (slow start, an ejection ending) moved on.
-    fn refresh(&self, i: usize, st: &mut ServiceState, now: u64) {
+    /// `now` if the caller has it; otherwise the clock is read only when the cached view has
+    /// such a part or is re-decoded (a host call saved on most requests).
+    fn refresh(&self, i: usize, st: &mut ServiceState, mut now: Option<u64>) {
         let Some(sel) = self.balancer.selector(i) else {
             return;
         };
-        let (bytes, cas) = HostStore.get_raw(&self.balancer.health_key(i));
+        let (bytes, cas) = HostStore.get_raw(self.balancer.health_key(i));
         let stale = st.health.as_ref().is_none_or(|c| {
-            c.cas != cas || (c.view.changes_at_ms != 0 && now >= c.view.changes_at_ms)
+            c.cas != cas
+                || (c.view.changes_at_ms != 0
+                    && *now.get_or_insert_with(host::now_ms) >= c.view.changes_at_ms)
         });
         if stale {
+            let now = now.unwrap_or_else(host::now_ms);
             let state = bytes
                 .and_then(|b| HealthState::decode(&b))
                 .unwrap_or_default();
@@ -105,7 +110,7 @@ impl Shared {
         let Some(st) = states.get_mut(i) else {
             return Steer::NotOurs;
         };
-        self.refresh(i, st, host::now_ms());
+        self.refresh(i, st, None);
         let ServiceState { worker, health, .. } = st;
         let all_healthy;
         let view = match health {
@@ -184,7 +189,7 @@ impl Shared {
         }
         let now = host::now_ms();
         let key = self.balancer.health_key(picked.service);
-        match update_health(&HostStore, &key, |st| {
+        match update_health(&HostStore, key, |st| {
             // Decided on the state just read: a worker that raced us re-reads and re-decides.
             let e = st.record_response(name, error, now, policy, sel.member_names());
             (e != PassiveEffect::Unchanged, e)
@@ -265,7 +270,7 @@ impl BalancerRoot {
         };
         let now = host::now_ms();
         let key = shared.balancer.health_key(svc);
-        match update_health(&HostStore, &key, |st| {
+        match update_health(&HostStore, key, |st| {
             let before = *st
                 .members
                 .get(&m.name)
@@ -336,8 +341,8 @@ impl RootContext for BalancerRoot {
         // and later writes are compare-and-swap on an existing key.
         for (i, sel) in balancer.selectors().iter().enumerate() {
             let key = balancer.health_key(i);
-            let (_, cas) = HostStore.get_raw(&key);
-            let res = update_health(&HostStore, &key, |st| {
+            let (_, cas) = HostStore.get_raw(key);
+            let res = update_health(&HostStore, key, |st| {
                 (st.reconcile(sel.member_names(), now) || cas == 0, ())
             });
             if let Err(e) = res {
@@ -401,7 +406,7 @@ impl RootContext for BalancerRoot {
         // Every worker keeps its health view (and the health gauges) current without traffic.
         if let Ok(mut states) = shared.services.try_borrow_mut() {
             for (i, st) in states.iter_mut().enumerate() {
-                shared.refresh(i, st, now);
+                shared.refresh(i, st, Some(now));
             }
         }
         // One worker checks; the others read its verdicts from shared data.
@@ -572,13 +577,15 @@ impl HttpContext for BalancerHttp {
             host::add_response_header("set-cookie", &v);
         }
         // Envoy's count of upstream attempts (the generated route asks for it with
-        // `include_attempt_count_in_response`); an Envoy detail the client need not see.
-        let attempts = host::header(MapType::HttpResponseHeaders, ATTEMPT_COUNT)
-            .and_then(|s| std::str::from_utf8(&s).ok()?.trim().parse::<u32>().ok());
-        if attempts.is_some() {
-            host::remove_response_header(ATTEMPT_COUNT);
-        }
-        if let (Some(shared), Some(picked)) = (&self.shared, self.picked.filter(|p| p.passive)) {
+        // `include_attempt_count_in_response`); an Envoy detail the client need not see. Read
+        // only when this stream's pick is reported; removed unread otherwise (one host call).
+        let report = self.shared.as_ref().zip(self.picked.filter(|p| p.passive));
+        let attempts = report.and_then(|_| {
+            host::header(MapType::HttpResponseHeaders, ATTEMPT_COUNT)
+                .and_then(|s| std::str::from_utf8(&s).ok()?.trim().parse::<u32>().ok())
+        });
+        host::remove_response_header(ATTEMPT_COUNT);
+        if let Some((shared, picked)) = report {
             let status = host::header(MapType::HttpResponseHeaders, ":status")
                 .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
             // Envoy answers 503 itself when it cannot connect: that counts as a reset. A

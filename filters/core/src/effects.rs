@@ -66,6 +66,7 @@ pub fn apply_request<'t>(
         Outcome::NoMatch(NoMatch::NotFound) => Step::Reply(Reply {
             rule: None,
             status: 404,
+            redirect: false,
             headers: Vec::new(),
             body: "no route matches\n",
         }),

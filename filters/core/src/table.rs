@@ -66,6 +66,9 @@ pub struct Forward<'t> {
 pub struct Reply<'t> {
     pub rule: Option<RuleRef>,
     pub status: u16,
+    /// A rule's `redirect` answered (the `location` header is among `headers`): counted as a
+    /// redirect rather than a local reply.
+    pub redirect: bool,
     pub headers: Vec<(&'t str, Cow<'t, str>)>,
     pub body: &'t str,
 }
@@ -267,6 +270,7 @@ impl CompiledBackends {
 pub const INVALID_AUTHORITY: Reply<'static> = Reply {
     rule: None,
     status: 400,
+    redirect: false,
     headers: Vec::new(),
     body: "invalid :authority\n",
 };
@@ -417,6 +421,7 @@ impl RouteTable {
             } => Outcome::Reply(Reply {
                 rule: at,
                 status: *status,
+                redirect: false,
                 headers: headers
                     .iter()
                     .map(|(n, t)| (n.as_str(), t.render(caps)))
@@ -451,6 +456,7 @@ impl RouteTable {
                 Outcome::Reply(Reply {
                     rule: at,
                     status: *status,
+                    redirect: true,
                     headers: vec![("location", Cow::Owned(location))],
                     body: "",
                 })
@@ -465,6 +471,7 @@ impl RouteTable {
                 None => Outcome::Reply(Reply {
                     rule: at,
                     status: 500,
+                    redirect: false,
                     headers: Vec::new(),
                     body: "no backend with a non-zero weight\n",
                 }),

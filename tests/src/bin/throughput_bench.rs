@@ -12,7 +12,8 @@
 //! `WASMGATE_BENCH_SECONDS` (default 4) and `WASMGATE_BENCH_ROUNDS` (default 3) size a run;
 //! `WASMGATE_BENCH_PERF=DIR` also records a perf profile of every front into DIR;
 //! `WASMGATE_BENCH_ROWS=1` runs the first row only; `WASMGATE_BENCH_ROUTER_B=A.wasm,B.wasm` adds
-//! to it fronts running other builds of the router (to compare builds in one run).
+//! to it fronts running other builds of the router, `WASMGATE_BENCH_BALANCER_B=...` fronts
+//! running the router with other builds of the balancer (to compare builds in one run).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -518,28 +519,44 @@ fn main() -> Result<(), Error> {
                 &scratch, label, boot, listen, admin, requests,
             )?);
         }
-        let builds = std::env::var("WASMGATE_BENCH_ROUTER_B").unwrap_or_default();
-        for (i, module) in builds.split(',').filter(|m| !m.is_empty()).enumerate() {
-            let (mut boot, listen, admin) = load_bootstrap(&gen.join("envoy.yaml"))?;
-            let filter = http_filters(&mut boot)
-                .and_then(|f| f.first_mut())
-                .ok_or("no router filter")?;
-            filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] =
-                json!(module);
-            filter["typed_config"]["config"]["vm_config"]["vm_id"] = json!(format!("router-b{i}"));
-            println!("  router build B{i}: {module}");
-            fronts.push(Front::start(
-                &scratch,
-                &format!("wasm-b{i}"),
-                boot,
-                listen,
-                admin,
-                reqs.clone(),
-            )?);
+        // Other builds of a module, each in a front of its own: the router's on the 10-route
+        // table, the balancer's behind the router on the multi-cluster table.
+        let mut extra = Vec::new();
+        for (var, gen_dir, filter_name, requests) in [
+            ("WASMGATE_BENCH_ROUTER_B", &gen, "wasmgate.router", &reqs),
+            (
+                "WASMGATE_BENCH_BALANCER_B",
+                &genmc,
+                "wasmgate.balancer",
+                &reqs,
+            ),
+        ] {
+            let builds = std::env::var(var).unwrap_or_default();
+            for module in builds.split(',').filter(|m| !m.is_empty()) {
+                let label = format!("  {filter_name} build B{}", extra.len());
+                let (mut boot, listen, admin) = load_bootstrap(&gen_dir.join("envoy.yaml"))?;
+                let filter = http_filters(&mut boot)
+                    .and_then(|f| f.iter_mut().find(|f| f["name"] == filter_name))
+                    .ok_or("no such filter")?;
+                filter["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] =
+                    json!(module);
+                filter["typed_config"]["config"]["vm_config"]["vm_id"] =
+                    json!(format!("build-b{}", extra.len()));
+                println!("{label}: {module}");
+                fronts.push(Front::start(
+                    &scratch,
+                    &label,
+                    boot,
+                    listen,
+                    admin,
+                    requests.clone(),
+                )?);
+                extra.push(label);
+            }
         }
         run_rounds(&mut fronts, &scratch, seconds, rounds, tick)?;
-        for (i, b) in fronts.iter().skip(5).enumerate() {
-            line(&format!("  router build B{i}"), &fronts[0], b);
+        for (label, b) in extra.iter().zip(fronts.iter().skip(5)) {
+            line(label, &fronts[0], b);
         }
         let [native, wasm, one, noop, mc, ..] = &fronts[..] else {
             return Err("five fronts expected".into());

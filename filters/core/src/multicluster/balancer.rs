@@ -30,7 +30,14 @@ pub struct Balancer {
     tcp_ports: BTreeMap<u16, usize>,
     locality: Option<Locality>,
     shared_prefix: String,
+    /// Service `i`'s health key, formatted once at configure (read on every request).
+    health_keys: Vec<String>,
     needed_headers: Vec<String>,
+}
+
+/// The shared-data key holding a service's health state: the one place it is formatted.
+fn format_health_key(shared_prefix: &str, service: &str) -> String {
+    format!("{shared_prefix}/{service}/health")
 }
 
 fn valid_header(at: &str, name: &str) -> Result<String, ConfigError> {
@@ -87,6 +94,10 @@ impl Balancer {
             .locality
             .as_ref()
             .map(|l| Locality::new(l.region.as_deref(), l.zone.as_deref()));
+        let health_keys = selectors
+            .iter()
+            .map(|s| format_health_key(&config.shared_prefix, s.name()))
+            .collect();
         let mut b = Balancer {
             cluster_header,
             service_from,
@@ -95,6 +106,7 @@ impl Balancer {
             tcp_ports,
             locality: None,
             shared_prefix: config.shared_prefix.clone(),
+            health_keys,
             needed_headers: needed.into_iter().collect(),
         };
         if let Some(l) = locality {
@@ -151,9 +163,8 @@ impl Balancer {
     }
 
     /// The shared-data key of service `i`'s health state.
-    pub fn health_key(&self, i: usize) -> String {
-        let name = self.selectors.get(i).map_or("", |s| s.name());
-        format!("{}/{}/health", self.shared_prefix, name)
+    pub fn health_key(&self, i: usize) -> &str {
+        self.health_keys.get(i).map_or("", String::as_str)
     }
 
     /// The shared-data key of the active health-check lease.
