@@ -143,6 +143,8 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
     let router = RouterConfig {
         cluster_header: fc::DEFAULT_CLUSTER_HEADER.into(),
         service_header: fc::DEFAULT_SERVICE_HEADER.into(),
+        policy_header: fc::DEFAULT_POLICY_HEADER.into(),
+        listener_ports: BTreeMap::new(),
         no_match: fc::NoMatch::NotFound,
         clear_route_cache: false,
         routes: set.into_routes(),

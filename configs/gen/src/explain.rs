@@ -33,6 +33,7 @@ pub fn explain(output: &Output, probe: &Probe) -> Result<String, String> {
         path: probe.path.as_bytes(),
         method: probe.method.as_bytes(),
         headers: &view,
+        listener_port: None,
     };
     let mut out = format!("{} {}{}\n", probe.method, probe.host, probe.path);
     let rule_text = |route: usize, rule: usize| {

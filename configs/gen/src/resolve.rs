@@ -297,6 +297,8 @@ impl<'a> Ctx<'a> {
             port: Some(port_number),
             weight,
             cluster: Some(cluster),
+            request_headers: None,
+            response_headers: None,
         })
     }
 
@@ -408,6 +410,8 @@ impl<'a> Ctx<'a> {
             port: Some(port_number),
             weight,
             cluster: None,
+            request_headers: None,
+            response_headers: None,
         })
     }
 }

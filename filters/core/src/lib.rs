@@ -14,6 +14,7 @@
 )]
 
 pub mod config;
+pub mod cors;
 pub mod effects;
 pub mod envoy;
 pub mod error;

@@ -14,6 +14,7 @@ use crate::seeded_hash::SeededHashMap;
 use regex_lite::Regex;
 
 use crate::config::*;
+use crate::cors::{is_preflight, CompiledCors, CORS_REQUEST_HEADERS};
 use crate::error::{quote, ConfigError, ConfigErrorKind as K};
 use crate::host::{parse_authority, HostIndex, HostPattern};
 use crate::regex_budget::RegexBudget;
@@ -57,7 +58,13 @@ pub struct Forward<'t> {
     /// New `:path` (query kept), when the rule rewrites the path.
     pub path: Option<String>,
     pub request_headers: HeaderEdits<'t>,
+    /// The rule's response edits, then the CORS headers of an allowed cross-origin request.
     pub response_headers: HeaderEdits<'t>,
+    /// Edits of the picked backend, applied after the rule's.
+    pub backend_request_headers: HeaderEdits<'t>,
+    pub backend_response_headers: HeaderEdits<'t>,
+    /// The value of the policy header (the rule's `policy`); `None` removes the header.
+    pub policy: Option<&'t str>,
 }
 
 /// A local reply: the seed's status-code action, a redirect, or an error the router defines
@@ -96,6 +103,10 @@ pub struct RouteTable {
     no_match: NoMatch,
     cluster_header: String,
     service_header: Option<String>,
+    policy_header: String,
+    listener_ports: HashMap<u16, u16>,
+    needs_listener_port: bool,
+    has_policies: bool,
     clear_route_cache: bool,
 }
 
@@ -206,6 +217,10 @@ enum Action {
         path: Option<PathEdit>,
         request: CompiledEdits,
         response: CompiledEdits,
+        /// (request, response) edits of each backend, by index.
+        backend_edits: Vec<(CompiledEdits, CompiledEdits)>,
+        cors: Option<CompiledCors>,
+        policy: Option<String>,
     },
     Reply {
         status: u16,
@@ -258,8 +273,14 @@ struct CompiledBackends {
 
 impl CompiledBackends {
     fn pick(&self, rng: &mut dyn Random) -> Option<(&str, Option<&str>)> {
+        self.pick_index(rng).map(|(_, s, c)| (s, c))
+    }
+
+    fn pick_index(&self, rng: &mut dyn Random) -> Option<(usize, &str, Option<&str>)> {
         let i = self.weights.pick(rng)?;
-        self.targets.get(i).map(|(s, c)| (s.as_str(), c.as_deref()))
+        self.targets
+            .get(i)
+            .map(|(s, c)| (i, s.as_str(), c.as_deref()))
     }
 }
 
@@ -291,6 +312,7 @@ impl RouteTable {
         let err = |path: String, kind| ConfigError::new(path, kind);
         check_header_name(&config.cluster_header).map_err(|k| err("clusterHeader".into(), k))?;
         check_header_name(&config.service_header).map_err(|k| err("serviceHeader".into(), k))?;
+        check_header_name(&config.policy_header).map_err(|k| err("policyHeader".into(), k))?;
         let services = compile_services(&config.multi_cluster_services)?;
         let mut hosts = HostIndex::default();
         let mut host_rules = Vec::new();
@@ -331,6 +353,10 @@ impl RouteTable {
             cluster_header: config.cluster_header.to_ascii_lowercase(),
             service_header: (!config.multi_cluster_services.is_empty())
                 .then(|| config.service_header.to_ascii_lowercase()),
+            policy_header: config.policy_header.to_ascii_lowercase(),
+            listener_ports: config.listener_ports.iter().map(|(k, v)| (*k, *v)).collect(),
+            needs_listener_port: c.needs_listener_port,
+            has_policies: c.has_policies,
             clear_route_cache: config.clear_route_cache,
         })
     }
@@ -347,6 +373,21 @@ impl RouteTable {
 
     pub fn cluster_header(&self) -> &str {
         &self.cluster_header
+    }
+
+    /// The header that carries a rule's `policy` to the proxy's route table.
+    pub fn policy_header(&self) -> &str {
+        &self.policy_header
+    }
+
+    /// Whether some rule has a `policy` (only then the router writes or strips the header).
+    pub fn has_policies(&self) -> bool {
+        self.has_policies
+    }
+
+    /// Whether some rule (a redirect) needs [`RequestView::listener_port`].
+    pub fn needs_listener_port(&self) -> bool {
+        self.needs_listener_port
     }
 
     pub fn clear_route_cache(&self) -> bool {
@@ -439,7 +480,11 @@ impl RouteTable {
                 let port = match (port, scheme) {
                     (Some(p), _) => Some(p.to_string()),
                     (None, Some(_)) => None,
-                    (None, None) => authority_port(req.authority).map(str::to_string),
+                    // Gateway API: the port of the listener, as the user declared it.
+                    (None, None) => match req.listener_port {
+                        Some(p) => Some(self.listener_ports.get(&p).unwrap_or(&p).to_string()),
+                        None => authority_port(req.authority).map(str::to_string),
+                    },
                 };
                 let mut location =
                     format!("{scheme_out}://{}", hostname.as_deref().unwrap_or(host));
@@ -461,25 +506,52 @@ impl RouteTable {
                 path: edit,
                 request,
                 response,
-            } => match backends.pick(rng) {
-                None => Outcome::Reply(Reply {
-                    rule: at,
-                    status: 500,
-                    headers: Vec::new(),
-                    body: "no backend with a non-zero weight\n",
-                }),
-                Some((service, cluster)) => Outcome::Forward(Forward {
-                    rule: rule.at,
-                    service,
-                    cluster,
-                    authority: authority.as_ref().map(|t| t.render(caps)),
-                    path: edit
-                        .as_ref()
-                        .map(|e| rewrite_path(Some(e), cand, caps, path, query)),
-                    request_headers: request.render(caps),
-                    response_headers: response.render(caps),
-                }),
-            },
+                backend_edits,
+                cors,
+                policy,
+            } => {
+                if let Some(c) = cors.as_ref().filter(|_| is_preflight(req)) {
+                    // Answered here and never forwarded, allowed origin or not.
+                    return Outcome::Reply(Reply {
+                        rule: at,
+                        status: 200,
+                        headers: c.preflight_headers(req),
+                        body: "",
+                    });
+                }
+                match backends.pick_index(rng) {
+                    None => Outcome::Reply(Reply {
+                        rule: at,
+                        status: 500,
+                        headers: Vec::new(),
+                        body: "no backend with a non-zero weight\n",
+                    }),
+                    Some((i, service, cluster)) => {
+                        let mut response_headers = response.render(caps);
+                        if let Some(c) = cors {
+                            response_headers.set.extend(c.response_headers(req));
+                        }
+                        let (backend_request, backend_response) = match backend_edits.get(i) {
+                            Some((rq, rs)) => (rq.render(caps), rs.render(caps)),
+                            None => (HeaderEdits::default(), HeaderEdits::default()),
+                        };
+                        Outcome::Forward(Forward {
+                            rule: rule.at,
+                            service,
+                            cluster,
+                            authority: authority.as_ref().map(|t| t.render(caps)),
+                            path: edit
+                                .as_ref()
+                                .map(|e| rewrite_path(Some(e), cand, caps, path, query)),
+                            request_headers: request.render(caps),
+                            response_headers,
+                            backend_request_headers: backend_request,
+                            backend_response_headers: backend_response,
+                            policy: policy.as_deref(),
+                        })
+                    }
+                }
+            }
         }
     }
 }
@@ -595,6 +667,8 @@ struct Compiler {
     regexes: RegexBudget,
     header_names: BTreeSet<String>,
     needs_method: bool,
+    needs_listener_port: bool,
+    has_policies: bool,
     order: usize,
 }
 
@@ -659,12 +733,28 @@ fn compile_tcp(
     services: &Services,
 ) -> Result<CompiledBackends, ConfigError> {
     match t.rules.as_slice() {
-        [rule] => compile_backends(
+        [rule] => {
+            let list = rule.backend.iter().chain(&rule.backends);
+            if let Some(i) = list
+                .into_iter()
+                .position(|b| b.request_headers.is_some() || b.response_headers.is_some())
+            {
+                let field = match rule.backend {
+                    Some(_) => "backend".to_string(),
+                    None => format!("backends[{i}]"),
+                };
+                return Err(ConfigError::new(
+                    format!("{at}.rules[0].{field}"),
+                    K::Schema("header edits apply only to HTTP backends".into()),
+                ));
+            }
+            compile_backends(
             &format!("{at}.rules[0]"),
             rule.backend.as_ref(),
             &rule.backends,
             services,
-        ),
+        )
+        }
         _ => Err(ConfigError::new(
             format!("{at}.rules"),
             K::Schema("a tcp route takes exactly one rule".into()),
@@ -858,6 +948,12 @@ impl Compiler {
                     K::ModifierWithoutBackend("requestHeaders"),
                 ));
             }
+            if rule.cors.is_some() {
+                return Err(e(".cors", K::ModifierWithoutBackend("cors")));
+            }
+            if rule.policy.is_some() {
+                return Err(e(".policy", K::ModifierWithoutBackend("policy")));
+            }
         }
         let action = if let Some(sc) = &rule.status_code {
             if !(200..=599).contains(&sc.code) {
@@ -904,6 +1000,7 @@ impl Compiler {
             } else {
                 self.header_names.insert(":scheme".into());
             }
+            self.needs_listener_port |= r.port.is_none() && r.scheme.is_none();
             Action::Redirect {
                 status,
                 scheme: r.scheme.clone(),
@@ -930,6 +1027,40 @@ impl Compiler {
                     Ok(t)
                 })
                 .transpose()?;
+            let backend_edits = rule
+                .backend
+                .iter()
+                .map(|b| (".backend".to_string(), b))
+                .chain(
+                    rule.backends
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| (format!(".backends[{i}]"), b)),
+                )
+                .map(|(f, b)| {
+                    Ok((
+                        edits(&format!("{f}.requestHeaders"), b.request_headers.as_ref())?,
+                        edits(&format!("{f}.responseHeaders"), b.response_headers.as_ref())?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, ConfigError>>()?;
+            let cors = rule
+                .cors
+                .as_ref()
+                .map(|c| CompiledCors::compile(at, c))
+                .transpose()?;
+            if cors.is_some() {
+                self.needs_method = true;
+                self.header_names
+                    .extend(CORS_REQUEST_HEADERS.iter().map(|h| h.to_string()));
+            }
+            if let Some(p) = &rule.policy {
+                check_header_value(p).map_err(|k| e(".policy", k))?;
+                if p.is_empty() {
+                    return Err(e(".policy", K::EmptyName));
+                }
+                self.has_policies = true;
+            }
             Action::Forward {
                 backends,
                 authority,
@@ -939,6 +1070,9 @@ impl Compiler {
                     .transpose()?,
                 request: edits(".requestHeaders", rule.request_headers.as_ref())?,
                 response: edits(".responseHeaders", rule.response_headers.as_ref())?,
+                backend_edits,
+                cors,
+                policy: rule.policy.clone(),
             }
         };
         // Response header edits on a local reply apply to that reply.
