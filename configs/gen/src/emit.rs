@@ -9,6 +9,7 @@ use serde_json::Value;
 use wasmgate_core::config::{self as fc, BalancerConfig, RouterConfig, ServiceKey};
 
 use crate::envoy::{self, Layout, NativeGap};
+use crate::gateway_filters;
 use crate::error::{ErrorKind, Errors, GenError, Location};
 use crate::istio::{self, IstioOptions};
 use crate::load::Inputs;
@@ -144,7 +145,13 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
         cluster_header: fc::DEFAULT_CLUSTER_HEADER.into(),
         service_header: fc::DEFAULT_SERVICE_HEADER.into(),
         policy_header: fc::DEFAULT_POLICY_HEADER.into(),
-        listener_ports: BTreeMap::new(),
+        // Redirects name the port the user declared, not the one Envoy was moved to.
+        listener_ports: opts
+            .port_map
+            .iter()
+            .filter(|(from, to)| from != to && ports.contains(to))
+            .map(|(from, to)| (*to, *from))
+            .collect(),
         no_match: fc::NoMatch::NotFound,
         clear_route_cache: false,
         routes: set.into_routes(),
@@ -201,7 +208,7 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
         region: opts.region.as_deref(),
         zone: opts.zone.as_deref(),
     };
-    let envoy = envoy::bootstrap(
+    let mut envoy = envoy::bootstrap(
         &router,
         balancer.as_ref(),
         &cx.clusters,
@@ -209,6 +216,7 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
         &cx.cluster_policy,
         &layout,
     );
+    gateway_filters::add_policy_routes(&mut envoy, &cx.rule_policies, &router.policy_header);
     let (envoy_native, native_gaps) =
         envoy::native_bootstrap(&router, balancer.as_ref(), &cx.clusters, &layout);
     let istio = istio::manifests(&router, balancer.as_ref(), &cx.clusters, &opts.istio);

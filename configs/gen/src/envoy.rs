@@ -562,6 +562,14 @@ pub fn native_route_config(
 }
 
 fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Result<Value, String> {
+    let backend_edits = rule
+        .backend
+        .iter()
+        .chain(&rule.backends)
+        .any(|b| b.request_headers.is_some() || b.response_headers.is_some());
+    if rule.cors.is_some() || rule.policy.is_some() || backend_edits {
+        return Err("CORS, backend header edits, timeouts, retries and mirrors are not translated natively".into());
+    }
     let mut v = json!({});
     if let Some(sc) = &rule.status_code {
         v["direct_response"] = json!({"status": sc.code, "body": {"inline_string": sc.body.clone().unwrap_or_default()}});

@@ -7,6 +7,7 @@ pub mod emit;
 pub mod envoy;
 pub mod error;
 pub mod explain;
+pub mod gateway_filters;
 pub mod ha;
 pub mod istio;
 pub mod load;

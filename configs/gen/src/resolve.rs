@@ -36,6 +36,8 @@ pub struct Ctx<'a> {
     pub policies: BTreeMap<String, usize>,
     /// What policies set on Envoy clusters, by cluster name.
     pub cluster_policy: BTreeMap<String, crate::policy::ClusterPolicy>,
+    /// HTTPRoute rules' timeouts, retries and mirrors, for Envoy routes.
+    pub rule_policies: crate::gateway_filters::Policies,
 }
 
 /// The annotation that turns on the balancer's active health checks for a multi-cluster
@@ -52,6 +54,7 @@ impl<'a> Ctx<'a> {
             used_mcs: BTreeMap::new(),
             policies: BTreeMap::new(),
             cluster_policy: BTreeMap::new(),
+            rule_policies: Default::default(),
         };
         cx.index_mcs();
         cx.index_policies();

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use wasmgate_core::config::{self as fc, PathModifier, PathModifierKind};
 
 use crate::error::{ErrorKind, Location};
+use crate::gateway_filters;
 use crate::model::*;
 use crate::resolve::Ctx;
 
@@ -235,11 +236,7 @@ fn http_route(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &HttpRo
     let mut rules = Vec::new();
     for (ui, rule) in spec.rules.iter().enumerate() {
         let base = format!("spec.rules[{ui}]");
-        for (field, present) in [
-            ("timeouts", rule.timeouts.is_some()),
-            ("retry", rule.retry.is_some()),
-            ("sessionPersistence", rule.session_persistence.is_some()),
-        ] {
+        for (field, present) in [("sessionPersistence", rule.session_persistence.is_some())] {
             if present {
                 cx.fail(
                     at,
@@ -292,7 +289,13 @@ fn http_route(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &HttpRo
                         path,
                     });
                 }
-                (k @ ("RequestMirror" | "ExtensionRef" | "CORS"), ..) => {
+                // Carried by the rule's policy (gateway_filters::rule_policy).
+                ("RequestMirror", None, None, None, None) if f.request_mirror.is_some() => {}
+                ("CORS", None, None, None, None) if f.cors.is_some() => {
+                    let raw = f.cors.as_ref().unwrap_or(&serde_json::Value::Null);
+                    out.cors = gateway_filters::cors(cx, at, &format!("{field}.cors"), raw);
+                }
+                (k @ "ExtensionRef", ..) => {
                     cx.fail(
                         at,
                         format!("{field}.type"),
@@ -343,16 +346,8 @@ fn http_route(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &HttpRo
                 );
                 continue;
             }
-            if !b.filters.is_empty() {
-                cx.fail(
-                    at,
-                    format!("{field}.filters"),
-                    ErrorKind::Invalid("backend filters are not supported by wasmgate".into()),
-                );
-                continue;
-            }
             let port = b.port.map(PortRef::Number);
-            if let Some(backend) = cx.backend(
+            if let Some(mut backend) = cx.backend(
                 at,
                 &field,
                 "name",
@@ -361,9 +356,12 @@ fn http_route(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &HttpRo
                 b.weight.unwrap_or(1),
                 "port",
             ) {
-                out.backends.push(backend);
+                if gateway_filters::backend_filters(cx, at, &field, &b.filters, &mut backend) {
+                    out.backends.push(backend);
+                }
             }
         }
+        out.policy = gateway_filters::rule_policy(cx, at, &base, rule);
         if out.redirect.is_none() && out.backends.is_empty() {
             if rule.backend_refs.is_empty() {
                 // Gateway API: a rule with nowhere to send its requests answers 500.
@@ -374,9 +372,23 @@ fn http_route(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &HttpRo
                 });
                 out.request_headers = None;
                 out.url_rewrite = None;
+                // Nothing is forwarded, so there is nothing to time, retry, mirror or share.
+                out.cors = None;
+                out.policy = None;
             } else {
                 continue;
             }
+        }
+        if out.redirect.is_some() && (out.policy.is_some() || out.cors.is_some()) {
+            cx.fail(
+                at,
+                base.clone(),
+                ErrorKind::Invalid(
+                    "a redirect rule forwards nothing: timeouts, retry, RequestMirror and CORS need backendRefs"
+                        .into(),
+                ),
+            );
+            continue;
         }
         if out.redirect.is_some() && !out.backends.is_empty() {
             cx.fail(

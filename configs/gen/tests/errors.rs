@@ -84,8 +84,58 @@ fn each_error_names_file_document_and_field() {
         ),
         (
             "an HTTPRoute filter wasmgate does not support",
-            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: x}}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
-            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].type: filter RequestMirror is not supported by wasmgate",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: ExtensionRef, extensionRef: {group: x, kind: y, name: z}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].type: filter ExtensionRef is not supported by wasmgate",
+        ),
+        (
+            "a retry backoff Envoy cannot honour as a minimum",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - retry: {codes: [503], attempts: 2, backoff: 100ms}\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].retry.backoff: backoff is not supported by wasmgate: Envoy's jittered back-off may retry sooner",
+        ),
+        (
+            "a retry code outside 400-599",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - retry: {codes: [503, 302]}\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].retry.codes[1]: retry code 302 is outside 400-599",
+        ),
+        (
+            "a timeout that is not a Gateway API duration",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - timeouts: {request: 1.5s}\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].timeouts.request: invalid duration \"1.5s\"",
+        ),
+        (
+            "a backend timeout longer than the request timeout",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - timeouts: {request: 1s, backendRequest: 2s}\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].timeouts.backendRequest: backendRequest (2s) must not be longer than request (1s)",
+        ),
+        (
+            "an unknown timeouts field",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - timeouts: {requests: 1s}\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].timeouts.requests: unknown field `requests`",
+        ),
+        (
+            "a mirror percentage over 100",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: foo-app, port: 80}, percent: 101}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].requestMirror.percent: percent 101 is outside 0-100",
+        ),
+        (
+            "a mirror fraction over one",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: foo-app, port: 80}, fraction: {numerator: 3, denominator: 2}}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].requestMirror.fraction: fraction 3/2 must have",
+        ),
+        (
+            "a mirror to a Service that does not exist",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: nope, port: 80}}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].requestMirror.backendRef",
+        ),
+        (
+            "a backendRef filter other than the header modifiers",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - backendRefs: [{name: foo-app, port: 80, filters: [{type: URLRewrite, urlRewrite: {hostname: a.com}}]}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].backendRefs[0].filters[0].type: filter URLRewrite is not supported on a backendRef by wasmgate",
+        ),
+        (
+            "a CORS origin with a wildcard inside the host",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: CORS, cors: {allowOrigins: [\"https://a.*.com\"]}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].cors.allowOrigins[0]: invalid origin",
         ),
         (
             "an HTTPRoute backend that does not exist",
