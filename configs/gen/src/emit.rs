@@ -9,8 +9,8 @@ use serde_json::Value;
 use wasmgate_core::config::{self as fc, BalancerConfig, RouterConfig, ServiceKey};
 
 use crate::envoy::{self, Layout, NativeGap};
-use crate::gateway_filters;
 use crate::error::{ErrorKind, Errors, GenError, Location};
+use crate::gateway_filters;
 use crate::istio::{self, IstioOptions};
 use crate::load::Inputs;
 use crate::resolve::Ctx;

@@ -568,7 +568,10 @@ fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Resu
         .chain(&rule.backends)
         .any(|b| b.request_headers.is_some() || b.response_headers.is_some());
     if rule.cors.is_some() || rule.policy.is_some() || backend_edits {
-        return Err("CORS, backend header edits, timeouts, retries and mirrors are not translated natively".into());
+        return Err(
+            "CORS, backend header edits, timeouts, retries and mirrors are not translated natively"
+                .into(),
+        );
     }
     let mut v = json!({});
     if let Some(sc) = &rule.status_code {

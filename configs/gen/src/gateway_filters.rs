@@ -232,8 +232,7 @@ pub fn rule_policy(
                 };
                 policy.request_timeout_ms = read("request", &t.request);
                 policy.backend_timeout_ms = read("backendRequest", &t.backend_request);
-                if let (Some(r), Some(b)) = (policy.request_timeout_ms, policy.backend_timeout_ms)
-                {
+                if let (Some(r), Some(b)) = (policy.request_timeout_ms, policy.backend_timeout_ms) {
                     if r != 0 && (b > r || b == 0) {
                         cx.fail(
                             at,
@@ -500,8 +499,7 @@ pub fn add_policy_routes(bootstrap: &mut Value, policies: &Policies, policy_head
                     .pointer_mut("/typed_config/route_config/virtual_hosts")
                     .and_then(Value::as_array_mut);
                 for vhost in vhosts.into_iter().flatten() {
-                    let Some(routes) = vhost.get_mut("routes").and_then(Value::as_array_mut)
-                    else {
+                    let Some(routes) = vhost.get_mut("routes").and_then(Value::as_array_mut) else {
                         continue;
                     };
                     let mut with_policies = Vec::new();
@@ -573,7 +571,8 @@ fn policy_route(steered: &Value, name: &str, policy: &RulePolicy, policy_header:
             .mirrors
             .iter()
             .map(|m| {
-                let mut p = json!({"cluster": m.cluster, "disable_shadow_host_suffix_append": true});
+                let mut p =
+                    json!({"cluster": m.cluster, "disable_shadow_host_suffix_append": true});
                 if m.per_million < 1_000_000 {
                     p["runtime_fraction"] = json!({
                         "default_value": {"numerator": m.per_million, "denominator": "MILLION"}

@@ -93,7 +93,8 @@ impl CompiledCors {
             let mut list = Vec::new();
             for (i, o) in c.allow_origins.iter().enumerate() {
                 let lower = o.to_ascii_lowercase();
-                let parsed = parse_origin(&lower).filter(|(s, _, _)| matches!(*s, "http" | "https"));
+                let parsed =
+                    parse_origin(&lower).filter(|(s, _, _)| matches!(*s, "http" | "https"));
                 let Some((scheme, host, port)) = parsed else {
                     return Err(e(
                         format!("allowOrigins[{i}]"),
@@ -231,7 +232,10 @@ impl CompiledCors {
         if let Some(h) = list(&self.headers, "access-control-request-headers") {
             out.push(("access-control-allow-headers", h));
         }
-        out.push(("access-control-max-age", Cow::Borrowed(self.max_age.as_str())));
+        out.push((
+            "access-control-max-age",
+            Cow::Borrowed(self.max_age.as_str()),
+        ));
         out
     }
 
@@ -278,7 +282,11 @@ mod tests {
     #[test]
     fn origins_match_scheme_host_and_port_with_leading_wildcards() {
         let c = cors(
-            &["https://www.foo.com", "https://*.bar.com", "http://a.com:8080"],
+            &[
+                "https://www.foo.com",
+                "https://*.bar.com",
+                "http://a.com:8080",
+            ],
             false,
         );
         let cases: &[(&str, bool)] = &[

@@ -354,7 +354,11 @@ impl RouteTable {
             service_header: (!config.multi_cluster_services.is_empty())
                 .then(|| config.service_header.to_ascii_lowercase()),
             policy_header: config.policy_header.to_ascii_lowercase(),
-            listener_ports: config.listener_ports.iter().map(|(k, v)| (*k, *v)).collect(),
+            listener_ports: config
+                .listener_ports
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect(),
             needs_listener_port: c.needs_listener_port,
             has_policies: c.has_policies,
             clear_route_cache: config.clear_route_cache,
@@ -749,11 +753,11 @@ fn compile_tcp(
                 ));
             }
             compile_backends(
-            &format!("{at}.rules[0]"),
-            rule.backend.as_ref(),
-            &rule.backends,
-            services,
-        )
+                &format!("{at}.rules[0]"),
+                rule.backend.as_ref(),
+                &rule.backends,
+                services,
+            )
         }
         _ => Err(ConfigError::new(
             format!("{at}.rules"),

@@ -171,15 +171,57 @@ fn a_redirect_without_port_or_scheme_takes_the_declared_listener_port() {
     assert!(table.needs_listener_port());
     // (path, :scheme, :authority, listener port, Location)
     let cases = [
-        ("/plain", "http", "x.com:18080", Some(18080), "http://y.com/plain"),
-        ("/plain", "http", "x.com", Some(18081), "http://y.com:8080/plain"),
-        ("/plain", "https", "x.com", Some(18443), "https://y.com/plain"),
-        ("/plain", "http", "x.com", Some(18443), "http://y.com:443/plain"),
-        ("/plain", "http", "x.com", Some(7000), "http://y.com:7000/plain"),
+        (
+            "/plain",
+            "http",
+            "x.com:18080",
+            Some(18080),
+            "http://y.com/plain",
+        ),
+        (
+            "/plain",
+            "http",
+            "x.com",
+            Some(18081),
+            "http://y.com:8080/plain",
+        ),
+        (
+            "/plain",
+            "https",
+            "x.com",
+            Some(18443),
+            "https://y.com/plain",
+        ),
+        (
+            "/plain",
+            "http",
+            "x.com",
+            Some(18443),
+            "http://y.com:443/plain",
+        ),
+        (
+            "/plain",
+            "http",
+            "x.com",
+            Some(7000),
+            "http://y.com:7000/plain",
+        ),
         // Without Envoy's destination.port the Host header's port is the fallback.
         ("/plain", "http", "x.com:81", None, "http://y.com:81/plain"),
-        ("/https", "http", "x.com:18081", Some(18081), "https://x.com/https"),
-        ("/port", "http", "x.com", Some(18080), "http://x.com:9443/port"),
+        (
+            "/https",
+            "http",
+            "x.com:18081",
+            Some(18081),
+            "https://x.com/https",
+        ),
+        (
+            "/port",
+            "http",
+            "x.com",
+            Some(18080),
+            "http://x.com:9443/port",
+        ),
     ];
     for (path, scheme, authority, port, want) in cases {
         let headers = [(":scheme", scheme.as_bytes())];
