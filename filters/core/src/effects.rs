@@ -60,7 +60,9 @@ pub fn apply_request<'t>(
                 request.set(":path", p);
             }
             apply_edits(request, &f.request_headers);
-            apply_edits(request, &f.backend_request_headers);
+            if let Some(b) = &f.backend_headers {
+                apply_edits(request, &b.request);
+            }
             // Written after the rule's edits, so no edit can choose another policy.
             match f.policy {
                 Some(p) => request.set(table.policy_header(), p),

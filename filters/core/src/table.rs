@@ -60,9 +60,9 @@ pub struct Forward<'t> {
     pub request_headers: HeaderEdits<'t>,
     /// The rule's response edits, then the CORS headers of an allowed cross-origin request.
     pub response_headers: HeaderEdits<'t>,
-    /// Edits of the picked backend, applied after the rule's.
-    pub backend_request_headers: HeaderEdits<'t>,
-    pub backend_response_headers: HeaderEdits<'t>,
+    /// Edits of the picked backend, applied after the rule's; boxed, as few backends have
+    /// any.
+    pub backend_headers: Option<Box<BackendEdits<'t>>>,
     /// The value of the policy header (the rule's `policy`); `None` removes the header.
     pub policy: Option<&'t str>,
 }
@@ -75,6 +75,13 @@ pub struct Reply<'t> {
     pub status: u16,
     pub headers: Vec<(&'t str, Cow<'t, str>)>,
     pub body: &'t str,
+}
+
+/// A backend's own request and response header edits.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BackendEdits<'t> {
+    pub request: HeaderEdits<'t>,
+    pub response: HeaderEdits<'t>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -209,19 +216,23 @@ struct CompiledRule {
     action: Action,
 }
 
+/// A forwarding rule's action; boxed in [`Action`], being much the largest.
+#[derive(Debug)]
+struct ForwardAction {
+    backends: CompiledBackends,
+    authority: Option<Template>,
+    path: Option<PathEdit>,
+    request: CompiledEdits,
+    response: CompiledEdits,
+    /// (request, response) edits of each backend, by index.
+    backend_edits: Vec<(CompiledEdits, CompiledEdits)>,
+    cors: Option<CompiledCors>,
+    policy: Option<String>,
+}
+
 #[derive(Debug)]
 enum Action {
-    Forward {
-        backends: CompiledBackends,
-        authority: Option<Template>,
-        path: Option<PathEdit>,
-        request: CompiledEdits,
-        response: CompiledEdits,
-        /// (request, response) edits of each backend, by index.
-        backend_edits: Vec<(CompiledEdits, CompiledEdits)>,
-        cors: Option<CompiledCors>,
-        policy: Option<String>,
-    },
+    Forward(Box<ForwardAction>),
     Reply {
         status: u16,
         headers: Vec<(String, Template)>,
@@ -250,6 +261,10 @@ struct CompiledEdits {
 }
 
 impl CompiledEdits {
+    fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+
     fn render<'t>(&'t self, caps: &Captures<'_>) -> HeaderEdits<'t> {
         let render = |v: &'t Vec<(String, Template)>| {
             v.iter()
@@ -504,16 +519,17 @@ impl RouteTable {
                     body: "",
                 })
             }
-            Action::Forward {
-                backends,
-                authority,
-                path: edit,
-                request,
-                response,
-                backend_edits,
-                cors,
-                policy,
-            } => {
+            Action::Forward(forward) => {
+                let ForwardAction {
+                    backends,
+                    authority,
+                    path: edit,
+                    request,
+                    response,
+                    backend_edits,
+                    cors,
+                    policy,
+                } = &**forward;
                 if let Some(c) = cors.as_ref().filter(|_| is_preflight(req)) {
                     // Answered here and never forwarded, allowed origin or not.
                     return Outcome::Reply(Reply {
@@ -535,10 +551,15 @@ impl RouteTable {
                         if let Some(c) = cors {
                             response_headers.set.extend(c.response_headers(req));
                         }
-                        let (backend_request, backend_response) = match backend_edits.get(i) {
-                            Some((rq, rs)) => (rq.render(caps), rs.render(caps)),
-                            None => (HeaderEdits::default(), HeaderEdits::default()),
-                        };
+                        let backend_headers = backend_edits
+                            .get(i)
+                            .filter(|(rq, rs)| !rq.is_empty() || !rs.is_empty())
+                            .map(|(rq, rs)| {
+                                Box::new(BackendEdits {
+                                    request: rq.render(caps),
+                                    response: rs.render(caps),
+                                })
+                            });
                         Outcome::Forward(Forward {
                             rule: rule.at,
                             service,
@@ -549,8 +570,7 @@ impl RouteTable {
                                 .map(|e| rewrite_path(Some(e), cand, caps, path, query)),
                             request_headers: request.render(caps),
                             response_headers,
-                            backend_request_headers: backend_request,
-                            backend_response_headers: backend_response,
+                            backend_headers,
                             policy: policy.as_deref(),
                         })
                     }
@@ -1065,7 +1085,7 @@ impl Compiler {
                 }
                 self.has_policies = true;
             }
-            Action::Forward {
+            Action::Forward(Box::new(ForwardAction {
                 backends,
                 authority,
                 path: rewrite
@@ -1077,7 +1097,7 @@ impl Compiler {
                 backend_edits,
                 cors,
                 policy: rule.policy.clone(),
-            }
+            }))
         };
         // Response header edits on a local reply apply to that reply.
         let action = match (action, &rule.response_headers) {

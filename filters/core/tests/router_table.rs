@@ -42,7 +42,9 @@ fn run(table: &RouteTable, case: &cases::Case) -> Observed {
     let forwarded = matches!(outcome, Outcome::Forward(_));
     if let Outcome::Forward(f) = &outcome {
         apply_edits(&mut response, &f.response_headers);
-        apply_edits(&mut response, &f.backend_response_headers);
+        if let Some(b) = &f.backend_headers {
+            apply_edits(&mut response, &b.response);
+        }
     }
     let mut upstream = VecHeaders(all.clone());
     let mut seen = Observed::default();

@@ -302,7 +302,8 @@ impl HttpContext for RouterHttp {
         let outcome = shared.with_rng(|rng| table.route(&req, rng));
         observe_outcome(&shared, &outcome);
         if let Outcome::Forward(f) = &outcome {
-            for edits in [&f.response_headers, &f.backend_response_headers] {
+            let backend = f.backend_headers.as_ref().map(|b| &b.response);
+            for edits in std::iter::once(&f.response_headers).chain(backend) {
                 if !edits.is_empty() {
                     self.response_edits.push(OwnedEdits::from(edits));
                 }
