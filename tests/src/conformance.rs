@@ -328,14 +328,22 @@ impl Env {
             name: "local".into(),
             ..Member::default()
         };
+        let mut manifests = file.manifests.clone();
         for (label, name, _ns, port) in services(&file.manifests) {
             let b = Backend::start(&label).map_err(|e| e.to_string())?;
             by_address.insert(b.addr(), label.clone());
-            member.endpoints.push((name, port, b.endpoint()));
+            // A Service whose endpoints the manifests give themselves (an EndpointSlice
+            // naming `{{port NAME}}`) stays out of the inventory.
+            let placeholder = format!("{{{{port {name}}}}}");
+            if manifests.contains(&placeholder) {
+                manifests = manifests.replace(&placeholder, &b.addr().port().to_string());
+            } else {
+                member.endpoints.push((name, port, b.endpoint()));
+            }
             backends.push(b);
         }
         let manifests = scratch
-            .write("manifests.yaml", &file.manifests)
+            .write("manifests.yaml", &manifests)
             .map_err(|e| e.to_string())?;
         let inventory = scratch
             .write("inventory.yaml", &inventory_yaml(&[member]))
@@ -354,7 +362,7 @@ impl Env {
         let mut ports = BTreeMap::new();
         for (gw, declared) in gateway_ports(&file.manifests) {
             let actual = free()?;
-            opts.port_map.insert(declared, actual);
+            opts.gateway_port_map.insert((gw.clone(), declared), actual);
             ports.insert((gw, declared), SocketAddr::from(([127, 0, 0, 1], actual)));
         }
         if ports.is_empty() {
@@ -706,6 +714,9 @@ pub fn run_file(file: CaseFile, way: Way) -> Vec<String> {
         }
     };
     let mut failures = Vec::new();
+    if way == Way::Explain {
+        failures.extend(check_status(&env.file.status, &env.output.status));
+    }
     for (case, seen) in cases.iter().zip(results) {
         match seen {
             Ok(seen) => {
@@ -714,6 +725,55 @@ pub fn run_file(file: CaseFile, way: Way) -> Vec<String> {
                 }
             }
             Err(e) => failures.push(format!("{}: {e}", case.name)),
+        }
+    }
+    failures
+}
+
+/// Compares the generator's route status with what a file expects.
+pub fn check_status(
+    want: &[StatusExpectation],
+    got: &[wasmgate_gen::status::RouteStatus],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for w in want {
+        let kind = w.kind.as_deref().unwrap_or("HTTPRoute");
+        let ns = w.namespace.as_deref().unwrap_or("default");
+        let Some(route) = got
+            .iter()
+            .find(|r| r.kind == kind && r.name == w.name && r.namespace == ns)
+        else {
+            failures.push(format!("status: no status for {kind} {ns}/{}", w.name));
+            continue;
+        };
+        let parents: Vec<_> = route
+            .parents
+            .iter()
+            .filter(|p| w.parent.as_ref().is_none_or(|n| *n == p.name))
+            .filter(|p| w.section_name.is_none() || p.section_name == w.section_name)
+            .collect();
+        let [parent] = parents.as_slice() else {
+            failures.push(format!(
+                "status: {kind} {ns}/{} has {} parents matching {:?}/{:?}",
+                w.name,
+                parents.len(),
+                w.parent,
+                w.section_name
+            ));
+            continue;
+        };
+        for (ty, expected) in &w.conditions {
+            let seen = parent
+                .conditions
+                .iter()
+                .find(|c| c.kind == ty)
+                .map(|c| format!("{}/{}", if c.status { "True" } else { "False" }, c.reason));
+            if seen.as_deref() != Some(expected.as_str()) {
+                failures.push(format!(
+                    "status: {kind} {ns}/{} {ty}: {seen:?} (want {expected:?})",
+                    w.name
+                ));
+            }
         }
     }
     failures

@@ -153,6 +153,14 @@ pub struct HttpRule {
     pub request_headers: Option<HeaderModifier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_headers: Option<HeaderModifier>,
+    /// The weight of the rule's backends that could not be resolved (Gateway API: that share
+    /// of the rule's requests answers 500, the rest go to `backends`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unresolved_weight: u32,
+}
+
+fn is_zero(w: &u32) -> bool {
+    *w == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -253,13 +253,28 @@ impl CompiledEdits {
 struct CompiledBackends {
     /// (service, Envoy cluster); no cluster for a multi-cluster service.
     targets: Vec<(String, Option<String>)>,
+    /// One weight per target, then the unresolved share (when there is one).
     weights: WeightedSet,
 }
 
+/// What a weighted pick lands on.
+enum Picked<'t> {
+    Target(&'t str, Option<&'t str>),
+    /// The share of backends the configuration could not resolve.
+    Unresolved,
+    /// Every weight is zero.
+    Nothing,
+}
+
 impl CompiledBackends {
-    fn pick(&self, rng: &mut dyn Random) -> Option<(&str, Option<&str>)> {
-        let i = self.weights.pick(rng)?;
-        self.targets.get(i).map(|(s, c)| (s.as_str(), c.as_deref()))
+    fn pick(&self, rng: &mut dyn Random) -> Picked<'_> {
+        let Some(i) = self.weights.pick(rng) else {
+            return Picked::Nothing;
+        };
+        match self.targets.get(i) {
+            Some((s, c)) => Picked::Target(s.as_str(), c.as_deref()),
+            None => Picked::Unresolved,
+        }
     }
 }
 
@@ -361,9 +376,9 @@ impl RouteTable {
     /// or every backend weight is zero.
     pub fn route_tcp(&self, port: u16, rng: &mut dyn Random) -> TcpOutcome<'_> {
         match self.tcp.get(&port).map(|b| b.pick(rng)) {
-            None | Some(None) => TcpOutcome::NoRoute,
-            Some(Some((_, Some(cluster)))) => TcpOutcome::Cluster(cluster),
-            Some(Some((service, None))) => TcpOutcome::Delegate(service),
+            None | Some(Picked::Nothing | Picked::Unresolved) => TcpOutcome::NoRoute,
+            Some(Picked::Target(_, Some(cluster))) => TcpOutcome::Cluster(cluster),
+            Some(Picked::Target(service, None)) => TcpOutcome::Delegate(service),
         }
     }
 
@@ -462,13 +477,19 @@ impl RouteTable {
                 request,
                 response,
             } => match backends.pick(rng) {
-                None => Outcome::Reply(Reply {
+                Picked::Nothing => Outcome::Reply(Reply {
                     rule: at,
                     status: 500,
                     headers: Vec::new(),
                     body: "no backend with a non-zero weight\n",
                 }),
-                Some((service, cluster)) => Outcome::Forward(Forward {
+                Picked::Unresolved => Outcome::Reply(Reply {
+                    rule: at,
+                    status: 500,
+                    headers: Vec::new(),
+                    body: "backend not resolved\n",
+                }),
+                Picked::Target(service, cluster) => Outcome::Forward(Forward {
                     rule: rule.at,
                     service,
                     cluster,
@@ -621,6 +642,7 @@ fn compile_backends(
     at: &str,
     single: Option<&Backend>,
     many: &[Backend],
+    unresolved_weight: u32,
     services: &Services,
 ) -> Result<CompiledBackends, ConfigError> {
     if single.is_some() && !many.is_empty() {
@@ -647,9 +669,10 @@ fn compile_backends(
         };
         targets.push((b.service.clone(), cluster));
     }
+    let unresolved = (unresolved_weight > 0).then_some(unresolved_weight);
     Ok(CompiledBackends {
         targets,
-        weights: WeightedSet::new(list.iter().map(|b| b.weight)),
+        weights: WeightedSet::new(list.iter().map(|b| b.weight).chain(unresolved)),
     })
 }
 
@@ -663,6 +686,7 @@ fn compile_tcp(
             &format!("{at}.rules[0]"),
             rule.backend.as_ref(),
             &rule.backends,
+            0,
             services,
         ),
         _ => Err(ConfigError::new(
@@ -916,7 +940,13 @@ impl Compiler {
                     .transpose()?,
             }
         } else {
-            let backends = compile_backends(at, rule.backend.as_ref(), &rule.backends, services)?;
+            let backends = compile_backends(
+                at,
+                rule.backend.as_ref(),
+                &rule.backends,
+                rule.unresolved_weight,
+                services,
+            )?;
             let rewrite = rule.url_rewrite.as_ref();
             let authority = rewrite
                 .and_then(|r| r.hostname.as_ref())
