@@ -242,16 +242,8 @@ pub fn load_file(path: &Path) -> Result<CaseFile, String> {
 /// backend name is the Service name, prefixed with `namespace/` outside `default`.
 fn services(manifests: &str) -> Vec<(String, String, Option<String>, u16)> {
     let mut out = Vec::new();
-    for doc in serde_yaml_ng::Deserializer::from_str(manifests) {
-        let Ok(v) = Value::deserialize(doc) else {
-            continue;
-        };
-        let items: Vec<Value> = if v["kind"] == "List" {
-            v["items"].as_array().cloned().unwrap_or_default()
-        } else {
-            vec![v]
-        };
-        for v in items {
+    {
+        for v in objects(manifests) {
             if v["kind"] != "Service" {
                 continue;
             }
@@ -277,13 +269,26 @@ fn services(manifests: &str) -> Vec<(String, String, Option<String>, u16)> {
     out
 }
 
-/// Declared listener ports of the manifests' Gateways: `(gateway, port)`.
-fn gateway_ports(manifests: &str) -> Vec<(String, u16)> {
+/// The objects of multi-document YAML, the items of `List` documents included.
+fn objects(manifests: &str) -> Vec<Value> {
     let mut out = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(manifests) {
         let Ok(v) = Value::deserialize(doc) else {
             continue;
         };
+        if v["kind"] == "List" {
+            out.extend(v["items"].as_array().cloned().unwrap_or_default());
+        } else {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Declared listener ports of the manifests' Gateways: `(gateway, port)`.
+fn gateway_ports(manifests: &str) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for v in objects(manifests) {
         if v["kind"] != "Gateway" {
             continue;
         }
@@ -333,8 +338,8 @@ impl Env {
             let b = Backend::start(&label).map_err(|e| e.to_string())?;
             by_address.insert(b.addr(), label.clone());
             // A Service whose endpoints the manifests give themselves (an EndpointSlice
-            // naming `{{port NAME}}`) stays out of the inventory.
-            let placeholder = format!("{{{{port {name}}}}}");
+            // `PORT(NAME)`) stays out of the inventory.
+            let placeholder = format!("PORT({name})");
             if manifests.contains(&placeholder) {
                 manifests = manifests.replace(&placeholder, &b.addr().port().to_string());
             } else {
@@ -777,4 +782,16 @@ pub fn check_status(
         }
     }
     failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_are_found_inside_list_documents() {
+        let file = load_file(&dir().join("kubectl-documents.yaml")).unwrap();
+        let found: Vec<String> = services(&file.manifests).into_iter().map(|s| s.0).collect();
+        assert_eq!(found, ["web"]);
+    }
 }
