@@ -159,10 +159,8 @@ pub fn check(case: &Case, seen: &Seen) -> Result<(), String> {
     if seen.status != want_status {
         diffs.push(format!("status {} (want {want_status})", seen.status));
     }
-    if w.backend.is_some() || want_status != 200 {
-        if seen.backend != w.backend {
-            diffs.push(format!("backend {:?} (want {:?})", seen.backend, w.backend));
-        }
+    if (w.backend.is_some() || want_status != 200) && seen.backend != w.backend {
+        diffs.push(format!("backend {:?} (want {:?})", seen.backend, w.backend));
     }
     for (what, got, want) in [
         ("method", &seen.method, &w.method),

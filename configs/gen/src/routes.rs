@@ -406,25 +406,18 @@ fn attach(
         .filter(|l| p.port.is_none_or(|port| port == l.port))
         .collect();
     if chosen.is_empty() {
-        let on = named
-            .iter()
-            .map(|l| format!("{:?} on port {}", l.name, l.port))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err((
-            "NoMatchingParent",
-            format!("{field}.port"),
-            format!(
-                "Gateway {parent_ns}/{} has no listener on port {}{}",
-                p.name,
-                p.port.unwrap_or_default(),
-                if p.section_name.is_some() {
-                    format!(" with that sectionName (listener {on})")
-                } else {
-                    String::new()
-                }
+        let port = p.port.unwrap_or_default();
+        let message = match (&p.section_name, named.as_slice()) {
+            (Some(s), [l, ..]) => format!(
+                "Gateway {parent_ns}/{}: listener {s:?} is on port {}, not {port}",
+                p.name, l.port
             ),
-        ));
+            _ => format!(
+                "Gateway {parent_ns}/{} has no listener on port {port}",
+                p.name
+            ),
+        };
+        return Err(("NoMatchingParent", format!("{field}.port"), message));
     }
     let http: Vec<&Listener> = chosen
         .iter()

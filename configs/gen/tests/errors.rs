@@ -113,6 +113,11 @@ fn each_error_names_file_document_and_field() {
             "r.yaml: document 2 (HTTPRoute r): spec.parentRefs[0].sectionName: Gateway default/gw has no listener named \"https\"",
         ),
         (
+            "a listener named by sectionName on another port than the parentRef's",
+            vec![("r.yaml", format!("{GATEWAY}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  parentRefs: [{{name: gw, sectionName: http, port: 81}}]\n  rules: [{{backendRefs: [{{name: foo-app, port: 80}}]}}]\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 2 (HTTPRoute r): spec.parentRefs[0].port: Gateway default/gw: listener \"http\" is on port 8080, not 81",
+        ),
+        (
             "route hostnames no attached listener serves",
             vec![("r.yaml", format!("{GATEWAY}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [other.org]\n  rules: [{{backendRefs: [{{name: foo-app, port: 80}}]}}]\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
             "r.yaml: document 2 (HTTPRoute r): spec.hostnames: none of the hostnames [\"other.org\"] intersects the hostname of a listener it attaches to",
@@ -327,4 +332,46 @@ fn a_route_serves_its_hostnames_as_narrowed_by_the_listeners_it_attaches_to() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn route_faults_are_status_and_what_does_not_route_is_a_note() {
+    let gateway = "kind: Gateway\nmetadata: {name: gw}\nspec:\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n";
+    let route = "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: gw, sectionName: http, port: 81}]\n  rules: [{backendRefs: [{name: foo-app, port: 80}]}]\n---\nkind: HTTPRoute\nmetadata: {name: ok}\nspec:\n  parentRefs: [{name: gw}]\n  rules: [{backendRefs: [{name: foo-app, port: 80}]}]\n";
+    let dir = Dir::new(
+        "status",
+        &[
+            ("r.yaml", &format!("{gateway}---\n{route}")),
+            ("base.yaml", &format!("{SERVICE}---\n{INVENTORY}")),
+            ("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 1}\n"),
+        ],
+    );
+    let inputs = wasmgate_gen::load(std::slice::from_ref(&dir.0)).unwrap();
+    let out = wasmgate_gen::generate(&inputs, &wasmgate_gen::Options::default()).unwrap();
+    assert_eq!(out.notes.len(), 1, "{:?}", out.notes);
+    assert!(
+        out.notes[0].contains("skipped Deployment web"),
+        "{:?}",
+        out.notes
+    );
+    let problems: Vec<String> = out.status.iter().flat_map(|r| r.problems()).collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("HTTPRoute default/r")
+            && problems[0].contains("Accepted False (NoMatchingParent)")
+            && problems[0].contains("listener \"http\" is on port 80, not 81"),
+        "{problems:?}"
+    );
+    let files = out.files().unwrap();
+    let status = files
+        .iter()
+        .find(|(n, _)| n == "status.yaml")
+        .map(|(_, t)| t.clone())
+        .unwrap();
+    assert!(status.contains("reason: NoMatchingParent"), "{status}");
+    // The healthy route serves.
+    assert!(out.router.routes.iter().any(|r| r
+        .http
+        .as_ref()
+        .is_some_and(|h| h.rules.iter().any(|u| !u.backends.is_empty()))));
 }
