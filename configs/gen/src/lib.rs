@@ -10,12 +10,15 @@ pub mod explain;
 pub mod gateway_filters;
 pub mod ha;
 pub mod istio;
+pub mod listeners;
 pub mod load;
 pub mod model;
+pub mod namespaces;
 pub mod policy;
 pub mod resolve;
 pub mod routes;
+pub mod status;
 
-pub use emit::{generate, Options, Output};
+pub use emit::{generate, ListenerOutput, Options, Output};
 pub use error::{Errors, GenError};
 pub use load::{load, Inputs};

@@ -187,6 +187,10 @@ pub struct HttpRule {
     /// cannot (the generator writes both sides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// The weight of the rule's backends that could not be resolved (Gateway API: that share
+    /// of the rule's requests answers 500, the rest go to `backends`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unresolved_weight: u32,
 }
 
 /// Gateway API's HTTPCORSFilter.
@@ -209,6 +213,10 @@ pub struct Cors {
     /// `access-control-max-age` of a preflight answer, in seconds; default 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<u32>,
+}
+
+fn is_zero(w: &u32) -> bool {
+    *w == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

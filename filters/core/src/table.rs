@@ -283,19 +283,29 @@ impl CompiledEdits {
 struct CompiledBackends {
     /// (service, Envoy cluster); no cluster for a multi-cluster service.
     targets: Vec<(String, Option<String>)>,
+    /// One weight per target, then the unresolved share (when there is one).
     weights: WeightedSet,
 }
 
-impl CompiledBackends {
-    fn pick(&self, rng: &mut dyn Random) -> Option<(&str, Option<&str>)> {
-        self.pick_index(rng).map(|(_, s, c)| (s, c))
-    }
+/// What a weighted pick lands on.
+enum Picked<'t> {
+    /// The index of the target, its service and cluster.
+    Target(usize, &'t str, Option<&'t str>),
+    /// The share of backends the configuration could not resolve.
+    Unresolved,
+    /// Every weight is zero.
+    Nothing,
+}
 
-    fn pick_index(&self, rng: &mut dyn Random) -> Option<(usize, &str, Option<&str>)> {
-        let i = self.weights.pick(rng)?;
-        self.targets
-            .get(i)
-            .map(|(s, c)| (i, s.as_str(), c.as_deref()))
+impl CompiledBackends {
+    fn pick(&self, rng: &mut dyn Random) -> Picked<'_> {
+        let Some(i) = self.weights.pick(rng) else {
+            return Picked::Nothing;
+        };
+        match self.targets.get(i) {
+            Some((s, c)) => Picked::Target(i, s.as_str(), c.as_deref()),
+            None => Picked::Unresolved,
+        }
     }
 }
 
@@ -421,9 +431,9 @@ impl RouteTable {
     /// or every backend weight is zero.
     pub fn route_tcp(&self, port: u16, rng: &mut dyn Random) -> TcpOutcome<'_> {
         match self.tcp.get(&port).map(|b| b.pick(rng)) {
-            None | Some(None) => TcpOutcome::NoRoute,
-            Some(Some((_, Some(cluster)))) => TcpOutcome::Cluster(cluster),
-            Some(Some((service, None))) => TcpOutcome::Delegate(service),
+            None | Some(Picked::Nothing | Picked::Unresolved) => TcpOutcome::NoRoute,
+            Some(Picked::Target(_, _, Some(cluster))) => TcpOutcome::Cluster(cluster),
+            Some(Picked::Target(_, service, None)) => TcpOutcome::Delegate(service),
         }
     }
 
@@ -539,14 +549,20 @@ impl RouteTable {
                         body: "",
                     });
                 }
-                match backends.pick_index(rng) {
-                    None => Outcome::Reply(Reply {
+                match backends.pick(rng) {
+                    Picked::Nothing => Outcome::Reply(Reply {
                         rule: at,
                         status: 500,
                         headers: Vec::new(),
                         body: "no backend with a non-zero weight\n",
                     }),
-                    Some((i, service, cluster)) => {
+                    Picked::Unresolved => Outcome::Reply(Reply {
+                        rule: at,
+                        status: 500,
+                        headers: Vec::new(),
+                        body: "backend not resolved\n",
+                    }),
+                    Picked::Target(i, service, cluster) => {
                         let mut response_headers = response.render(caps);
                         if let Some(c) = cors {
                             response_headers.set.extend(c.response_headers(req));
@@ -719,6 +735,7 @@ fn compile_backends(
     at: &str,
     single: Option<&Backend>,
     many: &[Backend],
+    unresolved_weight: u32,
     services: &Services,
 ) -> Result<CompiledBackends, ConfigError> {
     if single.is_some() && !many.is_empty() {
@@ -745,9 +762,10 @@ fn compile_backends(
         };
         targets.push((b.service.clone(), cluster));
     }
+    let unresolved = (unresolved_weight > 0).then_some(unresolved_weight);
     Ok(CompiledBackends {
         targets,
-        weights: WeightedSet::new(list.iter().map(|b| b.weight)),
+        weights: WeightedSet::new(list.iter().map(|b| b.weight).chain(unresolved)),
     })
 }
 
@@ -776,6 +794,7 @@ fn compile_tcp(
                 &format!("{at}.rules[0]"),
                 rule.backend.as_ref(),
                 &rule.backends,
+                0,
                 services,
             )
         }
@@ -1037,7 +1056,13 @@ impl Compiler {
                     .transpose()?,
             }
         } else {
-            let backends = compile_backends(at, rule.backend.as_ref(), &rule.backends, services)?;
+            let backends = compile_backends(
+                at,
+                rule.backend.as_ref(),
+                &rule.backends,
+                rule.unresolved_weight,
+                services,
+            )?;
             let rewrite = rule.url_rewrite.as_ref();
             let authority = rewrite
                 .and_then(|r| r.hostname.as_ref())
