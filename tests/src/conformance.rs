@@ -126,6 +126,10 @@ pub struct Expect {
     pub response_headers: BTreeMap<String, String>,
     #[serde(default)]
     pub absent_response_headers: Vec<String>,
+    /// `false`: no backend may receive the request, whatever the status (an answer the
+    /// gateway gives itself, such as a CORS preflight).
+    #[serde(default)]
+    pub forwarded: Option<bool>,
 }
 
 /// What one way of running a case observed.
@@ -158,6 +162,9 @@ pub fn check(case: &Case, seen: &Seen) -> Result<(), String> {
         .unwrap_or(200);
     if seen.status != want_status {
         diffs.push(format!("status {} (want {want_status})", seen.status));
+    }
+    if w.forwarded == Some(false) && seen.backend.is_some() {
+        diffs.push(format!("backend {:?} (want none)", seen.backend));
     }
     if (w.backend.is_some() || want_status != 200) && seen.backend != w.backend {
         diffs.push(format!("backend {:?} (want {:?})", seen.backend, w.backend));
@@ -562,6 +569,8 @@ impl Env {
         for (k, v) in &r.headers {
             req.headers.add(k.to_ascii_lowercase(), v.as_bytes());
         }
+        // The request arrives on that listener's real port (`destination.port`), as in Envoy.
+        req.destination_address = self.ports[&self.listener_of(r)?].to_string();
         let out = chain.http(sim, &setup.routes, req);
         if !out.vm_failures.is_empty() {
             return Err(format!("the VM failed: {:?}", out.vm_failures));
