@@ -546,7 +546,8 @@ fn policy_route(steered: &Value, name: &str, policy: &RulePolicy, policy_header:
     if policy.backend_timeout_ms.is_some() || policy.retry.is_some() {
         let rp = &mut action["retry_policy"];
         if rp.is_null() {
-            *rp = json!({"num_retries": 0});
+            // A retry without `attempts` still retries once; a timeout alone never retries.
+            *rp = json!({"num_retries": u32::from(policy.retry.is_some())});
         }
         if let Some(b) = policy.backend_timeout_ms.filter(|b| *b > 0) {
             rp["per_try_timeout"] = json!(envoy_duration(b));
@@ -587,7 +588,84 @@ fn policy_route(steered: &Value, name: &str, policy: &RulePolicy, policy_header:
 
 #[cfg(test)]
 mod tests {
-    use super::duration_ms;
+    use super::*;
+
+    #[test]
+    fn a_policy_route_matches_the_header_and_carries_the_policy() {
+        let steered = json!({
+            "match": {"prefix": "/", "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+            "route": {"cluster_header": "x-c", "retry_policy": {"retry_on": "connect-failure", "num_retries": 1}}
+        });
+        let policy = RulePolicy {
+            request_timeout_ms: Some(1500),
+            backend_timeout_ms: Some(250),
+            retry: Some(Retry {
+                codes: vec![500, 503],
+                attempts: Some(3),
+            }),
+            mirrors: vec![
+                Mirror {
+                    cluster: "m_80".into(),
+                    per_million: 1_000_000,
+                },
+                Mirror {
+                    cluster: "n_80".into(),
+                    per_million: 333_333,
+                },
+            ],
+        };
+        let r = policy_route(&steered, "p0", &policy, "x-wasmgate-policy");
+        assert_eq!(r["match"]["headers"][0]["name"], ":method");
+        assert_eq!(
+            r["match"]["headers"][1],
+            json!({"name": "x-wasmgate-policy", "string_match": {"exact": "p0"}})
+        );
+        assert_eq!(r["request_headers_to_remove"], json!(["x-wasmgate-policy"]));
+        let a = &r["route"];
+        assert_eq!(a["timeout"], "1.500s");
+        assert_eq!(a["retry_policy"]["per_try_timeout"], "0.250s");
+        assert_eq!(
+            a["retry_policy"]["retry_on"],
+            "connect-failure,retriable-status-codes"
+        );
+        assert_eq!(
+            a["retry_policy"]["retriable_status_codes"],
+            json!([500, 503])
+        );
+        assert_eq!(a["retry_policy"]["num_retries"], 3);
+        let mirrors = a["request_mirror_policies"].as_array().unwrap();
+        assert_eq!(
+            mirrors[0],
+            json!({"cluster": "m_80", "disable_shadow_host_suffix_append": true})
+        );
+        assert_eq!(
+            mirrors[1]["runtime_fraction"]["default_value"],
+            json!({"numerator": 333_333, "denominator": "MILLION"})
+        );
+        // Without a retry policy of its own, a retry without attempts still retries once.
+        let bare = json!({"match": {"prefix": "/"}, "route": {"cluster_header": "x-c"}});
+        let retry_only = RulePolicy {
+            retry: Some(Retry {
+                codes: vec![503],
+                attempts: None,
+            }),
+            ..RulePolicy::default()
+        };
+        let r = policy_route(&bare, "p1", &retry_only, "x-wasmgate-policy");
+        assert_eq!(r["route"]["retry_policy"]["num_retries"], 1);
+        assert_eq!(
+            r["route"]["retry_policy"]["retry_on"],
+            "retriable-status-codes"
+        );
+        let timeout_only = RulePolicy {
+            backend_timeout_ms: Some(20_000),
+            ..RulePolicy::default()
+        };
+        let r = policy_route(&bare, "p2", &timeout_only, "x-wasmgate-policy");
+        assert_eq!(r["route"]["retry_policy"]["num_retries"], 0);
+        // An attempt longer than Envoy's 15 s default raises the route's timeout to it.
+        assert_eq!(r["route"]["timeout"], "20.000s");
+    }
 
     #[test]
     fn gateway_api_durations_parse_to_milliseconds() {
