@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use wasmgate_core::config as fc;
 
 use crate::error::{ErrorKind, Location};
+use crate::listeners::namespace_of;
 use crate::model::{HttpRouteFilter, HttpRouteRule, PortRef};
 use crate::resolve::Ctx;
 
@@ -214,6 +215,7 @@ pub fn rule_policy(
     cx: &mut Ctx<'_>,
     at: &Location,
     base: &str,
+    route_ns: &str,
     rule: &HttpRouteRule,
 ) -> Option<String> {
     let mut policy = RulePolicy::default();
@@ -294,7 +296,7 @@ pub fn rule_policy(
             continue;
         }
         let field = format!("{base}.filters[{fi}].requestMirror");
-        match mirror(cx, at, &field, f) {
+        match mirror(cx, at, &field, route_ns, f) {
             Some(m) => policy.mirrors.push(m),
             None => failed = true,
         }
@@ -305,7 +307,13 @@ pub fn rule_policy(
     Some(cx.rule_policies.name(policy))
 }
 
-fn mirror(cx: &mut Ctx<'_>, at: &Location, field: &str, f: &HttpRouteFilter) -> Option<Mirror> {
+fn mirror(
+    cx: &mut Ctx<'_>,
+    at: &Location,
+    field: &str,
+    route_ns: &str,
+    f: &HttpRouteFilter,
+) -> Option<Mirror> {
     let Some(raw) = &f.request_mirror else {
         cx.fail(
             at,
@@ -327,7 +335,7 @@ fn mirror(cx: &mut Ctx<'_>, at: &Location, field: &str, f: &HttpRouteFilter) -> 
         );
         return None;
     }
-    if r.namespace.is_some() {
+    if r.namespace.is_some() && namespace_of(r.namespace.as_deref()) != route_ns {
         cx.fail(
             at,
             format!("{field}.backendRef.namespace"),

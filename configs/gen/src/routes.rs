@@ -588,7 +588,7 @@ fn http_rule(
             }
         }
     }
-    out.policy = gateway_filters::rule_policy(cx, at, &base, rule);
+    out.policy = gateway_filters::rule_policy(cx, at, &base, route_ns, rule);
     if out.redirect.is_none() && out.backends.is_empty() {
         // Gateway API: a rule with nowhere valid to send its requests answers 500.
         out.status_code = Some(fc::StatusCodeAction {

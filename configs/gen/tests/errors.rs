@@ -133,6 +133,11 @@ fn each_error_names_file_document_and_field() {
             "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].requestMirror.backendRef",
         ),
         (
+            "a mirror to another namespace",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: foo-app, namespace: other, port: 80}}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].requestMirror.backendRef.namespace: cross-namespace mirrors are not supported by wasmgate",
+        ),
+        (
             "a backendRef filter other than the header modifiers",
             vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - backendRefs: [{name: foo-app, port: 80, filters: [{type: URLRewrite, urlRewrite: {hostname: a.com}}]}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
             "r.yaml: document 1 (HTTPRoute r): spec.rules[0].backendRefs[0].filters[0].type: filter URLRewrite is not supported on a backendRef by wasmgate",
