@@ -480,12 +480,17 @@ fn read_route(r: &Value, routes: &mut Routes) -> Result<Route, Error> {
     } else {
         return Err(err(format!("unsupported route {r}")));
     };
+    let remove_request_headers = list(r, "request_headers_to_remove")
+        .filter_map(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .collect();
     Ok(Route {
         name: str_of(r, "name").unwrap_or_default().to_string(),
         path,
         headers,
         action,
         timeout,
+        remove_request_headers,
     })
 }
 

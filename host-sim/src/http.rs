@@ -1098,13 +1098,19 @@ impl<'p> Session<'p> {
                 "cluster_not_found",
             ),
             Some(Decision::Cluster {
-                cluster, timeout, ..
+                cluster,
+                timeout,
+                remove_headers,
+                ..
             }) => {
                 if self.sim.upstreams().exists(&cluster) {
                     self.stream.upstream_address = Some(self.sim.upstreams().address(&cluster));
                     self.out.cluster = Some(cluster);
                     self.timeout_due = Some(self.now() + timeout.as_nanos() as u64);
                     let mut headers = self.stream.request_headers.clone();
+                    for name in &remove_headers {
+                        headers.remove(name);
+                    }
                     headers.replace(
                         "x-envoy-expected-rq-timeout-ms",
                         timeout.as_millis().to_string(),

@@ -49,6 +49,8 @@ pub struct Route {
     pub action: RouteAction,
     /// Route timeout (Envoy's default is 15 s).
     pub timeout: Duration,
+    /// Request headers removed before the request goes upstream (`request_headers_to_remove`).
+    pub remove_request_headers: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -77,6 +79,7 @@ pub(crate) enum Decision {
         info: RouteInfo,
         cluster: String,
         timeout: Duration,
+        remove_headers: Vec<String>,
     },
     /// cluster_header with the header absent (Envoy then looks up an empty cluster name).
     NoCluster { info: RouteInfo },
@@ -121,6 +124,7 @@ impl Routes {
                     headers: Vec::new(),
                     action,
                     timeout: Duration::from_secs(15),
+                    remove_request_headers: Vec::new(),
                 }],
             }],
             cluster_not_found_status: 503,
@@ -180,6 +184,7 @@ impl Routes {
                     info,
                     cluster: c.clone(),
                     timeout: route.timeout,
+                    remove_headers: route.remove_request_headers.clone(),
                 }
             }
             RouteAction::ClusterHeader(h) => match headers.get(h) {
@@ -190,6 +195,7 @@ impl Routes {
                         info,
                         cluster: c,
                         timeout: route.timeout,
+                        remove_headers: route.remove_request_headers.clone(),
                     }
                 }
                 _ => Decision::NoCluster { info },
@@ -254,6 +260,7 @@ mod tests {
                 headers: vec![],
                 action: RouteAction::Cluster(name.into()),
                 timeout: Duration::from_secs(15),
+                remove_request_headers: Vec::new(),
             }],
         }
     }

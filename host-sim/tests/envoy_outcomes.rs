@@ -51,6 +51,7 @@ fn head_responses_have_headers_and_no_body() {
                     body: b"hello".to_vec(),
                 },
                 timeout: Duration::from_secs(15),
+                remove_request_headers: Vec::new(),
             }],
         }],
         ..Routes::empty()

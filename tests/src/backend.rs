@@ -70,6 +70,7 @@ pub struct Backend {
     pub name: String,
     server: Server,
     received: Arc<Mutex<Vec<Received>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 /// One request a backend served: its path, body (de-chunked) and trailers (of a chunked
@@ -81,16 +82,38 @@ pub struct Received {
     pub trailers: Vec<(String, String)>,
 }
 
+/// One request's method, target and headers (names lower-cased, in order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 impl Backend {
     pub fn start(name: &str) -> std::io::Result<Self> {
         let label = name.to_string();
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = received.clone();
-        let server = Server::start(move |conn| serve_http(&label, conn, &log))?;
+        let failures = Arc::new(Mutex::new(std::collections::HashMap::new()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen_log = seen.clone();
+        let server =
+            Server::start(move |conn| serve_http(&label, conn, &log, &seen_log, &failures))?;
         Ok(Backend {
             name: name.to_string(),
             server,
             received,
+            seen,
         })
     }
 
@@ -112,13 +135,32 @@ impl Backend {
         self.received.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
+    /// Method, target and headers of every request served so far, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
     /// Stops accepting; later connections are refused.
     pub fn stop(&mut self) {
         self.server.shutdown();
     }
 }
 
-fn serve_http(name: &str, conn: TcpStream, received: &Mutex<Vec<Received>>) {
+/// `CODE:TIMES:KEY` of an `x-echo-fail` header.
+fn parse_fail(v: &str) -> Option<(u16, u32, &str)> {
+    let mut parts = v.splitn(3, ':');
+    let code = parts.next()?.parse().ok()?;
+    let times = parts.next()?.parse().ok()?;
+    Some((code, times, parts.next()?))
+}
+
+fn serve_http(
+    name: &str,
+    conn: TcpStream,
+    received: &Mutex<Vec<Received>>,
+    seen: &Mutex<Vec<Seen>>,
+    failures: &Mutex<std::collections::HashMap<String, u32>>,
+) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(write_half) = conn.try_clone() else {
         return;
@@ -172,6 +214,13 @@ fn serve_http(name: &str, conn: TcpStream, received: &Mutex<Vec<Received>>) {
             }
             (body, Vec::new())
         };
+        if let Ok(mut r) = seen.lock() {
+            r.push(Seen {
+                method: method.clone(),
+                path: path.clone(),
+                headers: headers.clone(),
+            });
+        }
         if let Ok(mut r) = received.lock() {
             r.push(Received {
                 path: path.clone(),
@@ -179,14 +228,26 @@ fn serve_http(name: &str, conn: TcpStream, received: &Mutex<Vec<Received>>) {
                 trailers,
             });
         }
-        // A request may ask the backend to be slow (tests of what happens while a stream
-        // waits for its upstream).
-        let delay = headers
-            .iter()
-            .find(|(k, _)| k == "x-backend-delay-ms")
-            .and_then(|(_, v)| v.parse::<u64>().ok());
-        if let Some(ms) = delay {
+        let header = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+        };
+        // `x-echo-delay-ms: N` answers after N ms, at most 10 s (timeouts, a stream waiting upstream); `x-echo-fail: CODE:TIMES:KEY`
+        // answers CODE to the first TIMES requests carrying KEY (retries).
+        if let Some(ms) = header("x-echo-delay-ms").and_then(|v| v.parse().ok()) {
             std::thread::sleep(Duration::from_millis(ms.min(10_000)));
+        }
+        let mut status = 200;
+        if let Some((code, times, key)) = header("x-echo-fail").and_then(parse_fail) {
+            if let Ok(mut seen) = failures.lock() {
+                let n = seen.entry(key.to_string()).or_insert(0);
+                *n += 1;
+                if *n <= times {
+                    status = code;
+                }
+            }
         }
         let reply = serde_json::json!({
             "backend": name,
@@ -197,7 +258,7 @@ fn serve_http(name: &str, conn: TcpStream, received: &Mutex<Vec<Received>>) {
         })
         .to_string();
         let resp = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-backend: {name}\r\ncontent-length: {}\r\n\r\n{reply}",
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\nx-backend: {name}\r\ncontent-length: {}\r\n\r\n{reply}",
             reply.len()
         );
         if out.write_all(resp.as_bytes()).is_err() {

@@ -282,6 +282,7 @@ pub fn differential(data: &[u8]) {
             path: path.as_bytes(),
             method: method.as_bytes(),
             headers: &hv,
+            listener_port: None,
         };
         match table.route(&view, &mut FixedRandom(0.5)) {
             Outcome::Forward(f) => Decision::Cluster(f.cluster.unwrap_or_default().to_string()),

@@ -124,6 +124,7 @@ pub fn request(data: &[u8]) {
             path: &req.path,
             method: &req.method,
             headers: &headers,
+            listener_port: None,
         };
         let outcome = table.route(&view, &mut FixedRandom(0.5));
         if parse_authority(&req.authority).is_err() {

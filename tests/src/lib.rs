@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod bootstrap;
+pub mod conformance;
 pub mod deploy;
 pub mod envoy;
 pub mod fuzz;

@@ -38,6 +38,11 @@ pub fn clusters_of(config: &RouterConfig) -> BTreeSet<String> {
     out
 }
 
+/// The port every case's listener is declared on, whatever port it really listens on: the
+/// native runner passes it as the listener port, the others map their port to it through
+/// `listenerPorts`, so a redirect's Location is the same in all three.
+pub const DECLARED_LISTENER_PORT: u16 = 80;
+
 /// The bootstrap both runners use: the router, a `cluster_header` route, and a fallback
 /// route to [`PASS_THROUGH`] for requests the router leaves alone.
 pub fn case_bootstrap(
@@ -46,11 +51,16 @@ pub fn case_bootstrap(
     admin: SocketAddr,
     clusters: Vec<(String, SocketAddr)>,
 ) -> HttpBootstrap {
+    let mut config = config.clone();
+    config
+        .listener_ports
+        .entry(listen.port())
+        .or_insert(DECLARED_LISTENER_PORT);
     HttpBootstrap {
         listen,
         admin,
         filters: vec![WasmFilter::router(
-            serde_json::to_string(config).unwrap_or_default(),
+            serde_json::to_string(&config).unwrap_or_default(),
         )],
         cluster_header: config.cluster_header.clone(),
         pass_through: Some(PASS_THROUGH.into()),

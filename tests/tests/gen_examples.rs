@@ -139,10 +139,18 @@ fn check_gateway_example(at: std::net::SocketAddr, label: &str, multi_cluster: b
         "{label}: the x-version header forces v2"
     );
 
+    // Gateway API: a redirect without port or scheme names the listener's port (declared
+    // 8080). Envoy's native redirect keeps the Host header's (none here): the native
+    // routes are one table for every listener and cannot know which one a request used.
     let old = get(at, "shop.example.com", "/old-shop/item?id=3").unwrap();
+    let location = if label == "wasm filters" {
+        "http://shop.example.com:8080/item?id=3"
+    } else {
+        "http://shop.example.com/item?id=3"
+    };
     assert_eq!(
         (old.status, old.header("location")),
-        (301, Some("http://shop.example.com/item?id=3")),
+        (301, Some(location)),
         "{label}"
     );
 

@@ -165,7 +165,7 @@ fn seen_in_envoy() -> Seen {
         "/service-tick",
         &[
             ("x-wasmgate-cluster", b"backend"),
-            ("x-backend-delay-ms", SLOW_MS.to_string().as_bytes()),
+            ("x-echo-delay-ms", SLOW_MS.to_string().as_bytes()),
         ],
     )
     .unwrap_or_else(|e| panic!("GET /service-tick: {e}\n{}", envoy.log_text()));

@@ -25,6 +25,8 @@ fn to_request(case: &Case) -> HttpRequest {
     for (k, v) in &r.headers {
         req.headers.add(k.to_ascii_lowercase(), bytes(v));
     }
+    // The listener `case_bootstrap` is given below (port 1), declared on port 80.
+    req.destination_address = "127.0.0.1:1".into();
     req
 }
 

@@ -10,10 +10,13 @@ use wasmgate_core::config::{self as fc, BalancerConfig, RouterConfig, ServiceKey
 
 use crate::envoy::{self, Layout, NativeGap};
 use crate::error::{ErrorKind, Errors, GenError, Location};
+use crate::gateway_filters;
 use crate::istio::{self, IstioOptions};
+use crate::listeners::{http_listener_sets, PortMap};
 use crate::load::Inputs;
 use crate::resolve::Ctx;
 use crate::routes;
+use crate::status::RouteStatus;
 
 /// Where the generated config expects things to be.
 #[derive(Debug, Clone)]
@@ -26,6 +29,10 @@ pub struct Options {
     pub admin_port: u16,
     /// Declared listener port -> port actually bound (to run a config on free local ports).
     pub port_map: BTreeMap<u16, u16>,
+    /// Like `port_map`, for one Gateway's listeners: `(gateway name, declared) -> actual`.
+    pub gateway_port_map: BTreeMap<(String, u16), u16>,
+    /// Refuse the whole input on a fault Gateway API scopes to a route (status otherwise).
+    pub strict: bool,
     /// The proxy's own region and zone, for the balancer's locality preference.
     pub region: Option<String>,
     pub zone: Option<String>,
@@ -43,6 +50,8 @@ impl Default for Options {
             http_port: 10000,
             admin_port: 9901,
             port_map: BTreeMap::new(),
+            gateway_port_map: BTreeMap::new(),
+            strict: false,
             region: None,
             zone: None,
             access_log: "/dev/stdout".into(),
@@ -51,10 +60,29 @@ impl Default for Options {
     }
 }
 
+/// One Envoy HTTP listener and the router config it runs.
+#[derive(Debug, Clone)]
+pub struct ListenerOutput {
+    /// The Envoy listener's name.
+    pub name: String,
+    /// `namespace/name` of its Gateway; empty for the default listener.
+    pub gateway: String,
+    pub declared_port: u16,
+    pub port: u16,
+    pub router: RouterConfig,
+}
+
 /// Everything the generator writes.
 #[derive(Debug, Clone)]
 pub struct Output {
+    /// The router config of the first HTTP listener (the only one without Gateways).
     pub router: RouterConfig,
+    /// Every HTTP listener, each with its own routes.
+    pub listeners: Vec<ListenerOutput>,
+    /// What was made of each HTTPRoute (Gateway API route status).
+    pub status: Vec<RouteStatus>,
+    /// Documents read and left aside.
+    pub notes: Vec<String>,
     /// Present when some backend is a multi-cluster service.
     pub balancer: Option<BalancerConfig>,
     pub envoy: Value,
@@ -66,70 +94,51 @@ pub struct Output {
 
 impl Output {
     /// File name -> contents, in a stable order.
-    pub fn files(&self) -> Result<Vec<(&'static str, String)>, serde_json::Error> {
+    pub fn files(&self) -> Result<Vec<(String, String)>, serde_json::Error> {
         let yaml = |v: &Value| serde_yaml_ng::to_string(v).map_err(serde::ser::Error::custom);
         let mut files = vec![(
-            "router.json",
+            "router.json".to_string(),
             serde_json::to_string_pretty(&self.router)? + "\n",
         )];
-        if let Some(b) = &self.balancer {
-            files.push(("balancer.json", serde_json::to_string_pretty(b)? + "\n"));
+        if self.listeners.len() > 1 {
+            for l in &self.listeners {
+                files.push((
+                    format!("router-{}.json", l.name),
+                    serde_json::to_string_pretty(&l.router)? + "\n",
+                ));
+            }
         }
-        files.push(("envoy.yaml", yaml(&self.envoy)?));
-        files.push(("envoy-native.yaml", yaml(&self.envoy_native)?));
+        if let Some(b) = &self.balancer {
+            files.push((
+                "balancer.json".into(),
+                serde_json::to_string_pretty(b)? + "\n",
+            ));
+        }
+        files.push(("envoy.yaml".into(), yaml(&self.envoy)?));
+        files.push(("envoy-native.yaml".into(), yaml(&self.envoy_native)?));
         let mut istio = String::new();
         for doc in &self.istio {
             istio.push_str("---\n");
             istio.push_str(&yaml(doc)?);
         }
-        files.push(("istio.yaml", istio));
+        files.push(("istio.yaml".into(), istio));
+        if !self.status.is_empty() {
+            let mut status = String::new();
+            for r in &self.status {
+                status.push_str("---\n");
+                status.push_str(&yaml(&r.to_document())?);
+            }
+            files.push(("status.yaml".into(), status));
+        }
         Ok(files)
     }
-}
-
-/// HTTP listener ports: every HTTP listener of every Gateway, else `opts.http_port`.
-fn http_ports(cx: &mut Ctx<'_>, opts: &Options, tcp_ports: &[u16]) -> Vec<u16> {
-    let mut ports = Vec::new();
-    let inputs = cx.inputs;
-    for gw in &inputs.gateways {
-        for (li, l) in gw.value.spec.listeners.iter().enumerate() {
-            let field = format!("spec.listeners[{li}]");
-            let port = opts.port_map.get(&l.port).copied().unwrap_or(l.port);
-            match l.protocol.as_str() {
-                "HTTP" => {
-                    if !ports.contains(&port) {
-                        ports.push(port);
-                    }
-                }
-                "TCP" if tcp_ports.contains(&port) => {}
-                "TCP" => cx.fail(
-                    &gw.at,
-                    format!("{field}.port"),
-                    ErrorKind::Invalid(format!(
-                        "no VirtualHost tcp route for TCP listener port {}",
-                        l.port
-                    )),
-                ),
-                p => cx.fail(
-                    &gw.at,
-                    format!("{field}.protocol"),
-                    ErrorKind::Invalid(format!(
-                        "protocol {p} is not supported: wasmgate listens for HTTP and TCP"
-                    )),
-                ),
-            }
-        }
-    }
-    if ports.is_empty() {
-        ports.push(opts.http_port);
-    }
-    ports
 }
 
 /// Generates every output, or reports every error found.
 pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
     let mut cx = Ctx::new(inputs);
-    let set = routes::collect(&mut cx, &opts.port_map);
+    cx.strict = opts.strict;
+    let set = routes::collect_seed(&mut cx, &opts.port_map);
     let tcp_ports: Vec<u16> = set.tcp_ports().map(|(p, _)| *p).collect();
     let tcp_mcs: BTreeMap<u16, String> = set
         .tcp_ports()
@@ -138,15 +147,47 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
             b.cluster.is_none().then(|| (*p, b.service.clone()))
         })
         .collect();
-    let ports = http_ports(&mut cx, opts, &tcp_ports);
+    let port_map = PortMap {
+        any: &opts.port_map,
+        by_gateway: &opts.gateway_port_map,
+    };
+    let mut sets = http_listener_sets(&mut cx, &port_map, opts.http_port, &tcp_ports);
+    let status = routes::collect_http_routes(&mut cx, &mut sets);
     let services = std::mem::take(&mut cx.used_mcs);
-    let router = RouterConfig {
-        cluster_header: fc::DEFAULT_CLUSTER_HEADER.into(),
-        service_header: fc::DEFAULT_SERVICE_HEADER.into(),
-        no_match: fc::NoMatch::NotFound,
-        clear_route_cache: false,
-        routes: set.into_routes(),
-        multi_cluster_services: services.clone(),
+    // The seed's routes are served on every listener, after its own; TCP routes ride along
+    // in every router config (the TCP root reads them by port).
+    let seed_routes = set.into_routes();
+    let listeners: Vec<ListenerOutput> = sets
+        .iter_mut()
+        .map(|s| {
+            let mut routes = s.router_routes();
+            routes.extend(seed_routes.iter().cloned());
+            ListenerOutput {
+                name: s.name.clone(),
+                gateway: s.gateway.clone(),
+                declared_port: s.declared_port,
+                port: s.port,
+                router: RouterConfig {
+                    cluster_header: fc::DEFAULT_CLUSTER_HEADER.into(),
+                    service_header: fc::DEFAULT_SERVICE_HEADER.into(),
+                    policy_header: fc::DEFAULT_POLICY_HEADER.into(),
+                    // Redirects name the port the user declared, not the one Envoy was
+                    // moved to.
+                    listener_ports: (s.port != s.declared_port)
+                        .then_some((s.port, s.declared_port))
+                        .into_iter()
+                        .collect(),
+                    no_match: fc::NoMatch::NotFound,
+                    clear_route_cache: false,
+                    routes,
+                    multi_cluster_services: services.clone(),
+                },
+            }
+        })
+        .collect();
+    let Some(router) = listeners.first().map(|l| l.router.clone()) else {
+        // http_listener_sets always yields at least the default listener.
+        return Err(Errors(cx.errors));
     };
     let balancer = (!services.is_empty()).then(|| BalancerConfig {
         cluster_header: fc::DEFAULT_CLUSTER_HEADER.into(),
@@ -161,11 +202,18 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
     });
     if cx.errors.is_empty() {
         // The filters must accept what we write: compile it exactly as they will.
-        if let Err(e) = wasmgate_core::RouteTable::compile(&router) {
-            cx.errors.push(GenError {
-                at: Location::default(),
-                kind: ErrorKind::FilterConfig(format!("router: {e}")),
-            });
+        for l in &listeners {
+            if let Err(e) = wasmgate_core::RouteTable::compile(&l.router) {
+                let which = if listeners.len() > 1 {
+                    format!("router of listener {}", l.name)
+                } else {
+                    "router".to_string()
+                };
+                cx.errors.push(GenError {
+                    at: Location::default(),
+                    kind: ErrorKind::FilterConfig(format!("{which}: {e}")),
+                });
+            }
         }
         if let Some(b) = &balancer {
             if let Err(e) = wasmgate_core::multicluster::Balancer::compile(b) {
@@ -192,14 +240,17 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
     let layout = Layout {
         address: &opts.listen_address,
         admin_port: opts.admin_port,
-        http_ports: ports,
+        http: listeners
+            .iter()
+            .map(|l| (l.name.as_str(), l.port, &l.router))
+            .collect(),
         router_wasm: &opts.router_wasm,
         balancer_wasm: &opts.balancer_wasm,
         access_log: &opts.access_log,
         region: opts.region.as_deref(),
         zone: opts.zone.as_deref(),
     };
-    let envoy = envoy::bootstrap(
+    let mut envoy = envoy::bootstrap(
         &router,
         balancer.as_ref(),
         &cx.clusters,
@@ -207,11 +258,15 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
         &cx.cluster_policy,
         &layout,
     );
+    gateway_filters::add_policy_routes(&mut envoy, &cx.rule_policies, &router.policy_header);
     let (envoy_native, native_gaps) =
-        envoy::native_bootstrap(&router, balancer.as_ref(), &cx.clusters, &layout);
+        envoy::native_bootstrap(balancer.as_ref(), &cx.clusters, &layout);
     let istio = istio::manifests(&router, balancer.as_ref(), &cx.clusters, &opts.istio);
     Ok(Output {
         router,
+        listeners,
+        status,
+        notes: inputs.notes.clone(),
         balancer,
         envoy,
         envoy_native,

@@ -20,7 +20,8 @@ use crate::resolve::Endpoints;
 pub struct Layout<'a> {
     pub address: &'a str,
     pub admin_port: u16,
-    pub http_ports: Vec<u16>,
+    /// The HTTP listeners: Envoy listener name, port, and the router config it runs.
+    pub http: Vec<(&'a str, u16, &'a RouterConfig)>,
     pub router_wasm: &'a Path,
     pub balancer_wasm: &'a Path,
     /// Where the access log goes (`/dev/stdout` by default).
@@ -298,22 +299,20 @@ pub fn bootstrap(
         vhost["include_attempt_count_in_response"] = json!(true);
     }
     let route_config = json!({"name": "wasmgate", "virtual_hosts": [vhost]});
-    let mut filters = vec![http_wasm(
-        "wasmgate.router",
-        layout.router_wasm,
-        &router_json,
-    )];
-    if let Some(b) = &balancer_json {
-        filters.push(http_wasm("wasmgate.balancer", layout.balancer_wasm, b));
-    }
+    // Each listener runs the router on its own routes.
     let mut listeners: Vec<Value> = layout
-        .http_ports
+        .http
         .iter()
-        .map(|port| {
+        .map(|(name, port, own)| {
+            let own_json = serde_json::to_string(own).unwrap_or_default();
+            let mut filters = vec![http_wasm("wasmgate.router", layout.router_wasm, &own_json)];
+            if let Some(b) = &balancer_json {
+                filters.push(http_wasm("wasmgate.balancer", layout.balancer_wasm, b));
+            }
             json!({
-                "name": format!("http_{port}"),
+                "name": name,
                 "address": socket(layout.address, *port),
-                "filter_chains": [{"filters": [hcm(route_config.clone(), filters.clone(), access_log(layout.access_log, true))]}]
+                "filter_chains": [{"filters": [hcm(route_config.clone(), filters, access_log(layout.access_log, true))]}]
             })
         })
         .collect();
@@ -562,6 +561,17 @@ pub fn native_route_config(
 }
 
 fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Result<Value, String> {
+    let backend_edits = rule
+        .backend
+        .iter()
+        .chain(&rule.backends)
+        .any(|b| b.request_headers.is_some() || b.response_headers.is_some());
+    if rule.cors.is_some() || rule.policy.is_some() || backend_edits {
+        return Err(
+            "CORS, backend header edits, timeouts, retries and mirrors are not translated natively"
+                .into(),
+        );
+    }
     let mut v = json!({});
     if let Some(sc) = &rule.status_code {
         v["direct_response"] = json!({"status": sc.code, "body": {"inline_string": sc.body.clone().unwrap_or_default()}});
@@ -601,6 +611,9 @@ fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Resu
         });
         v["redirect"] = red;
         return Ok(v);
+    }
+    if rule.unresolved_weight > 0 {
+        return Err("a share of unresolved backends answering 500 has no native equivalent".into());
     }
     // Backends: a multi-cluster service spreads over its members by weight (no health,
     // affinity or locality natively).
@@ -699,20 +712,23 @@ fn prefix_rewrite(rule: &fc::HttpRule, replacement: &str) -> Result<Value, Strin
 
 /// The native bootstrap: the same listeners and clusters, Envoy's own routes, no Wasm.
 pub fn native_bootstrap(
-    router: &RouterConfig,
     balancer: Option<&BalancerConfig>,
     endpoints: &Endpoints,
     layout: &Layout<'_>,
 ) -> (Value, Vec<NativeGap>) {
-    let (routes, gaps) = native_route_config(router, balancer);
+    let mut gaps: Vec<NativeGap> = Vec::new();
     let listeners: Vec<Value> = layout
-        .http_ports
+        .http
         .iter()
-        .map(|port| {
+        .map(|(name, port, router)| {
+            let (routes, mut own_gaps) = native_route_config(router, balancer);
+            // One listener's gaps are everyone's when listeners share routes.
+            own_gaps.retain(|g| !gaps.contains(g));
+            gaps.extend(own_gaps);
             json!({
-                "name": format!("http_{port}"),
+                "name": name,
                 "address": socket(layout.address, *port),
-                "filter_chains": [{"filters": [hcm(routes.clone(), Vec::new(), access_log(layout.access_log, false))]}]
+                "filter_chains": [{"filters": [hcm(routes, Vec::new(), access_log(layout.access_log, false))]}]
             })
         })
         .collect();

@@ -14,6 +14,8 @@ pub struct Probe {
     pub host: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    /// The declared port of the listener the request arrives on (redirects name it).
+    pub port: Option<u16>,
 }
 
 /// A human-readable account of the routing decision.
@@ -33,6 +35,7 @@ pub fn explain(output: &Output, probe: &Probe) -> Result<String, String> {
         path: probe.path.as_bytes(),
         method: probe.method.as_bytes(),
         headers: &view,
+        listener_port: None,
     };
     let mut out = format!("{} {}{}\n", probe.method, probe.host, probe.path);
     let rule_text = |route: usize, rule: usize| {
@@ -127,4 +130,98 @@ pub fn explain(output: &Output, probe: &Probe) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// What the router decides for one request, as owned data (the conformance runner compares
+/// it with what host-sim and Envoy do).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Forward {
+        service: String,
+        /// `None`: a multi-cluster service, whose member the balancer picks.
+        cluster: Option<String>,
+        authority: Option<String>,
+        path: Option<String>,
+        /// The rule's edits, then the picked backend's, applied in that order.
+        request_headers: Vec<Edits>,
+        response_headers: Vec<Edits>,
+    },
+    Reply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// No rule matches: 404 unless the config passes such requests through.
+    NoMatch,
+}
+
+/// Header edits the router asks of the proxy.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Edits {
+    pub set: Vec<(String, String)>,
+    pub add: Vec<(String, String)>,
+    pub remove: Vec<String>,
+}
+
+fn edits(e: &wasmgate_core::table::HeaderEdits<'_>) -> Edits {
+    let own = |l: &[(&str, std::borrow::Cow<'_, str>)]| {
+        l.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    Edits {
+        set: own(&e.set),
+        add: own(&e.add),
+        remove: e.remove.to_vec(),
+    }
+}
+
+/// The router's decision for `probe` under `router` (weighted choices take the first share).
+pub fn decide(
+    router: &wasmgate_core::config::RouterConfig,
+    probe: &Probe,
+) -> Result<Decision, String> {
+    let table = RouteTable::compile(router).map_err(|e| e.to_string())?;
+    let headers: Vec<(String, Vec<u8>)> = probe
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
+        .collect();
+    let view: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    let req = RequestView {
+        authority: probe.host.as_bytes(),
+        path: probe.path.as_bytes(),
+        method: probe.method.as_bytes(),
+        headers: &view,
+        listener_port: probe.port,
+    };
+    Ok(match table.route(&req, &mut FixedRandom(0.0)) {
+        Outcome::Forward(f) => Decision::Forward {
+            service: f.service.to_string(),
+            cluster: f.cluster.map(str::to_string),
+            authority: f.authority.map(|a| a.to_string()),
+            path: f.path.clone(),
+            request_headers: std::iter::once(&f.request_headers)
+                .chain(f.backend_headers.as_ref().map(|b| &b.request))
+                .map(edits)
+                .collect(),
+            response_headers: std::iter::once(&f.response_headers)
+                .chain(f.backend_headers.as_ref().map(|b| &b.response))
+                .map(edits)
+                .collect(),
+        },
+        Outcome::Reply(r) => Decision::Reply {
+            status: r.status,
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: r.body.to_string(),
+        },
+        Outcome::NoMatch(_) => Decision::NoMatch,
+    })
 }

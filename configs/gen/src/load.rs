@@ -27,7 +27,36 @@ pub struct Inputs {
     pub http_routes: Vec<Sourced<HttpRoute>>,
     pub service_imports: Vec<Sourced<ServiceImport>>,
     pub destination_rules: Vec<Sourced<DestinationRule>>,
+    pub namespaces: Vec<Sourced<Namespace>>,
+    pub reference_grants: Vec<Sourced<ReferenceGrant>>,
+    pub endpoint_slices: Vec<Sourced<EndpointSlice>>,
+    /// Documents read and left aside (kinds that do not affect routing), one line each.
+    pub notes: Vec<String>,
 }
+
+/// Kinds `kubectl get -o yaml` prints that do not affect routing: skipped with a note.
+const SKIPPED_KINDS: &[&str] = &[
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Pod",
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+    "Endpoints",
+    "GatewayClass",
+    "Job",
+    "CronJob",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "NetworkPolicy",
+    "Event",
+];
 
 /// Expands directories (their `*.yaml` / `*.yml` files, sorted) and reads every document.
 /// Every error of every file is collected before returning.
@@ -102,7 +131,7 @@ struct HeadMeta {
 /// Reads the documents of one file's text.
 pub fn load_str(file: &Path, text: &str, inputs: &mut Inputs, errors: &mut Vec<GenError>) {
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let mut at = Location {
+        let at = Location {
             file: file.to_path_buf(),
             document: i + 1,
             ..Location::default()
@@ -119,6 +148,18 @@ pub fn load_str(file: &Path, text: &str, inputs: &mut Inputs, errors: &mut Vec<G
                 break;
             }
         };
+        load_value(value, at, inputs, errors);
+    }
+}
+
+/// Reads one document (a `List` document: each of its `items`).
+fn load_value(
+    value: serde_yaml_ng::Value,
+    mut at: Location,
+    inputs: &mut Inputs,
+    errors: &mut Vec<GenError>,
+) {
+    {
         let head: Head = serde_yaml_ng::from_value(value.clone()).unwrap_or(Head {
             kind: None,
             metadata: None,
@@ -126,8 +167,31 @@ pub fn load_str(file: &Path, text: &str, inputs: &mut Inputs, errors: &mut Vec<G
         let kind = head.kind.unwrap_or_default();
         let name = head.metadata.and_then(|m| m.name).unwrap_or_default();
         at.object = Some(format!("{kind} {name}").trim().to_string());
+        if kind == "List" || kind.ends_with("List") && value.get("items").is_some() {
+            let items = match value.get("items") {
+                Some(serde_yaml_ng::Value::Sequence(items)) => items.clone(),
+                _ => Vec::new(),
+            };
+            for (i, item) in items.into_iter().enumerate() {
+                let mut item_at = at.clone();
+                item_at.field = format!("items[{i}]");
+                load_value(item, item_at, inputs, errors);
+            }
+            return;
+        }
+        if SKIPPED_KINDS.contains(&kind.as_str()) {
+            inputs.notes.push(format!(
+                "{}: document {}: skipped {kind} {name}: it does not affect routing",
+                at.file.display(),
+                at.document
+            ));
+            return;
+        }
         let value = strip_type_fields(value);
         match kind.as_str() {
+            "Namespace" => push(&mut inputs.namespaces, at, value, errors),
+            "ReferenceGrant" => push(&mut inputs.reference_grants, at, value, errors),
+            "EndpointSlice" => push(&mut inputs.endpoint_slices, at, value, errors),
             "Service" => push(&mut inputs.services, at, value, errors),
             "VirtualHost" => push(&mut inputs.virtual_hosts, at, value, errors),
             "ClusterInventory" => push(&mut inputs.inventories, at, value, errors),
@@ -161,11 +225,18 @@ fn push<T: DeserializeOwned>(
     value: serde_yaml_ng::Value,
     errors: &mut Vec<GenError>,
 ) {
+    // Inside a List, field paths start at the item.
+    let prefix = std::mem::take(&mut at.field);
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(value) => list.push(Sourced { at, value }),
         Err(e) => {
             let path = e.path().to_string();
-            at.field = if path == "." { String::new() } else { path };
+            let path = if path == "." { String::new() } else { path };
+            at.field = match (prefix.is_empty(), path.is_empty()) {
+                (true, _) => path,
+                (false, true) => prefix,
+                (false, false) => format!("{prefix}.{path}"),
+            };
             errors.push(GenError {
                 at,
                 kind: ErrorKind::Schema(e.into_inner().to_string()),

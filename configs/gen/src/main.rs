@@ -8,10 +8,16 @@ use wasmgate_gen::explain::{explain, Probe};
 const USAGE: &str = "usage:
   wasmgate generate [OPTIONS] INPUT...    write the outputs into --out (default: out)
   wasmgate check    [OPTIONS] INPUT...    validate only; exit 0 valid, 1 invalid, 2 usage
-  wasmgate explain  [OPTIONS] --request 'METHOD HOST PATH' [--header K:V]... INPUT...
+  wasmgate explain  [OPTIONS] --request 'METHOD HOST PATH' [--header K:V]... [--listener NAME] INPUT...
 
-INPUT is a YAML file or a directory of them. Kinds: Service, VirtualHost, MultiClusterService,
-MultiClusterIngress, Gateway, HTTPRoute, ServiceImport, ClusterInventory.
+INPUT is a YAML file or a directory of them (kubectl get -o yaml output included). Kinds: Service,
+EndpointSlice, Namespace, VirtualHost, MultiClusterService, MultiClusterIngress, Gateway,
+HTTPRoute, ReferenceGrant, ServiceImport, DestinationRule, ClusterInventory, and List of them;
+kinds that do not affect routing (Deployment, ConfigMap, ...) are skipped with a note.
+
+A fault Gateway API scopes to a route (no listener hostname in common, a listener that does
+not admit the route, a backendRef that does not resolve) is reported in the route's status
+(stderr and status.yaml) and the rest is generated; --strict refuses the input instead.
 
 OPTIONS:
   --out DIR                 where generate writes (nothing is written unless all is valid)
@@ -20,7 +26,10 @@ OPTIONS:
   --listen-address ADDR     listener and admin address (default 127.0.0.1)
   --http-port N             HTTP listener when no Gateway declares one (default 10000)
   --admin-port N            Envoy admin port (default 9901)
-  --port-map DECLARED=ACTUAL  run a declared listener port on another port (repeatable)
+  --port-map [GATEWAY:]DECLARED=ACTUAL  run a declared listener port (of every Gateway, or of
+                            the one named) on another port (repeatable)
+  --strict                  refuse the input on any route fault instead of reporting status
+  --listener NAME|PORT      explain: the Envoy listener the request reaches (default: the first)
   --region R, --zone Z      the proxy's own locality, for the balancer
   --access-log PATH         where Envoy writes its JSON access log (default /dev/stdout)
   --istio-namespace NS      namespace of the Istio manifests (default istio-system)
@@ -59,6 +68,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
     let mut inputs = Vec::new();
     let mut probe: Option<Probe> = None;
     let mut headers = Vec::new();
+    let mut listener: Option<String> = None;
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         let mut value = || {
@@ -84,8 +94,16 @@ fn run(args: &[String]) -> Result<(), Failure> {
                 let (from, to) = v
                     .split_once('=')
                     .ok_or_else(|| usage(format!("--port-map {v}: expected DECLARED=ACTUAL")))?;
-                let from = number(from.to_string())?;
-                opts.port_map.insert(from, number(to.to_string())?);
+                let to = number(to.to_string())?;
+                match from.rsplit_once(':') {
+                    Some((gw, port)) => {
+                        let port = number(port.to_string())?;
+                        opts.gateway_port_map.insert((gw.to_string(), port), to);
+                    }
+                    None => {
+                        opts.port_map.insert(number(from.to_string())?, to);
+                    }
+                }
             }
             "--request" => {
                 let v = value()?;
@@ -100,8 +118,11 @@ fn run(args: &[String]) -> Result<(), Failure> {
                     host: host.to_string(),
                     path: path.to_string(),
                     headers: Vec::new(),
+                    port: None,
                 });
             }
+            "--strict" => opts.strict = true,
+            "--listener" => listener = Some(value()?),
             "--header" => {
                 let v = value()?;
                 let (k, val) = v
@@ -120,6 +141,14 @@ fn run(args: &[String]) -> Result<(), Failure> {
     let loaded = wasmgate_gen::load(&inputs).map_err(|e| Failure::Invalid(e.to_string()))?;
     let output =
         wasmgate_gen::generate(&loaded, &opts).map_err(|e| Failure::Invalid(e.to_string()))?;
+    for n in &output.notes {
+        eprintln!("note: {n}");
+    }
+    for r in &output.status {
+        for p in r.problems() {
+            eprintln!("status: {p}");
+        }
+    }
     match cmd.as_str() {
         "check" => {
             println!("ok: {} input path(s) valid", inputs.len());
@@ -134,6 +163,25 @@ fn run(args: &[String]) -> Result<(), Failure> {
         "explain" => {
             let mut probe = probe.ok_or_else(|| usage("explain needs --request".into()))?;
             probe.headers = headers;
+            let mut output = output;
+            if let Some(want) = &listener {
+                let l = output
+                    .listeners
+                    .iter()
+                    .find(|l| l.name == *want || l.declared_port.to_string() == *want)
+                    .ok_or_else(|| {
+                        let names: Vec<String> = output
+                            .listeners
+                            .iter()
+                            .map(|l| format!("{} (port {})", l.name, l.declared_port))
+                            .collect();
+                        usage(format!(
+                            "--listener {want}: no such listener; there are {}",
+                            names.join(", ")
+                        ))
+                    })?;
+                output.router = l.router.clone();
+            }
             print!("{}", explain(&output, &probe).map_err(Failure::Invalid)?);
             Ok(())
         }
@@ -144,7 +192,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
             std::fs::create_dir_all(&out)
                 .map_err(|e| Failure::Invalid(format!("{}: {e}", out.display())))?;
             for (name, text) in files {
-                let path = out.join(name);
+                let path = out.join(&name);
                 std::fs::write(&path, text)
                     .map_err(|e| Failure::Invalid(format!("{}: {e}", path.display())))?;
                 println!("wrote {}", path.display());

@@ -16,6 +16,25 @@ pub struct Metadata {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// What `kubectl get -o yaml` adds; read and ignored.
+    #[serde(default)]
+    pub uid: Option<serde_json::Value>,
+    #[serde(default)]
+    pub resource_version: Option<serde_json::Value>,
+    #[serde(default)]
+    pub generation: Option<serde_json::Value>,
+    #[serde(default)]
+    pub creation_timestamp: Option<serde_json::Value>,
+    #[serde(default)]
+    pub managed_fields: Option<serde_json::Value>,
+    #[serde(default)]
+    pub owner_references: Option<serde_json::Value>,
+    #[serde(default)]
+    pub generate_name: Option<serde_json::Value>,
+    #[serde(default)]
+    pub finalizers: Option<serde_json::Value>,
+    #[serde(default)]
+    pub self_link: Option<serde_json::Value>,
 }
 
 /// A port given by number or by name, as Kubernetes' IntOrString.
@@ -86,6 +105,17 @@ pub struct ServiceSpec {
     pub kind: Option<String>,
     #[serde(default, rename = "clusterIP")]
     pub cluster_ip: Option<String>,
+    /// What `kubectl get -o yaml` adds; read and ignored.
+    #[serde(default, rename = "clusterIPs")]
+    pub cluster_ips: Option<serde_json::Value>,
+    #[serde(default)]
+    pub ip_families: Option<serde_json::Value>,
+    #[serde(default)]
+    pub ip_family_policy: Option<serde_json::Value>,
+    #[serde(default)]
+    pub internal_traffic_policy: Option<serde_json::Value>,
+    #[serde(default)]
+    pub session_affinity: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -332,7 +362,94 @@ pub struct Listener {
     pub port: u16,
     pub protocol: String,
     #[serde(default)]
-    pub allowed_routes: Option<serde_json::Value>,
+    pub allowed_routes: Option<AllowedRoutes>,
+}
+
+/// Which routes may attach to a listener (Gateway API `allowedRoutes`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AllowedRoutes {
+    #[serde(default)]
+    pub namespaces: Option<RouteNamespaces>,
+    #[serde(default)]
+    pub kinds: Vec<RouteGroupKind>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteNamespaces {
+    /// `Same` (the default), `All` or `Selector`.
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub selector: Option<LabelSelector>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteGroupKind {
+    #[serde(default)]
+    pub group: Option<String>,
+    pub kind: String,
+}
+
+/// A Kubernetes label selector.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelector {
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelectorRequirement {
+    pub key: String,
+    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
+    pub operator: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// A Kubernetes Namespace: its labels are what listener selectors match.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Namespace {
+    pub metadata: Metadata,
+}
+
+/// Gateway API ReferenceGrant: lets objects of other namespaces refer to objects in this one.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReferenceGrant {
+    pub metadata: Metadata,
+    pub spec: ReferenceGrantSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReferenceGrantSpec {
+    pub from: Vec<GrantFrom>,
+    pub to: Vec<GrantTo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrantFrom {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrantTo {
+    pub group: String,
+    pub kind: String,
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -667,4 +784,44 @@ pub struct OutlierDetection {
     pub max_ejection_percent: Option<u32>,
     #[serde(default)]
     pub min_health_percent: Option<serde_json::Value>,
+}
+
+/// A Kubernetes EndpointSlice (discovery.k8s.io/v1): endpoints of the Service its
+/// `kubernetes.io/service-name` label names.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSlice {
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub address_type: Option<String>,
+    #[serde(default)]
+    pub endpoints: Vec<SliceEndpoint>,
+    #[serde(default)]
+    pub ports: Vec<SlicePort>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SliceEndpoint {
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub conditions: Option<SliceConditions>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SliceConditions {
+    #[serde(default)]
+    pub ready: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlicePort {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub protocol: Option<String>,
 }

@@ -36,6 +36,10 @@ pub struct Ctx<'a> {
     pub policies: BTreeMap<String, usize>,
     /// What policies set on Envoy clusters, by cluster name.
     pub cluster_policy: BTreeMap<String, crate::policy::ClusterPolicy>,
+    /// HTTPRoute rules' timeouts, retries and mirrors, for Envoy routes.
+    pub rule_policies: crate::gateway_filters::Policies,
+    /// `--strict`: a fault Gateway API scopes to a route is an error, not a status.
+    pub strict: bool,
 }
 
 /// The annotation that turns on the balancer's active health checks for a multi-cluster
@@ -52,6 +56,8 @@ impl<'a> Ctx<'a> {
             used_mcs: BTreeMap::new(),
             policies: BTreeMap::new(),
             cluster_policy: BTreeMap::new(),
+            rule_policies: Default::default(),
+            strict: false,
         };
         cx.index_mcs();
         cx.index_policies();
@@ -97,6 +103,56 @@ impl<'a> Ctx<'a> {
             },
             kind,
         });
+    }
+
+    /// A fault the spec scopes to one route (reported in its status): an error only under
+    /// `--strict`.
+    pub fn route_fault(&mut self, at: &Location, field: &str, message: String) {
+        if self.strict {
+            self.fail(at, field, ErrorKind::Invalid(message));
+        }
+    }
+
+    /// Endpoints of `service` port `port` from the input's EndpointSlices: each ready
+    /// address with the slice port named like the service port (or the only one).
+    fn slice_endpoints(&self, service: &str, port: &ServicePort) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.inputs.endpoint_slices {
+            let slice = &s.value;
+            if slice
+                .metadata
+                .labels
+                .get("kubernetes.io/service-name")
+                .map(String::as_str)
+                != Some(service)
+            {
+                continue;
+            }
+            let target = match slice.ports.as_slice() {
+                [only] if port.name.is_none() || only.name == port.name => only.port,
+                many => many
+                    .iter()
+                    .find(|p| p.name.is_some() && p.name == port.name)
+                    .and_then(|p| p.port),
+            };
+            let Some(target) = target else { continue };
+            for e in &slice.endpoints {
+                if e.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
+                    continue;
+                }
+                for a in &e.addresses {
+                    let ep = if a.contains(':') {
+                        format!("[{a}]:{target}")
+                    } else {
+                        format!("{a}:{target}")
+                    };
+                    if !out.contains(&ep) {
+                        out.push(ep);
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn index_mcs(&mut self) {
@@ -273,12 +329,19 @@ impl<'a> Ctx<'a> {
             );
             return None;
         };
-        let endpoints: Vec<String> = self
+        let mut endpoints: Vec<String> = self
             .inventory_clusters()
             .filter_map(|c| c.services.get(service)?.get(&port_number))
             .flatten()
             .cloned()
             .collect();
+        if let Some(sp) = svc.value.spec.ports.iter().find(|p| p.port == port_number) {
+            for ep in self.slice_endpoints(service, sp) {
+                if !endpoints.contains(&ep) {
+                    endpoints.push(ep);
+                }
+            }
+        }
         if endpoints.is_empty() {
             self.fail(
                 at,
@@ -297,6 +360,8 @@ impl<'a> Ctx<'a> {
             port: Some(port_number),
             weight,
             cluster: Some(cluster),
+            request_headers: None,
+            response_headers: None,
         })
     }
 
@@ -408,6 +473,8 @@ impl<'a> Ctx<'a> {
             port: Some(port_number),
             weight,
             cluster: None,
+            request_headers: None,
+            response_headers: None,
         })
     }
 }

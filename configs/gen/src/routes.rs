@@ -8,8 +8,11 @@ use std::collections::BTreeMap;
 use wasmgate_core::config::{self as fc, PathModifier, PathModifierKind};
 
 use crate::error::{ErrorKind, Location};
+use crate::gateway_filters;
+use crate::listeners::{covers, namespace_of, HttpListenerSet};
 use crate::model::*;
 use crate::resolve::Ctx;
+use crate::status::{Condition, ParentStatus, RouteStatus};
 
 /// Routes under construction: HTTP rules per host (insertion-ordered), TCP routes per port.
 #[derive(Default)]
@@ -19,6 +22,16 @@ pub struct RouteSet {
 }
 
 impl RouteSet {
+    /// The rules of `host` (created empty).
+    pub fn host_rules(&mut self, host: &str) -> &mut Vec<fc::HttpRule> {
+        self.host(host)
+    }
+
+    /// The HTTP hosts and their rules, in insertion order.
+    pub fn into_hosts(self) -> Vec<(String, Vec<fc::HttpRule>)> {
+        self.hosts
+    }
+
     fn host(&mut self, host: &str) -> &mut Vec<fc::HttpRule> {
         let key = host.trim().to_ascii_lowercase();
         let key = if key.is_empty() { "*".to_string() } else { key };
@@ -49,8 +62,9 @@ impl RouteSet {
     }
 }
 
-/// Adds every routing document's routes; `port_map` moves declared TCP ports.
-pub fn collect(cx: &mut Ctx<'_>, port_map: &BTreeMap<u16, u16>) -> RouteSet {
+/// The seed's documents' routes (VirtualHost, MultiClusterIngress): they name no Gateway and
+/// are served on every HTTP listener. `port_map` moves declared TCP ports.
+pub fn collect_seed(cx: &mut Ctx<'_>, port_map: &BTreeMap<u16, u16>) -> RouteSet {
     let mut set = RouteSet::default();
     let inputs = cx.inputs;
     for vh in &inputs.virtual_hosts {
@@ -59,10 +73,17 @@ pub fn collect(cx: &mut Ctx<'_>, port_map: &BTreeMap<u16, u16>) -> RouteSet {
     for mci in &inputs.multi_cluster_ingresses {
         ingress(cx, &mut set, &mci.at, &mci.value.spec.template.spec);
     }
-    for r in &inputs.http_routes {
-        http_route(cx, &mut set, &r.at, &r.value.spec);
-    }
     set
+}
+
+/// Attaches every HTTPRoute to the listeners it may attach to, and reports its status.
+pub fn collect_http_routes(cx: &mut Ctx<'_>, sets: &mut [HttpListenerSet]) -> Vec<RouteStatus> {
+    let inputs = cx.inputs;
+    inputs
+        .http_routes
+        .iter()
+        .map(|r| http_route(cx, sets, &r.at, &r.value))
+        .collect()
 }
 
 fn virtual_host(
@@ -231,192 +252,60 @@ fn modifier(m: &GwHeaderModifier) -> fc::HeaderModifier {
     }
 }
 
-fn http_route(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &HttpRouteSpec) {
+/// Why a backendRef does not resolve: the ResolvedRefs reason, the field, the message.
+type Why = (&'static str, String, String);
+
+/// The first reason a rule's backendRefs are not all resolved (Gateway API ResolvedRefs).
+type Unresolved = Option<Why>;
+
+fn http_route(
+    cx: &mut Ctx<'_>,
+    sets: &mut [HttpListenerSet],
+    at: &Location,
+    route: &HttpRoute,
+) -> RouteStatus {
+    let spec = &route.spec;
+    let ns = namespace_of(route.metadata.namespace.as_deref()).to_string();
+    let mut unresolved: Unresolved = None;
     let mut rules = Vec::new();
     for (ui, rule) in spec.rules.iter().enumerate() {
-        let base = format!("spec.rules[{ui}]");
-        for (field, present) in [
-            ("timeouts", rule.timeouts.is_some()),
-            ("retry", rule.retry.is_some()),
-            ("sessionPersistence", rule.session_persistence.is_some()),
-        ] {
-            if present {
-                cx.fail(
-                    at,
-                    format!("{base}.{field}"),
-                    ErrorKind::Invalid(format!("{field} is not supported by wasmgate")),
-                );
-            }
+        if let Some(out) = http_rule(cx, at, &ns, ui, rule, &mut unresolved) {
+            rules.push(out);
         }
-        let mut out = fc::HttpRule {
-            matches: rule.matches.clone(),
-            ..fc::HttpRule::default()
-        };
-        for (fi, f) in rule.filters.iter().enumerate() {
-            let field = format!("{base}.filters[{fi}]");
-            match (
-                f.kind.as_str(),
-                &f.request_header_modifier,
-                &f.response_header_modifier,
-                &f.request_redirect,
-                &f.url_rewrite,
-            ) {
-                ("RequestHeaderModifier", Some(m), None, None, None) => {
-                    out.request_headers = Some(modifier(m))
-                }
-                ("ResponseHeaderModifier", None, Some(m), None, None) => {
-                    out.response_headers = Some(modifier(m))
-                }
-                ("RequestRedirect", None, None, Some(r), None) => {
-                    let path = match &r.path {
-                        Some(p) => {
-                            path_modifier(cx, at, &format!("{field}.requestRedirect.path"), p)
-                        }
-                        None => None,
-                    };
-                    out.redirect = Some(fc::Redirect {
-                        scheme: r.scheme.clone(),
-                        hostname: r.hostname.clone(),
-                        port: r.port,
-                        path,
-                        status_code: r.status_code,
-                    });
-                }
-                ("URLRewrite", None, None, None, Some(u)) => {
-                    let path = match &u.path {
-                        Some(p) => path_modifier(cx, at, &format!("{field}.urlRewrite.path"), p),
-                        None => None,
-                    };
-                    out.url_rewrite = Some(fc::UrlRewrite {
-                        hostname: u.hostname.clone(),
-                        path,
-                    });
-                }
-                (k @ ("RequestMirror" | "ExtensionRef" | "CORS"), ..) => {
-                    cx.fail(
-                        at,
-                        format!("{field}.type"),
-                        ErrorKind::Invalid(format!("filter {k} is not supported by wasmgate")),
-                    );
-                }
-                (k, ..) => cx.fail(
-                    at,
-                    format!("{field}.type"),
-                    ErrorKind::Invalid(format!(
-                        "filter type {k:?} needs exactly its own configuration field"
-                    )),
-                ),
-            }
-        }
-        for (bi, b) in rule.backend_refs.iter().enumerate() {
-            let field = format!("{base}.backendRefs[{bi}]");
-            let kind = b.kind.as_deref().unwrap_or("Service");
-            let known = match (b.group.as_deref().unwrap_or(""), kind) {
-                ("" | "core", "Service") => {
-                    cx.inputs
-                        .services
-                        .iter()
-                        .any(|s| s.value.metadata.name == b.name)
-                        || cx.mcs.contains_key(&b.name)
-                }
-                ("multicluster.x-k8s.io", "ServiceImport") => cx
-                    .inputs
-                    .service_imports
-                    .iter()
-                    .any(|s| s.value.metadata.name == b.name),
-                (g, k) => {
-                    cx.fail(
-                        at,
-                        format!("{field}.kind"),
-                        ErrorKind::Invalid(format!(
-                            "backend kind {k:?} of group {g:?} is not supported"
-                        )),
-                    );
-                    continue;
-                }
-            };
-            if !known {
-                cx.fail(
-                    at,
-                    format!("{field}.name"),
-                    ErrorKind::UnknownService(b.name.clone()),
-                );
-                continue;
-            }
-            if !b.filters.is_empty() {
-                cx.fail(
-                    at,
-                    format!("{field}.filters"),
-                    ErrorKind::Invalid("backend filters are not supported by wasmgate".into()),
-                );
-                continue;
-            }
-            let port = b.port.map(PortRef::Number);
-            if let Some(backend) = cx.backend(
-                at,
-                &field,
-                "name",
-                &b.name,
-                port.as_ref(),
-                b.weight.unwrap_or(1),
-                "port",
-            ) {
-                out.backends.push(backend);
-            }
-        }
-        if out.redirect.is_none() && out.backends.is_empty() {
-            if rule.backend_refs.is_empty() {
-                // Gateway API: a rule with nowhere to send its requests answers 500.
-                out.status_code = Some(fc::StatusCodeAction {
-                    code: 500,
-                    body: None,
-                    headers: Vec::new(),
-                });
-                out.request_headers = None;
-                out.url_rewrite = None;
-            } else {
-                continue;
-            }
-        }
-        if out.redirect.is_some() && !out.backends.is_empty() {
-            cx.fail(
-                at,
-                base.clone(),
-                ErrorKind::Invalid("a rule cannot both redirect and forward to backendRefs".into()),
-            );
-            continue;
-        }
-        rules.push(out);
     }
-    let Some(hostnames) = attached_hostnames(cx, at, spec) else {
-        return;
+    let resolved = match &unresolved {
+        None => Condition::ok("ResolvedRefs", "ResolvedRefs"),
+        Some((reason, field, message)) => {
+            Condition::failed("ResolvedRefs", reason, format!("{field}: {message}"))
+        }
     };
-    for h in hostnames {
-        set.host(&h).extend(rules.iter().cloned());
-    }
-}
-
-/// The hosts a route serves: its hostnames intersected with the hostname of each HTTP
-/// listener it attaches to through `parentRefs` (Gateway API). Without any Gateway in the
-/// input there is nothing to attach to and the route serves its hostnames as written.
-/// `None` when the attachment is in error (reported).
-fn attached_hostnames(
-    cx: &mut Ctx<'_>,
-    at: &Location,
-    spec: &HttpRouteSpec,
-) -> Option<Vec<String>> {
+    let mut status = RouteStatus {
+        kind: "HTTPRoute",
+        name: route.metadata.name.clone(),
+        namespace: ns.clone(),
+        at: at.clone(),
+        parents: Vec::new(),
+    };
     let own: Vec<String> = spec
         .hostnames
         .iter()
         .map(|h| h.to_ascii_lowercase())
         .collect();
-    let inputs = cx.inputs;
-    if inputs.gateways.is_empty() {
-        return Some(if own.is_empty() {
-            vec!["*".into()]
+    if cx.inputs.gateways.is_empty() {
+        // No Gateway to attach to: the route serves its hostnames on the default listener.
+        let hosts = if own.is_empty() {
+            vec!["*".to_string()]
         } else {
             own
-        });
+        };
+        for set in sets.iter_mut() {
+            for routes in &mut set.routes {
+                for h in &hosts {
+                    routes.host(h).extend(rules.iter().cloned());
+                }
+            }
+        }
+        return status;
     }
     if spec.parent_refs.is_empty() {
         cx.fail(
@@ -426,92 +315,380 @@ fn attached_hostnames(
                 "the route attaches to no Gateway; name one of the input's Gateways".into(),
             ),
         );
-        return None;
+        return status;
     }
-    // Hostname of every listener attached to; `None` serves any host.
-    let mut listeners: Vec<Option<String>> = Vec::new();
-    let mut failed = false;
     for (pi, p) in spec.parent_refs.iter().enumerate() {
         let field = format!("spec.parentRefs[{pi}]");
-        let mut fail = |field: String, msg: String| {
-            cx.fail(at, field, ErrorKind::Invalid(msg));
-            failed = true;
+        let parent_ns = namespace_of(p.namespace.as_deref().or(Some(&ns))).to_string();
+        let mut parent = ParentStatus {
+            name: p.name.clone(),
+            namespace: parent_ns.clone(),
+            section_name: p.section_name.clone(),
+            port: p.port,
+            conditions: Vec::new(),
         };
-        if p.kind.as_deref().is_some_and(|k| k != "Gateway")
-            || p.group
-                .as_deref()
-                .is_some_and(|g| g != "gateway.networking.k8s.io")
-        {
-            fail(
-                format!("{field}.kind"),
+        let accepted = attach(cx, sets, at, &field, &ns, &parent_ns, p, &own, &rules);
+        if let Err((reason, at_field, message)) = &accepted {
+            cx.route_fault(at, at_field, message.clone());
+            parent
+                .conditions
+                .push(Condition::failed("Accepted", reason, message.clone()));
+        } else {
+            parent
+                .conditions
+                .push(Condition::ok("Accepted", "Accepted"));
+        }
+        parent.conditions.push(resolved.clone());
+        status.parents.push(parent);
+    }
+    status
+}
+
+/// Attaches a route's rules to the listeners `p` selects, or says why it cannot.
+#[allow(clippy::too_many_arguments)]
+fn attach(
+    cx: &mut Ctx<'_>,
+    sets: &mut [HttpListenerSet],
+    at: &Location,
+    field: &str,
+    route_ns: &str,
+    parent_ns: &str,
+    p: &ParentRef,
+    own: &[String],
+    rules: &[fc::HttpRule],
+) -> Result<(), Why> {
+    if p.kind.as_deref().is_some_and(|k| k != "Gateway")
+        || p.group
+            .as_deref()
+            .is_some_and(|g| g != "gateway.networking.k8s.io")
+    {
+        cx.fail(
+            at,
+            format!("{field}.kind"),
+            ErrorKind::Invalid(
                 "only Gateway parents (group gateway.networking.k8s.io) are supported".into(),
-            );
-            continue;
-        }
-        let gateway = inputs.gateways.iter().find(|g| {
-            let m = &g.value.metadata;
-            m.name == p.name
-                && (p.namespace.is_none() || m.namespace.is_none() || p.namespace == m.namespace)
-        });
-        let Some(gateway) = gateway else {
-            fail(
-                format!("{field}.name"),
-                format!("no Gateway named {:?}", p.name),
-            );
-            continue;
+            ),
+        );
+        return Err((
+            "NoMatchingParent",
+            format!("{field}.kind"),
+            "not a Gateway".into(),
+        ));
+    }
+    let inputs = cx.inputs;
+    let Some(gi) = inputs.gateways.iter().position(|g| {
+        let m = &g.value.metadata;
+        m.name == p.name && namespace_of(m.namespace.as_deref()) == parent_ns
+    }) else {
+        return Err((
+            "NoMatchingParent",
+            format!("{field}.name"),
+            format!("no Gateway named {parent_ns}/{}", p.name),
+        ));
+    };
+    let gateway = &inputs.gateways[gi].value;
+    // The listeners the parentRef names (all, or by sectionName and/or port).
+    let named: Vec<&Listener> = gateway
+        .spec
+        .listeners
+        .iter()
+        .filter(|l| p.section_name.as_ref().is_none_or(|s| *s == l.name))
+        .collect();
+    if let (Some(s), true) = (&p.section_name, named.is_empty()) {
+        return Err((
+            "NoMatchingParent",
+            format!("{field}.sectionName"),
+            format!("Gateway {parent_ns}/{} has no listener named {s:?}", p.name),
+        ));
+    }
+    let chosen: Vec<&Listener> = named
+        .iter()
+        .copied()
+        .filter(|l| p.port.is_none_or(|port| port == l.port))
+        .collect();
+    if chosen.is_empty() {
+        let port = p.port.unwrap_or_default();
+        let message = match (&p.section_name, named.as_slice()) {
+            (Some(s), [l, ..]) => format!(
+                "Gateway {parent_ns}/{}: listener {s:?} is on port {}, not {port}",
+                p.name, l.port
+            ),
+            _ => format!(
+                "Gateway {parent_ns}/{} has no listener on port {port}",
+                p.name
+            ),
         };
-        let chosen: Vec<&Listener> = gateway
-            .value
-            .spec
-            .listeners
-            .iter()
-            .filter(|l| l.protocol == "HTTP")
-            .filter(|l| p.section_name.as_ref().is_none_or(|s| *s == l.name))
-            .filter(|l| p.port.is_none_or(|port| port == l.port))
-            .collect();
-        if chosen.is_empty() {
-            let (which, what) = match (&p.section_name, p.port) {
-                (Some(s), _) => ("sectionName", format!("named {s:?}")),
-                (None, Some(port)) => ("port", format!("on port {port}")),
-                (None, None) => ("name", "at all".to_string()),
-            };
-            fail(
-                format!("{field}.{which}"),
-                format!("Gateway {:?} has no HTTP listener {what}", p.name),
-            );
-            continue;
-        }
-        listeners.extend(chosen.iter().map(|l| l.hostname.clone()));
+        return Err(("NoMatchingParent", format!("{field}.port"), message));
     }
-    if failed {
-        return None;
+    let http: Vec<&Listener> = chosen
+        .iter()
+        .copied()
+        .filter(|l| l.protocol == "HTTP")
+        .collect();
+    if http.is_empty() {
+        return Err((
+            "NotAllowedByListeners",
+            field.to_string(),
+            "the listeners it names do not route HTTP".into(),
+        ));
     }
-    let mut hosts: Vec<String> = Vec::new();
-    for listener in &listeners {
-        let served: Vec<String> = match (listener, own.is_empty()) {
+    let allowed: Vec<&Listener> = http
+        .iter()
+        .copied()
+        .filter(|l| crate::namespaces::allows(inputs, l, gateway, route_ns))
+        .collect();
+    if allowed.is_empty() {
+        return Err((
+            "NotAllowedByListeners",
+            field.to_string(),
+            format!("no listener it names allows routes from namespace {route_ns} (allowedRoutes)"),
+        ));
+    }
+    let mut attached = false;
+    for l in allowed {
+        let hosts: Vec<String> = match (&l.hostname, own.is_empty()) {
             (None, true) => vec!["*".into()],
-            (None, false) => own.clone(),
-            (Some(l), true) => vec![l.to_ascii_lowercase()],
-            (Some(l), false) => own.iter().filter_map(|r| intersect(r, l)).collect(),
+            (None, false) => own.to_vec(),
+            (Some(h), true) => vec![h.to_ascii_lowercase()],
+            (Some(h), false) => own.iter().filter_map(|r| intersect(r, h)).collect(),
         };
-        for h in served {
-            if !hosts.contains(&h) {
-                hosts.push(h);
+        if hosts.is_empty() {
+            continue;
+        }
+        let Some((set, li)) = sets.iter_mut().find_map(|s| {
+            let li = s
+                .listeners
+                .iter()
+                .position(|gl| gl.gateway == gi && gl.name == l.name)?;
+            Some((s, li))
+        }) else {
+            continue;
+        };
+        let Some(routes) = set.routes.get_mut(li) else {
+            continue;
+        };
+        for h in hosts {
+            routes.host(&h).extend(rules.iter().cloned());
+        }
+        attached = true;
+    }
+    if !attached {
+        return Err((
+            "NoMatchingListenerHostname",
+            "spec.hostnames".to_string(),
+            format!(
+                "none of the hostnames {own:?} intersects the hostname of a listener it attaches to"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// One HTTPRoute rule for the router; `None` when the rule is in error (reported). Invalid
+/// backendRefs do not drop the rule: their share of its requests answers 500, and the
+/// first reason is kept in `unresolved`.
+fn http_rule(
+    cx: &mut Ctx<'_>,
+    at: &Location,
+    route_ns: &str,
+    ui: usize,
+    rule: &HttpRouteRule,
+    unresolved: &mut Unresolved,
+) -> Option<fc::HttpRule> {
+    let base = format!("spec.rules[{ui}]");
+    for (field, present) in [("sessionPersistence", rule.session_persistence.is_some())] {
+        if present {
+            cx.fail(
+                at,
+                format!("{base}.{field}"),
+                ErrorKind::Invalid(format!("{field} is not supported by wasmgate")),
+            );
+        }
+    }
+    let mut out = fc::HttpRule {
+        matches: rule.matches.clone(),
+        ..fc::HttpRule::default()
+    };
+    for (fi, f) in rule.filters.iter().enumerate() {
+        let field = format!("{base}.filters[{fi}]");
+        match (
+            f.kind.as_str(),
+            &f.request_header_modifier,
+            &f.response_header_modifier,
+            &f.request_redirect,
+            &f.url_rewrite,
+        ) {
+            ("RequestHeaderModifier", Some(m), None, None, None) => {
+                out.request_headers = Some(modifier(m))
+            }
+            ("ResponseHeaderModifier", None, Some(m), None, None) => {
+                out.response_headers = Some(modifier(m))
+            }
+            ("RequestRedirect", None, None, Some(r), None) => {
+                let path = match &r.path {
+                    Some(p) => path_modifier(cx, at, &format!("{field}.requestRedirect.path"), p),
+                    None => None,
+                };
+                out.redirect = Some(fc::Redirect {
+                    scheme: r.scheme.clone(),
+                    hostname: r.hostname.clone(),
+                    port: r.port,
+                    path,
+                    status_code: r.status_code,
+                });
+            }
+            ("URLRewrite", None, None, None, Some(u)) => {
+                let path = match &u.path {
+                    Some(p) => path_modifier(cx, at, &format!("{field}.urlRewrite.path"), p),
+                    None => None,
+                };
+                out.url_rewrite = Some(fc::UrlRewrite {
+                    hostname: u.hostname.clone(),
+                    path,
+                });
+            }
+            // Carried by the rule's policy (gateway_filters::rule_policy).
+            ("RequestMirror", None, None, None, None) if f.request_mirror.is_some() => {}
+            ("CORS", None, None, None, None) if f.cors.is_some() => {
+                let raw = f.cors.as_ref().unwrap_or(&serde_json::Value::Null);
+                out.cors = gateway_filters::cors(cx, at, &format!("{field}.cors"), raw);
+            }
+            (k @ "ExtensionRef", ..) => {
+                cx.fail(
+                    at,
+                    format!("{field}.type"),
+                    ErrorKind::Invalid(format!("filter {k} is not supported by wasmgate")),
+                );
+            }
+            (k, ..) => cx.fail(
+                at,
+                format!("{field}.type"),
+                ErrorKind::Invalid(format!(
+                    "filter type {k:?} needs exactly its own configuration field"
+                )),
+            ),
+        }
+    }
+    let mut invalid_weight = 0u32;
+    for (bi, b) in rule.backend_refs.iter().enumerate() {
+        let field = format!("{base}.backendRefs[{bi}]");
+        let weight = b.weight.unwrap_or(1);
+        match backend_ref(cx, at, &field, route_ns, b, weight) {
+            Ok(mut backend) => {
+                if gateway_filters::backend_filters(cx, at, &field, &b.filters, &mut backend) {
+                    out.backends.push(backend);
+                }
+            }
+            Err(why) => {
+                cx.route_fault(at, &why.1, why.2.clone());
+                invalid_weight = invalid_weight.saturating_add(weight);
+                if unresolved.is_none() {
+                    *unresolved = Some(why);
+                }
             }
         }
     }
-    if hosts.is_empty() {
-        let listener_names: Vec<&str> = listeners.iter().flatten().map(String::as_str).collect();
+    out.policy = gateway_filters::rule_policy(cx, at, &base, route_ns, rule);
+    if out.redirect.is_none() && out.backends.is_empty() {
+        // Gateway API: a rule with nowhere valid to send its requests answers 500.
+        out.status_code = Some(fc::StatusCodeAction {
+            code: 500,
+            body: None,
+            headers: Vec::new(),
+        });
+        out.request_headers = None;
+        out.url_rewrite = None;
+        // Nothing is forwarded, so there is nothing to time, retry, mirror or share.
+        out.cors = None;
+        out.policy = None;
+    } else if !out.backends.is_empty() {
+        out.unresolved_weight = invalid_weight;
+    }
+    if out.redirect.is_some() && (out.policy.is_some() || out.cors.is_some()) {
         cx.fail(
             at,
-            "spec.hostnames",
-            ErrorKind::Invalid(format!(
-                "none of {own:?} is served by the attached listeners (hostnames {listener_names:?})"
-            )),
+            base.clone(),
+            ErrorKind::Invalid(
+                "a redirect rule forwards nothing: timeouts, retry, RequestMirror and CORS need backendRefs"
+                    .into(),
+            ),
         );
         return None;
     }
-    Some(hosts)
+    if out.redirect.is_some() && !out.backends.is_empty() {
+        cx.fail(
+            at,
+            base.clone(),
+            ErrorKind::Invalid("a rule cannot both redirect and forward to backendRefs".into()),
+        );
+        return None;
+    }
+    Some(out)
+}
+
+/// Resolves one backendRef, or gives the ResolvedRefs reason it fails with.
+fn backend_ref(
+    cx: &mut Ctx<'_>,
+    at: &Location,
+    field: &str,
+    route_ns: &str,
+    b: &BackendRef,
+    weight: u32,
+) -> Result<fc::Backend, Why> {
+    let kind = b.kind.as_deref().unwrap_or("Service");
+    let group = b.group.as_deref().unwrap_or("");
+    let inputs = cx.inputs;
+    let ns = namespace_of(b.namespace.as_deref().or(Some(route_ns))).to_string();
+    let known = match (group, kind) {
+        ("" | "core", "Service") => {
+            inputs.services.iter().any(|s| {
+                s.value.metadata.name == b.name
+                    && namespace_of(s.value.metadata.namespace.as_deref()) == ns
+            }) || cx.mcs.contains_key(&b.name)
+        }
+        ("multicluster.x-k8s.io", "ServiceImport") => inputs.service_imports.iter().any(|s| {
+            s.value.metadata.name == b.name
+                && namespace_of(s.value.metadata.namespace.as_deref()) == ns
+        }),
+        (g, k) => {
+            return Err((
+                "InvalidKind",
+                format!("{field}.kind"),
+                format!("backend kind {k:?} of group {g:?} is not supported"),
+            ))
+        }
+    };
+    if ns != route_ns
+        && !crate::namespaces::granted(inputs, route_ns, "HTTPRoute", &ns, group, kind, &b.name)
+    {
+        return Err((
+            "RefNotPermitted",
+            format!("{field}.namespace"),
+            format!(
+                "a backendRef to namespace {ns} needs a ReferenceGrant there from HTTPRoutes in {route_ns}"
+            ),
+        ));
+    }
+    if !known {
+        return Err((
+            "BackendNotFound",
+            format!("{field}.name"),
+            format!("no {kind} named {ns}/{}", b.name),
+        ));
+    }
+    let port = b.port.map(PortRef::Number);
+    let before = cx.errors.len();
+    match cx.backend(at, field, "name", &b.name, port.as_ref(), weight, "port") {
+        Some(backend) => Ok(backend),
+        None => {
+            let errors: Vec<_> = cx.errors.drain(before..).collect();
+            let field = errors
+                .first()
+                .map_or_else(|| field.to_string(), |e| e.at.field.clone());
+            let why: Vec<String> = errors.iter().map(|e| e.kind.to_string()).collect();
+            Err(("BackendNotFound", field, why.join("; ")))
+        }
+    }
 }
 
 /// Gateway API hostname intersection of a route's and a listener's hostname: the more
@@ -519,11 +696,7 @@ fn attached_hostnames(
 /// `a.example.com` and `*.a.example.com`), else none.
 fn intersect(route: &str, listener: &str) -> Option<String> {
     let (r, l) = (route.to_ascii_lowercase(), listener.to_ascii_lowercase());
-    let covers = |wild: &str, name: &str| {
-        wild.strip_prefix('*')
-            .is_some_and(|suffix| name.len() > suffix.len() && name.ends_with(suffix))
-    };
-    if r == l || covers(&l, &r) {
+    if covers(&l, &r) {
         Some(r)
     } else if covers(&r, &l) {
         Some(l)

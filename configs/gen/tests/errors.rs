@@ -36,9 +36,14 @@ impl Drop for Dir {
 
 fn errors_of(name: &str, files: &[(&str, &str)]) -> String {
     let dir = Dir::new(name, files);
-    match wasmgate_gen::load(std::slice::from_ref(&dir.0))
-        .and_then(|i| wasmgate_gen::generate(&i, &wasmgate_gen::Options::default()))
-    {
+    match wasmgate_gen::load(std::slice::from_ref(&dir.0)).and_then(|i| {
+        // Strict: route faults are refused too, as before route status existed.
+        let opts = wasmgate_gen::Options {
+            strict: true,
+            ..wasmgate_gen::Options::default()
+        };
+        wasmgate_gen::generate(&i, &opts)
+    }) {
         Ok(_) => panic!("{name}: accepted"),
         Err(e) => e.to_string().replace(&format!("{}/", dir.0.display()), ""),
     }
@@ -84,13 +89,68 @@ fn each_error_names_file_document_and_field() {
         ),
         (
             "an HTTPRoute filter wasmgate does not support",
-            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: x}}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
-            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].type: filter RequestMirror is not supported by wasmgate",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: ExtensionRef, extensionRef: {group: x, kind: y, name: z}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].type: filter ExtensionRef is not supported by wasmgate",
+        ),
+        (
+            "a retry backoff Envoy cannot honour as a minimum",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - retry: {codes: [503], attempts: 2, backoff: 100ms}\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].retry.backoff: backoff is not supported by wasmgate: Envoy's jittered back-off may retry sooner",
+        ),
+        (
+            "a retry code outside 400-599",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - retry: {codes: [503, 302]}\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].retry.codes[1]: retry code 302 is outside 400-599",
+        ),
+        (
+            "a timeout that is not a Gateway API duration",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - timeouts: {request: 1.5s}\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].timeouts.request: invalid duration \"1.5s\"",
+        ),
+        (
+            "a backend timeout longer than the request timeout",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - timeouts: {request: 1s, backendRequest: 2s}\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].timeouts.backendRequest: backendRequest (2s) must not be longer than request (1s)",
+        ),
+        (
+            "an unknown timeouts field",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - timeouts: {requests: 1s}\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].timeouts.requests: unknown field `requests`",
+        ),
+        (
+            "a mirror percentage over 100",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: foo-app, port: 80}, percent: 101}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].requestMirror.percent: percent 101 is outside 0-100",
+        ),
+        (
+            "a mirror fraction over one",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: foo-app, port: 80}, fraction: {numerator: 3, denominator: 2}}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].requestMirror.fraction: fraction 3/2 must have",
+        ),
+        (
+            "a mirror to a Service that does not exist",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: nope, port: 80}}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].requestMirror.backendRef",
+        ),
+        (
+            "a mirror to another namespace",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: foo-app, namespace: other, port: 80}}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].requestMirror.backendRef.namespace: cross-namespace mirrors are not supported by wasmgate",
+        ),
+        (
+            "a backendRef filter other than the header modifiers",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - backendRefs: [{name: foo-app, port: 80, filters: [{type: URLRewrite, urlRewrite: {hostname: a.com}}]}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].backendRefs[0].filters[0].type: filter URLRewrite is not supported on a backendRef by wasmgate",
+        ),
+        (
+            "a CORS origin with a wildcard inside the host",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters: [{type: CORS, cors: {allowOrigins: [\"https://a.*.com\"]}}]\n      backendRefs: [{name: foo-app, port: 80}]\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].filters[0].cors.allowOrigins[0]: invalid origin",
         ),
         (
             "an HTTPRoute backend that does not exist",
             vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - backendRefs: [{name: ghost, port: 80}]\n".to_string())],
-            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].backendRefs[0].name: no service named \"ghost\"",
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].backendRefs[0].name: no Service named default/ghost",
         ),
         (
             "a multi-cluster service whose selector matches no cluster",
@@ -100,17 +160,22 @@ fn each_error_names_file_document_and_field() {
         (
             "a route attached to a Gateway that is not in the input",
             vec![("r.yaml", format!("{GATEWAY}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  parentRefs: [{{name: nope}}]\n  rules: [{{backendRefs: [{{name: foo-app, port: 80}}]}}]\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
-            "r.yaml: document 2 (HTTPRoute r): spec.parentRefs[0].name: no Gateway named \"nope\"",
+            "r.yaml: document 2 (HTTPRoute r): spec.parentRefs[0].name: no Gateway named default/nope",
         ),
         (
             "a route attached to a listener the Gateway lacks",
             vec![("r.yaml", format!("{GATEWAY}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  parentRefs: [{{name: gw, sectionName: https}}]\n  rules: [{{backendRefs: [{{name: foo-app, port: 80}}]}}]\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
-            "r.yaml: document 2 (HTTPRoute r): spec.parentRefs[0].sectionName: Gateway \"gw\" has no HTTP listener named \"https\"",
+            "r.yaml: document 2 (HTTPRoute r): spec.parentRefs[0].sectionName: Gateway default/gw has no listener named \"https\"",
+        ),
+        (
+            "a listener named by sectionName on another port than the parentRef's",
+            vec![("r.yaml", format!("{GATEWAY}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  parentRefs: [{{name: gw, sectionName: http, port: 81}}]\n  rules: [{{backendRefs: [{{name: foo-app, port: 80}}]}}]\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 2 (HTTPRoute r): spec.parentRefs[0].port: Gateway default/gw: listener \"http\" is on port 8080, not 81",
         ),
         (
             "route hostnames no attached listener serves",
             vec![("r.yaml", format!("{GATEWAY}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [other.org]\n  rules: [{{backendRefs: [{{name: foo-app, port: 80}}]}}]\n")), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
-            "r.yaml: document 2 (HTTPRoute r): spec.hostnames: none of [\"other.org\"] is served by the attached listeners (hostnames [\"*.example.com\"])",
+            "r.yaml: document 2 (HTTPRoute r): spec.hostnames: none of the hostnames [\"other.org\"] intersects the hostname of a listener it attaches to",
         ),
         (
             "a route without parentRefs next to a Gateway",
@@ -302,12 +367,18 @@ fn a_route_serves_its_hostnames_as_narrowed_by_the_listeners_it_attaches_to() {
             .and_then(|i| wasmgate_gen::generate(&i, &wasmgate_gen::Options::default()));
         match out {
             Ok(out) => {
-                let hosts: Vec<String> = out
-                    .router
-                    .routes
-                    .iter()
-                    .filter_map(|r| r.http.as_ref().map(|h| h.host.clone()))
-                    .collect();
+                // Every listener's hosts that forward (not the 404 catch-all that ends a
+                // listener hostname on a shared port).
+                let mut hosts: Vec<String> = Vec::new();
+                for l in &out.listeners {
+                    for h in l.router.routes.iter().filter_map(|r| r.http.as_ref()) {
+                        if h.rules.iter().any(|r| !r.backends.is_empty())
+                            && !hosts.contains(&h.host)
+                        {
+                            hosts.push(h.host.clone());
+                        }
+                    }
+                }
                 if hosts != *want {
                     failures.push(format!("{what}: got {hosts:?}, want {want:?}"));
                 }
@@ -316,4 +387,46 @@ fn a_route_serves_its_hostnames_as_narrowed_by_the_listeners_it_attaches_to() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn route_faults_are_status_and_what_does_not_route_is_a_note() {
+    let gateway = "kind: Gateway\nmetadata: {name: gw}\nspec:\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n";
+    let route = "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: gw, sectionName: http, port: 81}]\n  rules: [{backendRefs: [{name: foo-app, port: 80}]}]\n---\nkind: HTTPRoute\nmetadata: {name: ok}\nspec:\n  parentRefs: [{name: gw}]\n  rules: [{backendRefs: [{name: foo-app, port: 80}]}]\n";
+    let dir = Dir::new(
+        "status",
+        &[
+            ("r.yaml", &format!("{gateway}---\n{route}")),
+            ("base.yaml", &format!("{SERVICE}---\n{INVENTORY}")),
+            ("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 1}\n"),
+        ],
+    );
+    let inputs = wasmgate_gen::load(std::slice::from_ref(&dir.0)).unwrap();
+    let out = wasmgate_gen::generate(&inputs, &wasmgate_gen::Options::default()).unwrap();
+    assert_eq!(out.notes.len(), 1, "{:?}", out.notes);
+    assert!(
+        out.notes[0].contains("skipped Deployment web"),
+        "{:?}",
+        out.notes
+    );
+    let problems: Vec<String> = out.status.iter().flat_map(|r| r.problems()).collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("HTTPRoute default/r")
+            && problems[0].contains("Accepted False (NoMatchingParent)")
+            && problems[0].contains("listener \"http\" is on port 80, not 81"),
+        "{problems:?}"
+    );
+    let files = out.files().unwrap();
+    let status = files
+        .iter()
+        .find(|(n, _)| n == "status.yaml")
+        .map(|(_, t)| t.clone())
+        .unwrap();
+    assert!(status.contains("reason: NoMatchingParent"), "{status}");
+    // The healthy route serves.
+    assert!(out.router.routes.iter().any(|r| r
+        .http
+        .as_ref()
+        .is_some_and(|h| h.rules.iter().any(|u| !u.backends.is_empty()))));
 }

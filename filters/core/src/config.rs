@@ -20,6 +20,18 @@ fn is_default_cluster_header(name: &str) -> bool {
     name == DEFAULT_CLUSTER_HEADER
 }
 
+/// The default name of the request header that selects a generated Envoy route carrying a
+/// rule's timeouts, retry policy and request mirrors (see [`HttpRule::policy`]).
+pub const DEFAULT_POLICY_HEADER: &str = "x-wasmgate-policy";
+
+fn default_policy_header() -> String {
+    DEFAULT_POLICY_HEADER.to_string()
+}
+
+fn is_default_policy_header(name: &str) -> bool {
+    name == DEFAULT_POLICY_HEADER
+}
+
 /// The default name of the header that carries a multi-cluster service to the balancer.
 pub const DEFAULT_SERVICE_HEADER: &str = "x-wasmgate-service";
 
@@ -60,6 +72,19 @@ pub struct RouterConfig {
         skip_serializing_if = "is_default_service_header"
     )]
     pub service_header: String,
+    /// Request header the router writes with a rule's `policy` (and removes otherwise), so
+    /// Envoy selects the generated route that carries that rule's timeouts, retries and mirrors.
+    #[serde(
+        default = "default_policy_header",
+        skip_serializing_if = "is_default_policy_header"
+    )]
+    pub policy_header: String,
+    /// Port the proxy listens on -> the port the user declared for that listener (Gateway
+    /// API `listeners[].port`). A redirect that sets neither `port` nor `scheme` uses the
+    /// declared port of the listener the request came in on (read from Envoy's
+    /// `destination.port`); a port missing here is used as it is.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub listener_ports: BTreeMap<u16, u16>,
     /// What happens to a request no rule matches.
     #[serde(default, skip_serializing_if = "NoMatch::is_default")]
     pub no_match: NoMatch,
@@ -153,6 +178,45 @@ pub struct HttpRule {
     pub request_headers: Option<HeaderModifier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_headers: Option<HeaderModifier>,
+    /// Cross-origin resource sharing (Gateway API's CORS filter): the router answers
+    /// preflights itself and adds the CORS headers to responses of allowed origins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+    /// A name the router writes into `policyHeader` when this rule forwards, so the proxy's
+    /// route with that header match applies timeouts, retries and mirrors the router itself
+    /// cannot (the generator writes both sides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The weight of the rule's backends that could not be resolved (Gateway API: that share
+    /// of the rule's requests answers 500, the rest go to `backends`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unresolved_weight: u32,
+}
+
+/// Gateway API's HTTPCORSFilter.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cors {
+    /// `*`, or `scheme://host[:port]` where the host may start with `*` (any labels).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_origins: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_credentials: bool,
+    /// Method names, or `*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
+    /// Header names, or `*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    /// `access-control-max-age` of a preflight answer, in seconds; default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u32>,
+}
+
+fn is_zero(w: &u32) -> bool {
+    *w == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -232,6 +296,12 @@ pub struct Backend {
     pub weight: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// Request header edits applied only when this backend is picked, after the rule's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderModifier>,
+    /// Response header edits applied only when this backend is picked, after the rule's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderModifier>,
 }
 
 /// The seed's StatusCode action: a local reply.

@@ -60,6 +60,16 @@ pub fn apply_request<'t>(
                 request.set(":path", p);
             }
             apply_edits(request, &f.request_headers);
+            if let Some(b) = &f.backend_headers {
+                apply_edits(request, &b.request);
+            }
+            // Written after the rule's edits, so no edit can choose another policy.
+            match f.policy {
+                Some(p) => request.set(table.policy_header(), p),
+                // Without any policy the proxy has no route that reads the header.
+                None if table.has_policies() => request.remove(table.policy_header()),
+                None => {}
+            }
             Step::Continue
         }
         Outcome::Reply(r) => Step::Reply(r),
@@ -72,6 +82,9 @@ pub fn apply_request<'t>(
         }),
         Outcome::NoMatch(NoMatch::PassThrough) => {
             request.remove(cluster_header);
+            if table.has_policies() {
+                request.remove(table.policy_header());
+            }
             if let Some(h) = table.service_header() {
                 request.remove(h);
             }

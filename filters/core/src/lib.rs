@@ -14,6 +14,7 @@
 )]
 
 pub mod config;
+pub mod cors;
 pub mod effects;
 pub mod envoy;
 pub mod error;
@@ -31,4 +32,6 @@ pub use config::{BalancerConfig, RouterConfig};
 pub use effects::{apply_edits, apply_request, HeaderMap, Step, VecHeaders};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use request::{FixedRandom, Random, RequestView, XorShift};
-pub use table::{Forward, HeaderEdits, Outcome, Reply, RouteTable, RuleRef, TcpOutcome};
+pub use table::{
+    BackendEdits, Forward, HeaderEdits, Outcome, Reply, RouteTable, RuleRef, TcpOutcome,
+};

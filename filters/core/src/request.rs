@@ -11,6 +11,9 @@ pub struct RequestView<'a> {
     pub path: &'a [u8],
     pub method: &'a [u8],
     pub headers: &'a [(&'a str, &'a [u8])],
+    /// The port of the listener the request came in on (Envoy's `destination.port`), read
+    /// only when [`crate::RouteTable::needs_listener_port`] says a rule uses it.
+    pub listener_port: Option<u16>,
 }
 
 impl<'a> RequestView<'a> {

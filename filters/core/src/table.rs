@@ -14,6 +14,7 @@ use crate::seeded_hash::SeededHashMap;
 use regex_lite::Regex;
 
 use crate::config::*;
+use crate::cors::{is_preflight, CompiledCors, CORS_REQUEST_HEADERS};
 use crate::error::{quote, ConfigError, ConfigErrorKind as K};
 use crate::host::{parse_authority, HostIndex, HostPattern};
 use crate::regex_budget::RegexBudget;
@@ -57,7 +58,13 @@ pub struct Forward<'t> {
     /// New `:path` (query kept), when the rule rewrites the path.
     pub path: Option<String>,
     pub request_headers: HeaderEdits<'t>,
+    /// The rule's response edits, then the CORS headers of an allowed cross-origin request.
     pub response_headers: HeaderEdits<'t>,
+    /// Edits of the picked backend, applied after the rule's; boxed, as few backends have
+    /// any.
+    pub backend_headers: Option<Box<BackendEdits<'t>>>,
+    /// The value of the policy header (the rule's `policy`); `None` removes the header.
+    pub policy: Option<&'t str>,
 }
 
 /// A local reply: the seed's status-code action, a redirect, or an error the router defines
@@ -71,6 +78,13 @@ pub struct Reply<'t> {
     pub redirect: bool,
     pub headers: Vec<(&'t str, Cow<'t, str>)>,
     pub body: &'t str,
+}
+
+/// A backend's own request and response header edits.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BackendEdits<'t> {
+    pub request: HeaderEdits<'t>,
+    pub response: HeaderEdits<'t>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -99,6 +113,10 @@ pub struct RouteTable {
     no_match: NoMatch,
     cluster_header: String,
     service_header: Option<String>,
+    policy_header: String,
+    listener_ports: HashMap<u16, u16>,
+    needs_listener_port: bool,
+    has_policies: bool,
     clear_route_cache: bool,
 }
 
@@ -201,15 +219,23 @@ struct CompiledRule {
     action: Action,
 }
 
+/// A forwarding rule's action; boxed in [`Action`], being much the largest.
+#[derive(Debug)]
+struct ForwardAction {
+    backends: CompiledBackends,
+    authority: Option<Template>,
+    path: Option<PathEdit>,
+    request: CompiledEdits,
+    response: CompiledEdits,
+    /// (request, response) edits of each backend, by index.
+    backend_edits: Vec<(CompiledEdits, CompiledEdits)>,
+    cors: Option<CompiledCors>,
+    policy: Option<String>,
+}
+
 #[derive(Debug)]
 enum Action {
-    Forward {
-        backends: CompiledBackends,
-        authority: Option<Template>,
-        path: Option<PathEdit>,
-        request: CompiledEdits,
-        response: CompiledEdits,
-    },
+    Forward(Box<ForwardAction>),
     Reply {
         status: u16,
         headers: Vec<(String, Template)>,
@@ -238,6 +264,10 @@ struct CompiledEdits {
 }
 
 impl CompiledEdits {
+    fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+
     fn render<'t>(&'t self, caps: &Captures<'_>) -> HeaderEdits<'t> {
         let render = |v: &'t Vec<(String, Template)>| {
             v.iter()
@@ -256,13 +286,29 @@ impl CompiledEdits {
 struct CompiledBackends {
     /// (service, Envoy cluster); no cluster for a multi-cluster service.
     targets: Vec<(String, Option<String>)>,
+    /// One weight per target, then the unresolved share (when there is one).
     weights: WeightedSet,
 }
 
+/// What a weighted pick lands on.
+enum Picked<'t> {
+    /// The index of the target, its service and cluster.
+    Target(usize, &'t str, Option<&'t str>),
+    /// The share of backends the configuration could not resolve.
+    Unresolved,
+    /// Every weight is zero.
+    Nothing,
+}
+
 impl CompiledBackends {
-    fn pick(&self, rng: &mut dyn Random) -> Option<(&str, Option<&str>)> {
-        let i = self.weights.pick(rng)?;
-        self.targets.get(i).map(|(s, c)| (s.as_str(), c.as_deref()))
+    fn pick(&self, rng: &mut dyn Random) -> Picked<'_> {
+        let Some(i) = self.weights.pick(rng) else {
+            return Picked::Nothing;
+        };
+        match self.targets.get(i) {
+            Some((s, c)) => Picked::Target(i, s.as_str(), c.as_deref()),
+            None => Picked::Unresolved,
+        }
     }
 }
 
@@ -295,6 +341,7 @@ impl RouteTable {
         let err = |path: String, kind| ConfigError::new(path, kind);
         check_header_name(&config.cluster_header).map_err(|k| err("clusterHeader".into(), k))?;
         check_header_name(&config.service_header).map_err(|k| err("serviceHeader".into(), k))?;
+        check_header_name(&config.policy_header).map_err(|k| err("policyHeader".into(), k))?;
         let services = compile_services(&config.multi_cluster_services)?;
         let mut hosts = HostIndex::default();
         let mut host_rules = Vec::new();
@@ -335,6 +382,14 @@ impl RouteTable {
             cluster_header: config.cluster_header.to_ascii_lowercase(),
             service_header: (!config.multi_cluster_services.is_empty())
                 .then(|| config.service_header.to_ascii_lowercase()),
+            policy_header: config.policy_header.to_ascii_lowercase(),
+            listener_ports: config
+                .listener_ports
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect(),
+            needs_listener_port: c.needs_listener_port,
+            has_policies: c.has_policies,
             clear_route_cache: config.clear_route_cache,
         })
     }
@@ -353,6 +408,21 @@ impl RouteTable {
         &self.cluster_header
     }
 
+    /// The header that carries a rule's `policy` to the proxy's route table.
+    pub fn policy_header(&self) -> &str {
+        &self.policy_header
+    }
+
+    /// Whether some rule has a `policy` (only then the router writes or strips the header).
+    pub fn has_policies(&self) -> bool {
+        self.has_policies
+    }
+
+    /// Whether some rule (a redirect) needs [`RequestView::listener_port`].
+    pub fn needs_listener_port(&self) -> bool {
+        self.needs_listener_port
+    }
+
     pub fn clear_route_cache(&self) -> bool {
         self.clear_route_cache
     }
@@ -365,9 +435,9 @@ impl RouteTable {
     /// or every backend weight is zero.
     pub fn route_tcp(&self, port: u16, rng: &mut dyn Random) -> TcpOutcome<'_> {
         match self.tcp.get(&port).map(|b| b.pick(rng)) {
-            None | Some(None) => TcpOutcome::NoRoute,
-            Some(Some((_, Some(cluster)))) => TcpOutcome::Cluster(cluster),
-            Some(Some((service, None))) => TcpOutcome::Delegate(service),
+            None | Some(Picked::Nothing | Picked::Unresolved) => TcpOutcome::NoRoute,
+            Some(Picked::Target(_, _, Some(cluster))) => TcpOutcome::Cluster(cluster),
+            Some(Picked::Target(_, service, None)) => TcpOutcome::Delegate(service),
         }
     }
 
@@ -444,7 +514,11 @@ impl RouteTable {
                 let port = match (port, scheme) {
                     (Some(p), _) => Some(p.to_string()),
                     (None, Some(_)) => None,
-                    (None, None) => authority_port(req.authority).map(str::to_string),
+                    // Gateway API: the port of the listener, as the user declared it.
+                    (None, None) => match req.listener_port {
+                        Some(p) => Some(self.listener_ports.get(&p).unwrap_or(&p).to_string()),
+                        None => authority_port(req.authority).map(str::to_string),
+                    },
                 };
                 let mut location =
                     format!("{scheme_out}://{}", hostname.as_deref().unwrap_or(host));
@@ -461,32 +535,72 @@ impl RouteTable {
                     body: "",
                 })
             }
-            Action::Forward {
-                backends,
-                authority,
-                path: edit,
-                request,
-                response,
-            } => match backends.pick(rng) {
-                None => Outcome::Reply(Reply {
-                    rule: at,
-                    status: 500,
-                    redirect: false,
-                    headers: Vec::new(),
-                    body: "no backend with a non-zero weight\n",
-                }),
-                Some((service, cluster)) => Outcome::Forward(Forward {
-                    rule: rule.at,
-                    service,
-                    cluster,
-                    authority: authority.as_ref().map(|t| t.render(caps)),
-                    path: edit
-                        .as_ref()
-                        .map(|e| rewrite_path(Some(e), cand, caps, path, query)),
-                    request_headers: request.render(caps),
-                    response_headers: response.render(caps),
-                }),
-            },
+            Action::Forward(forward) => {
+                let ForwardAction {
+                    backends,
+                    authority,
+                    path: edit,
+                    request,
+                    response,
+                    backend_edits,
+                    cors,
+                    policy,
+                } = &**forward;
+                if let Some(c) = cors.as_ref().filter(|_| is_preflight(req)) {
+                    // Answered here and never forwarded, allowed origin or not.
+                    return Outcome::Reply(Reply {
+                        rule: at,
+                        status: 200,
+                        redirect: false,
+                        headers: c.preflight_headers(req),
+                        body: "",
+                    });
+                }
+                match backends.pick(rng) {
+                    Picked::Nothing => Outcome::Reply(Reply {
+                        rule: at,
+                        status: 500,
+                        redirect: false,
+                        headers: Vec::new(),
+                        body: "no backend with a non-zero weight\n",
+                    }),
+                    Picked::Unresolved => Outcome::Reply(Reply {
+                        rule: at,
+                        status: 500,
+                        redirect: false,
+                        headers: Vec::new(),
+                        body: "backend not resolved\n",
+                    }),
+                    Picked::Target(i, service, cluster) => {
+                        let mut response_headers = response.render(caps);
+                        if let Some(c) = cors {
+                            response_headers.set.extend(c.response_headers(req));
+                        }
+                        let backend_headers = backend_edits
+                            .get(i)
+                            .filter(|(rq, rs)| !rq.is_empty() || !rs.is_empty())
+                            .map(|(rq, rs)| {
+                                Box::new(BackendEdits {
+                                    request: rq.render(caps),
+                                    response: rs.render(caps),
+                                })
+                            });
+                        Outcome::Forward(Forward {
+                            rule: rule.at,
+                            service,
+                            cluster,
+                            authority: authority.as_ref().map(|t| t.render(caps)),
+                            path: edit
+                                .as_ref()
+                                .map(|e| rewrite_path(Some(e), cand, caps, path, query)),
+                            request_headers: request.render(caps),
+                            response_headers,
+                            backend_headers,
+                            policy: policy.as_deref(),
+                        })
+                    }
+                }
+            }
         }
     }
 }
@@ -602,6 +716,8 @@ struct Compiler {
     regexes: RegexBudget,
     header_names: BTreeSet<String>,
     needs_method: bool,
+    needs_listener_port: bool,
+    has_policies: bool,
     order: usize,
 }
 
@@ -628,6 +744,7 @@ fn compile_backends(
     at: &str,
     single: Option<&Backend>,
     many: &[Backend],
+    unresolved_weight: u32,
     services: &Services,
 ) -> Result<CompiledBackends, ConfigError> {
     if single.is_some() && !many.is_empty() {
@@ -654,9 +771,10 @@ fn compile_backends(
         };
         targets.push((b.service.clone(), cluster));
     }
+    let unresolved = (unresolved_weight > 0).then_some(unresolved_weight);
     Ok(CompiledBackends {
         targets,
-        weights: WeightedSet::new(list.iter().map(|b| b.weight)),
+        weights: WeightedSet::new(list.iter().map(|b| b.weight).chain(unresolved)),
     })
 }
 
@@ -666,12 +784,29 @@ fn compile_tcp(
     services: &Services,
 ) -> Result<CompiledBackends, ConfigError> {
     match t.rules.as_slice() {
-        [rule] => compile_backends(
-            &format!("{at}.rules[0]"),
-            rule.backend.as_ref(),
-            &rule.backends,
-            services,
-        ),
+        [rule] => {
+            let list = rule.backend.iter().chain(&rule.backends);
+            if let Some(i) = list
+                .into_iter()
+                .position(|b| b.request_headers.is_some() || b.response_headers.is_some())
+            {
+                let field = match rule.backend {
+                    Some(_) => "backend".to_string(),
+                    None => format!("backends[{i}]"),
+                };
+                return Err(ConfigError::new(
+                    format!("{at}.rules[0].{field}"),
+                    K::Schema("header edits apply only to HTTP backends".into()),
+                ));
+            }
+            compile_backends(
+                &format!("{at}.rules[0]"),
+                rule.backend.as_ref(),
+                &rule.backends,
+                0,
+                services,
+            )
+        }
         _ => Err(ConfigError::new(
             format!("{at}.rules"),
             K::Schema("a tcp route takes exactly one rule".into()),
@@ -865,6 +1000,12 @@ impl Compiler {
                     K::ModifierWithoutBackend("requestHeaders"),
                 ));
             }
+            if rule.cors.is_some() {
+                return Err(e(".cors", K::ModifierWithoutBackend("cors")));
+            }
+            if rule.policy.is_some() {
+                return Err(e(".policy", K::ModifierWithoutBackend("policy")));
+            }
         }
         let action = if let Some(sc) = &rule.status_code {
             if !(200..=599).contains(&sc.code) {
@@ -911,6 +1052,7 @@ impl Compiler {
             } else {
                 self.header_names.insert(":scheme".into());
             }
+            self.needs_listener_port |= r.port.is_none() && r.scheme.is_none();
             Action::Redirect {
                 status,
                 scheme: r.scheme.clone(),
@@ -923,7 +1065,13 @@ impl Compiler {
                     .transpose()?,
             }
         } else {
-            let backends = compile_backends(at, rule.backend.as_ref(), &rule.backends, services)?;
+            let backends = compile_backends(
+                at,
+                rule.backend.as_ref(),
+                &rule.backends,
+                rule.unresolved_weight,
+                services,
+            )?;
             let rewrite = rule.url_rewrite.as_ref();
             let authority = rewrite
                 .and_then(|r| r.hostname.as_ref())
@@ -937,7 +1085,41 @@ impl Compiler {
                     Ok(t)
                 })
                 .transpose()?;
-            Action::Forward {
+            let backend_edits = rule
+                .backend
+                .iter()
+                .map(|b| (".backend".to_string(), b))
+                .chain(
+                    rule.backends
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| (format!(".backends[{i}]"), b)),
+                )
+                .map(|(f, b)| {
+                    Ok((
+                        edits(&format!("{f}.requestHeaders"), b.request_headers.as_ref())?,
+                        edits(&format!("{f}.responseHeaders"), b.response_headers.as_ref())?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, ConfigError>>()?;
+            let cors = rule
+                .cors
+                .as_ref()
+                .map(|c| CompiledCors::compile(at, c))
+                .transpose()?;
+            if cors.is_some() {
+                self.needs_method = true;
+                self.header_names
+                    .extend(CORS_REQUEST_HEADERS.iter().map(|h| h.to_string()));
+            }
+            if let Some(p) = &rule.policy {
+                check_header_value(p).map_err(|k| e(".policy", k))?;
+                if p.is_empty() {
+                    return Err(e(".policy", K::EmptyName));
+                }
+                self.has_policies = true;
+            }
+            Action::Forward(Box::new(ForwardAction {
                 backends,
                 authority,
                 path: rewrite
@@ -946,7 +1128,10 @@ impl Compiler {
                     .transpose()?,
                 request: edits(".requestHeaders", rule.request_headers.as_ref())?,
                 response: edits(".responseHeaders", rule.response_headers.as_ref())?,
-            }
+                backend_edits,
+                cors,
+                policy: rule.policy.clone(),
+            }))
         };
         // Response header edits on a local reply apply to that reply.
         let action = match (action, &rule.response_headers) {

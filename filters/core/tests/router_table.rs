@@ -34,12 +34,17 @@ fn run(table: &RouteTable, case: &cases::Case) -> Observed {
         path: &path,
         method: &method,
         headers: &wanted,
+        // Every runner of the table presents its listener as declared on port 80.
+        listener_port: Some(80),
     };
     let outcome = table.route(&req, &mut FixedRandom(0.5));
     let mut response = VecHeaders::default();
     let forwarded = matches!(outcome, Outcome::Forward(_));
     if let Outcome::Forward(f) = &outcome {
         apply_edits(&mut response, &f.response_headers);
+        if let Some(b) = &f.backend_headers {
+            apply_edits(&mut response, &b.response);
+        }
     }
     let mut upstream = VecHeaders(all.clone());
     let mut seen = Observed::default();
@@ -153,4 +158,93 @@ fn errors_quote_a_bounded_prefix_of_huge_values() {
             && err.to_string().contains("...(1048581 bytes)"),
         "the quote is a prefix with the full length: {err}"
     );
+}
+
+#[test]
+fn a_redirect_without_port_or_scheme_takes_the_declared_listener_port() {
+    let config = br#"{
+        "listenerPorts": {"18080": 80, "18081": 8080, "18443": 443},
+        "routes": [{"http": {"host": "x.com", "rules": [
+            {"path": "/plain", "redirect": {"hostname": "y.com"}},
+            {"path": "/https", "redirect": {"scheme": "https"}},
+            {"path": "/port", "redirect": {"port": 9443}}
+        ]}}]
+    }"#;
+    let table = RouteTable::from_json(config).unwrap();
+    assert!(table.needs_listener_port());
+    // (path, :scheme, :authority, listener port, Location)
+    let cases = [
+        (
+            "/plain",
+            "http",
+            "x.com:18080",
+            Some(18080),
+            "http://y.com/plain",
+        ),
+        (
+            "/plain",
+            "http",
+            "x.com",
+            Some(18081),
+            "http://y.com:8080/plain",
+        ),
+        (
+            "/plain",
+            "https",
+            "x.com",
+            Some(18443),
+            "https://y.com/plain",
+        ),
+        (
+            "/plain",
+            "http",
+            "x.com",
+            Some(18443),
+            "http://y.com:443/plain",
+        ),
+        (
+            "/plain",
+            "http",
+            "x.com",
+            Some(7000),
+            "http://y.com:7000/plain",
+        ),
+        // Without Envoy's destination.port the Host header's port is the fallback.
+        ("/plain", "http", "x.com:81", None, "http://y.com:81/plain"),
+        (
+            "/https",
+            "http",
+            "x.com:18081",
+            Some(18081),
+            "https://x.com/https",
+        ),
+        (
+            "/port",
+            "http",
+            "x.com",
+            Some(18080),
+            "http://x.com:9443/port",
+        ),
+    ];
+    for (path, scheme, authority, port, want) in cases {
+        let headers = [(":scheme", scheme.as_bytes())];
+        let req = RequestView {
+            authority: authority.as_bytes(),
+            path: path.as_bytes(),
+            method: b"GET",
+            headers: &headers,
+            listener_port: port,
+        };
+        match table.route(&req, &mut FixedRandom(0.5)) {
+            Outcome::Reply(r) => {
+                let location = r.headers.iter().find(|(n, _)| *n == "location");
+                assert_eq!(
+                    location.map(|(_, v)| v.as_ref()),
+                    Some(want),
+                    "{path} {scheme} {authority} {port:?}"
+                );
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+    }
 }

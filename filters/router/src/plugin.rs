@@ -113,7 +113,7 @@ impl RootContext for RouterRoot {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(RouterHttp {
             shared: self.shared.clone(),
-            response_edits: None,
+            response_edits: Vec::new(),
         }))
     }
 
@@ -191,7 +191,8 @@ impl HeaderMap for HostHeaders {
 
 struct RouterHttp {
     shared: Option<Rc<Shared>>,
-    response_edits: Option<OwnedEdits>,
+    /// The rule's, then the picked backend's.
+    response_edits: Vec<OwnedEdits>,
 }
 
 impl Context for RouterHttp {}
@@ -291,12 +292,20 @@ impl HttpContext for RouterHttp {
             path: &path,
             method: &method,
             headers: &headers,
+            listener_port: if table.needs_listener_port() {
+                listener_port()
+            } else {
+                None
+            },
         };
         let outcome = shared.with_rng(|rng| table.route(&req, rng));
         observe_outcome(&shared, &outcome);
         if let Outcome::Forward(f) = &outcome {
-            if !f.response_headers.is_empty() {
-                self.response_edits = Some(OwnedEdits::from(&f.response_headers));
+            let backend = f.backend_headers.as_ref().map(|b| &b.response);
+            for edits in std::iter::once(&f.response_headers).chain(backend) {
+                if !edits.is_empty() {
+                    self.response_edits.push(OwnedEdits::from(edits));
+                }
             }
         }
         let forwarded = matches!(outcome, Outcome::Forward(_));
@@ -322,7 +331,7 @@ impl HttpContext for RouterHttp {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        if let Some(edits) = &self.response_edits {
+        for edits in &self.response_edits {
             edits.apply(&mut HostHeaders(MapType::HttpResponseHeaders));
         }
         Action::Continue
@@ -335,7 +344,8 @@ struct RouterTcp {
 
 impl Context for RouterTcp {}
 
-/// The listener port of this connection (Envoy encodes integers as 8 bytes little-endian).
+/// The listener port of this connection or request (Envoy's `destination.port`, an integer
+/// encoded as 8 bytes little-endian).
 fn listener_port() -> Option<u16> {
     let raw = hostcalls::get_property(vec!["destination", "port"]).ok()??;
     let bytes: [u8; 8] = raw.get(..8)?.try_into().ok()?;

@@ -26,6 +26,7 @@ fn native_ns(table: &RouteTable, reqs: &[(String, String)]) -> f64 {
                     path: path.as_bytes(),
                     method: b"GET",
                     headers: &[],
+                    listener_port: None,
                 };
                 let out = black_box(table.route(&req, &mut rng));
                 assert!(
@@ -151,6 +152,7 @@ fn keyset_native_ns(table: &RouteTable, paths: &[String]) -> f64 {
                     path: path.as_bytes(),
                     method: b"GET",
                     headers: &[],
+                    listener_port: None,
                 };
                 black_box(table.route(&req, &mut rng));
             }

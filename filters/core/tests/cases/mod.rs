@@ -50,8 +50,9 @@ pub struct Expect {
     pub cluster: Option<String>,
     pub status: Option<u16>,
     pub body: Option<String>,
+    /// Response headers: a value, or null for a header that must be absent.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Option<String>>,
     pub path: Option<String>,
     pub authority: Option<String>,
     #[serde(default)]
@@ -204,7 +205,7 @@ pub fn check(case: &Case, seen: &Observed) -> Result<(), String> {
     }
     for (k, v) in &e.headers {
         let got = first(&seen.response_headers, k);
-        if got != Some(v.as_bytes()) {
+        if got != v.as_deref().map(str::as_bytes) {
             diffs.push(format!(
                 "response header {k}: expected {v:?}, saw {:?}",
                 got.map(String::from_utf8_lossy)
