@@ -116,6 +116,14 @@ pub struct ServiceSpec {
     pub internal_traffic_policy: Option<serde_json::Value>,
     #[serde(default)]
     pub session_affinity: Option<serde_json::Value>,
+    #[serde(default)]
+    pub external_traffic_policy: Option<serde_json::Value>,
+    #[serde(default)]
+    pub allocate_load_balancer_node_ports: Option<serde_json::Value>,
+    #[serde(default)]
+    pub health_check_node_port: Option<serde_json::Value>,
+    #[serde(default)]
+    pub publish_not_ready_addresses: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -130,6 +138,9 @@ pub struct ServicePort {
     pub target_port: Option<PortRef>,
     #[serde(default)]
     pub app_protocol: Option<String>,
+    /// What `kubectl get -o yaml` shows of a NodePort or LoadBalancer Service; ignored.
+    #[serde(default)]
+    pub node_port: Option<u16>,
 }
 
 // ---- The seed's VirtualHost ----

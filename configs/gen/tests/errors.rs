@@ -430,3 +430,40 @@ fn route_faults_are_status_and_what_does_not_route_is_a_note() {
         .as_ref()
         .is_some_and(|h| h.rules.iter().any(|u| !u.backends.is_empty()))));
 }
+
+#[test]
+fn a_route_fault_is_reported_and_generated_around_unless_strict() {
+    let dir = Dir::new(
+        "cli-status",
+        &[
+            ("r.yaml", &format!("{GATEWAY}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [a.example.com]\n  rules: [{{backendRefs: [{{name: nonexistent, port: 80}}]}}]\n")),
+            ("base.yaml", &format!("{SERVICE}---\n{INVENTORY}")),
+        ],
+    );
+    let out = dir.0.join("out");
+    let run = |strict: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wasmgate"));
+        c.args(["generate", "--out"]).arg(&out);
+        if strict {
+            c.arg("--strict");
+        }
+        c.arg(dir.0.join("r.yaml")).arg(dir.0.join("base.yaml"));
+        c.output().unwrap()
+    };
+    let strict = run(true);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(!out.exists(), "--strict wrote outputs");
+    let lenient = run(false);
+    let stderr = String::from_utf8_lossy(&lenient.stderr);
+    assert_eq!(lenient.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "status: HTTPRoute default/r on default/gw: ResolvedRefs False (BackendNotFound)"
+        ),
+        "{stderr}"
+    );
+    let status = std::fs::read_to_string(out.join("status.yaml")).unwrap();
+    assert!(status.contains("reason: BackendNotFound"), "{status}");
+    let router = std::fs::read_to_string(out.join("router.json")).unwrap();
+    assert!(router.contains("\"code\": 500"), "{router}");
+}
