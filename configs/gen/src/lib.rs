@@ -3,6 +3,7 @@
 //! API's ServiceImport, Services and a cluster inventory); filter JSON, Envoy config and Istio
 //! manifests out.
 
+pub mod change;
 pub mod emit;
 pub mod envoy;
 pub mod error;
@@ -14,6 +15,8 @@ pub mod model;
 pub mod policy;
 pub mod resolve;
 pub mod routes;
+pub mod watch;
+pub mod xds;
 
 pub use emit::{generate, Options, Output};
 pub use error::{Errors, GenError};
