@@ -11,6 +11,7 @@ pub mod fuzz_core;
 pub mod ha;
 pub mod http;
 pub mod keysets;
+pub mod live;
 pub mod mc;
 pub mod paths;
 pub mod router_cases;

@@ -16,10 +16,7 @@ fn rules_by_host(c: &RouterConfig) -> BTreeMap<String, BTreeMap<String, Value>> 
     for h in c.routes.iter().filter_map(|r| r.http.as_ref()) {
         let rules = out.entry(h.host.clone()).or_default();
         for r in &h.rules {
-            rules.insert(
-                rule_key(r),
-                serde_json::to_value(r).unwrap_or(Value::Null),
-            );
+            rules.insert(rule_key(r), serde_json::to_value(r).unwrap_or(Value::Null));
         }
     }
     for t in c.routes.iter().filter_map(|r| r.tcp.as_ref()) {
@@ -38,7 +35,10 @@ fn members(c: &RouterConfig) -> BTreeMap<String, BTreeMap<String, u32>> {
         .map(|(s, m)| {
             (
                 s.clone(),
-                m.members.iter().map(|m| (m.name.clone(), m.weight)).collect(),
+                m.members
+                    .iter()
+                    .map(|m| (m.name.clone(), m.weight))
+                    .collect(),
             )
         })
         .collect()

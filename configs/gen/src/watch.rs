@@ -20,10 +20,12 @@ pub fn fingerprint(inputs: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)
     let mut files = Vec::new();
     for input in inputs {
         match std::fs::read_dir(input) {
-            Ok(entries) => files.extend(entries.flatten().map(|e| e.path()).filter(|p| {
-                p.extension()
-                    .is_some_and(|x| x == "yaml" || x == "yml")
-            })),
+            Ok(entries) => files.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml")),
+            ),
             Err(_) => files.push(input.clone()),
         }
     }

@@ -21,8 +21,7 @@ const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listen
 const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 const EXTENSION_TYPE: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
 const HTTP_WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
-const NETWORK_WASM_TYPE: &str =
-    "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm";
+const NETWORK_WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm";
 
 /// One generation of dynamic config: a bootstrap pointing at the files, and the files.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,7 +199,10 @@ pub fn split(bootstrap: &Value, dir: &Path) -> XdsConfig {
         LDS_FILE.to_string(),
         discovery_response(LISTENER_TYPE, listeners),
     );
-    files.insert(CDS_FILE.to_string(), discovery_response(CLUSTER_TYPE, clusters));
+    files.insert(
+        CDS_FILE.to_string(),
+        discovery_response(CLUSTER_TYPE, clusters),
+    );
     let versions: Vec<&str> = files
         .values()
         .filter_map(|f| f["version_info"].as_str())
@@ -376,8 +378,8 @@ impl XdsWriter {
             }
         }
         // 3. The removed clusters go once the drain period ends (see `tick`).
-        self.pending_cds = (kept_file != final_cds)
-            .then(|| (Instant::now() + self.timing.drain, final_cds));
+        self.pending_cds =
+            (kept_file != final_cds).then(|| (Instant::now() + self.timing.drain, final_cds));
         Ok(wrote)
     }
 
@@ -419,9 +421,7 @@ mod tests {
     use super::*;
 
     fn bootstrap() -> Value {
-        let wasm = |root: &str, ty: &str, conf: &str| {
-            json!({"name": root, "typed_config": {"@type": ty, "config": {"root_id": root, "configuration": conf}}})
-        };
+        let wasm = |root: &str, ty: &str, conf: &str| json!({"name": root, "typed_config": {"@type": ty, "config": {"root_id": root, "configuration": conf}}});
         json!({
             "admin": {"address": {}},
             "static_resources": {
@@ -555,7 +555,11 @@ mod tests {
         let mut b = bootstrap();
         b["static_resources"]["clusters"] = json!([{"name": "a"}, {"name": "b"}, {"name": "c"}]);
         assert_eq!(w.apply(&split(&b, &dir)).unwrap(), [CDS_FILE]);
-        assert_ne!(ino(CDS_FILE), before, "a new inode: the file was renamed into place");
+        assert_ne!(
+            ino(CDS_FILE),
+            before,
+            "a new inode: the file was renamed into place"
+        );
         // A new writer on the same directory knows what is there.
         let mut again = XdsWriter::new(&dir, Timing::IMMEDIATE).unwrap();
         assert!(again.apply(&split(&b, &dir)).unwrap().is_empty());
