@@ -15,9 +15,11 @@ use serde_json::{json, Map, Value};
 
 pub const LDS_FILE: &str = "lds.json";
 pub const CDS_FILE: &str = "cds.json";
+pub const RDS_FILE: &str = "rds.json";
 pub const BOOTSTRAP_FILE: &str = "envoy.yaml";
 
 const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 const EXTENSION_TYPE: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
 const HTTP_WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
@@ -126,6 +128,32 @@ fn extract_wasm(filters: &mut Value, listener: &str, found: &mut Vec<WasmFilter>
     }
 }
 
+/// Moves every HCM's inline route configuration into RDS: the route's retry count follows the
+/// number of members, and a listener whose content changes is rebuilt and drained by Envoy.
+fn extract_routes(filters: &mut Value, dir: &Path, routes: &mut BTreeMap<String, Value>) {
+    for f in filters.as_array_mut().into_iter().flatten() {
+        let hcm = &mut f["typed_config"];
+        let Some(rc) = hcm.as_object_mut().and_then(|o| o.remove("route_config")) else {
+            continue;
+        };
+        let base = rc["name"].as_str().unwrap_or("wasmgate").to_string();
+        // The same name with another content gets its own name.
+        let mut name = base.clone();
+        let mut n = 1;
+        while routes.get(&name).is_some_and(|r| *r != rc) {
+            n += 1;
+            name = format!("{base}-{n}");
+        }
+        let mut rc = rc;
+        rc["name"] = json!(name);
+        routes.insert(name.clone(), rc);
+        hcm["rds"] = json!({
+            "route_config_name": name,
+            "config_source": path_source(&dir.join(RDS_FILE))
+        });
+    }
+}
+
 fn fill_placeholders(filters: &mut Value, placeholders: &[Value]) {
     for f in filters.as_array_mut().into_iter().flatten() {
         if let Some(i) = f["config_discovery"]["wasmgate_index"].as_u64() {
@@ -151,10 +179,12 @@ pub fn split(bootstrap: &Value, dir: &Path) -> XdsConfig {
         .cloned()
         .unwrap_or_default();
     let mut found = Vec::new();
+    let mut routes = BTreeMap::new();
     for l in &mut listeners {
         let name = l["name"].as_str().unwrap_or_default().to_string();
         for chain in l["filter_chains"].as_array_mut().into_iter().flatten() {
             extract_wasm(&mut chain["filters"], &name, &mut found);
+            extract_routes(&mut chain["filters"], dir, &mut routes);
         }
     }
     // One ECDS resource per distinct filter: the same name with the same config on several
@@ -194,6 +224,12 @@ pub fn split(bootstrap: &Value, dir: &Path) -> XdsConfig {
         for chain in l["filter_chains"].as_array_mut().into_iter().flatten() {
             fill_placeholders(&mut chain["filters"], &placeholders);
         }
+    }
+    if !routes.is_empty() {
+        files.insert(
+            RDS_FILE.to_string(),
+            discovery_response(ROUTE_TYPE, routes.into_values().collect()),
+        );
     }
     files.insert(
         LDS_FILE.to_string(),
@@ -301,7 +337,8 @@ impl XdsWriter {
             .flatten()
         {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name == LDS_FILE || name == CDS_FILE || name.starts_with("ecds-") {
+            if name == LDS_FILE || name == CDS_FILE || name == RDS_FILE || name.starts_with("ecds-")
+            {
                 if let Ok(text) = std::fs::read_to_string(entry.path()) {
                     written.insert(name, text);
                 }
@@ -366,7 +403,7 @@ impl XdsWriter {
                 std::thread::sleep(self.timing.settle);
             }
         }
-        // 2. Filter configs, then listeners.
+        // 2. Filter configs and routes, then listeners.
         for (name, file) in &config.files {
             if name != CDS_FILE && name != LDS_FILE && self.put(name, file)? {
                 wrote.push(name.clone());
@@ -503,6 +540,31 @@ mod tests {
             .collect();
         assert_eq!(changed, ["ecds-wasmgate.router.json"]);
         assert_eq!(split(&bootstrap(), Path::new("/x")).version, a.version);
+    }
+
+    #[test]
+    fn route_configs_move_to_rds_so_a_retry_change_leaves_listeners_alone() {
+        let with_retries = |n: u32| {
+            let mut b = bootstrap();
+            for l in 0..2 {
+                b["static_resources"]["listeners"][l]["filter_chains"][0]["filters"][0]
+                    ["typed_config"]["route_config"] =
+                    json!({"name": "wasmgate", "virtual_hosts": [{"retries": n}]});
+            }
+            split(&b, Path::new("/x"))
+        };
+        let (a, b) = (with_retries(1), with_retries(2));
+        let hcm =
+            &a.files[LDS_FILE]["resources"][1]["filter_chains"][0]["filters"][0]["typed_config"];
+        assert_eq!(hcm.get("route_config"), None);
+        assert_eq!(hcm["rds"]["route_config_name"], "wasmgate");
+        assert_eq!(
+            hcm["rds"]["config_source"]["path_config_source"]["path"],
+            "/x/rds.json"
+        );
+        assert_eq!(a.files[RDS_FILE]["resources"].as_array().unwrap().len(), 1);
+        assert_eq!(a.files[LDS_FILE], b.files[LDS_FILE]);
+        assert_ne!(a.files[RDS_FILE], b.files[RDS_FILE]);
     }
 
     fn scratch(label: &str) -> PathBuf {
