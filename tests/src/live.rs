@@ -201,7 +201,7 @@ pub struct Live {
     input_dir: PathBuf,
     endpoints: BTreeMap<String, String>,
     // Dropped last: the inputs, xDS files and Envoy's log live here.
-    _backends: Vec<Backend>,
+    backends: Vec<Backend>,
     pub scratch: Scratch,
 }
 
@@ -278,7 +278,7 @@ impl Live {
             xds_dir,
             input_dir,
             endpoints,
-            _backends: backends,
+            backends,
             scratch,
         })
     }
@@ -314,6 +314,25 @@ impl Live {
             std::thread::sleep(Duration::from_millis(5));
         }
         None
+    }
+
+    /// Stops the backend standing in for `name` (a member cluster or plain service).
+    pub fn stop_backend(&mut self, name: &str) {
+        for b in self.backends.iter_mut().filter(|b| b.name == name) {
+            b.stop();
+        }
+    }
+
+    /// The sum of Envoy's counters and gauges whose name contains `part`.
+    pub fn stat_containing(&self, part: &str) -> u64 {
+        let Ok(r) = crate::http::get(self.envoy.admin, "admin", &format!("/stats?filter={part}"))
+        else {
+            return 0;
+        };
+        r.text()
+            .lines()
+            .filter_map(|l| l.split_once(": ")?.1.trim().parse::<u64>().ok())
+            .sum()
     }
 
     /// Envoy's resident memory, from /proc.

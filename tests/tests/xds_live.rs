@@ -362,3 +362,57 @@ fn routes_and_members_change_under_load_with_no_failed_request() {
     }
     assert!(moves > 0, "some keys moved to c5 or off c3");
 }
+
+/// The balancer's health lives in shared data keyed by service and member: a member ejected
+/// before a reconfiguration is still ejected after it, in the new plugin contexts.
+#[test]
+fn a_member_ejected_before_a_change_stays_ejected_after_it() {
+    let mut state = State {
+        routes: vec![
+            Route::new(STEADY_HOST, "/", &[("shop", 1)]),
+            Route::new("a.test", "/", &[("app-a", 1)]),
+        ],
+        shop_members: vec!["c2".into(), "c3".into(), "c4".into()],
+        invalid: false,
+    };
+    let mut live = Live::start("xds-eject", &state, 2).unwrap();
+    live.stop_backend("c3");
+    let keys = keys();
+    // Keyed requests until the balancer ejects c3 (Envoy retries each into another member).
+    let start = Instant::now();
+    while live.stat_containing("shop.c3.ejections") == 0 {
+        for k in &keys {
+            let r = wasmgate_tests::live::probe(live.http, STEADY_HOST, "/", k).unwrap();
+            assert_eq!(r.0, 200, "retried into another member");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "c3 never ejected"
+        );
+    }
+    let picked_before = live.stat_containing("shop.c3.requests");
+    assert!(picked_before > 0, "the counter counts picks of c3");
+
+    state
+        .routes
+        .push(Route::new("a.test", "/v2", &[("app-b", 1)]));
+    let wrote = live.write(&state).unwrap();
+    let seen = live.time_until(
+        wrote,
+        Duration::from_secs(5),
+        "a.test",
+        "/v2",
+        "k",
+        |s, b| s == 200 && b == Some("app-b"),
+    );
+    assert!(seen.is_some(), "the change applied");
+    for k in &keys {
+        let r = wasmgate_tests::live::probe(live.http, STEADY_HOST, "/", k).unwrap();
+        assert_eq!(r.0, 200);
+    }
+    assert_eq!(
+        live.stat_containing("shop.c3.requests"),
+        picked_before,
+        "the new config's balancer never picked the ejected member"
+    );
+}
