@@ -76,6 +76,7 @@ bench: setup build bench-setup
 	cargo run --release -q -p wasmgate-tests --bin envoy_bench
 	cargo run --release -q -p wasmgate-tests --bin throughput_bench
 	cargo run --release -q -p wasmgate-tests --bin ha_bench
+	cargo run --release -q -p wasmgate-tests --bin xds_bench
 	@echo "host-sim: the router on the seed's config, one core"
 	cargo run --release -q -p host-sim -- bench --wasm $(WASM_DIR)/wasmgate_router.wasm \
 	  --config configs/examples/seed/generated/router.json \

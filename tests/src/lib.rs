@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod ha;
 pub mod http;
 pub mod keysets;
+pub mod live;
 pub mod mc;
 pub mod paths;
 pub mod router_cases;

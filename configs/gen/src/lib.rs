@@ -3,6 +3,7 @@
 //! API's ServiceImport, Services and a cluster inventory); filter JSON, Envoy config and Istio
 //! manifests out.
 
+pub mod change;
 pub mod emit;
 pub mod envoy;
 pub mod error;
@@ -18,6 +19,8 @@ pub mod policy;
 pub mod resolve;
 pub mod routes;
 pub mod status;
+pub mod watch;
+pub mod xds;
 
 pub use emit::{generate, ListenerOutput, Options, Output};
 pub use error::{Errors, GenError};

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use wasmgate_gen::explain::{explain, Probe};
+use wasmgate_gen::{watch, xds};
 
 const USAGE: &str = "usage:
   wasmgate generate [OPTIONS] INPUT...    write the outputs into --out (default: out)
@@ -21,6 +22,11 @@ not admit the route, a backendRef that does not resolve) is reported in the rout
 
 OPTIONS:
   --out DIR                 where generate writes (nothing is written unless all is valid)
+  --xds DIR                 generate: write a bootstrap whose listeners, clusters and Wasm filter
+                            configs come from files in DIR that Envoy watches (LDS, CDS, ECDS);
+                            files are replaced atomically, in an order that drops no request
+  --watch                   with --xds: keep running and rewrite DIR on every valid change of
+                            the inputs (polled every 100 ms); an invalid change writes nothing
   --router-wasm FILE        module path in envoy.yaml (default target/wasm32-wasip1/release/wasmgate_router.wasm)
   --balancer-wasm FILE      likewise for the balancer
   --listen-address ADDR     listener and admin address (default 127.0.0.1)
@@ -65,6 +71,8 @@ fn run(args: &[String]) -> Result<(), Failure> {
     }
     let mut opts = wasmgate_gen::Options::default();
     let mut out = PathBuf::from("out");
+    let mut xds_dir: Option<PathBuf> = None;
+    let mut watch = false;
     let mut inputs = Vec::new();
     let mut probe: Option<Probe> = None;
     let mut headers = Vec::new();
@@ -79,6 +87,8 @@ fn run(args: &[String]) -> Result<(), Failure> {
         let number = |v: String| v.parse::<u16>().map_err(|e| usage(format!("{a} {v}: {e}")));
         match a.as_str() {
             "--out" => out = PathBuf::from(value()?),
+            "--xds" => xds_dir = Some(PathBuf::from(value()?)),
+            "--watch" => watch = true,
             "--router-wasm" => opts.router_wasm = PathBuf::from(value()?),
             "--balancer-wasm" => opts.balancer_wasm = PathBuf::from(value()?),
             "--listen-address" => opts.listen_address = value()?,
@@ -137,6 +147,15 @@ fn run(args: &[String]) -> Result<(), Failure> {
     }
     if inputs.is_empty() {
         return Err(usage("no INPUT given".into()));
+    }
+    if (xds_dir.is_some() || watch) && cmd != "generate" {
+        return Err(usage("--xds and --watch are options of generate".into()));
+    }
+    if let Some(dir) = xds_dir {
+        return generate_xds(&inputs, &opts, &dir, watch);
+    }
+    if watch {
+        return Err(usage("--watch needs --xds DIR".into()));
     }
     let loaded = wasmgate_gen::load(&inputs).map_err(|e| Failure::Invalid(e.to_string()))?;
     let output =
@@ -206,4 +225,39 @@ fn run(args: &[String]) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// `generate --xds DIR [--watch]`.
+fn generate_xds(
+    inputs: &[PathBuf],
+    opts: &wasmgate_gen::Options,
+    dir: &std::path::Path,
+    watch: bool,
+) -> Result<(), Failure> {
+    let invalid = |e: String| Failure::Invalid(e);
+    std::fs::create_dir_all(dir).map_err(|e| invalid(format!("{}: {e}", dir.display())))?;
+    // Envoy resolves the paths in the bootstrap from its own working directory.
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| invalid(format!("{}: {e}", dir.display())))?;
+    if watch {
+        let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+        return watch::run(inputs, opts, &dir, &mut out, &mut err)
+            .map_err(|e| invalid(e.to_string()));
+    }
+    let (output, config) = watch::build(inputs, opts, &dir).map_err(invalid)?;
+    let mut writer =
+        xds::XdsWriter::new(&dir, xds::Timing::IMMEDIATE).map_err(|e| invalid(e.to_string()))?;
+    let wrote = watch::write_all(&dir, &mut writer, &output, &config)
+        .map_err(|e| invalid(e.to_string()))?;
+    // A one-shot run has no one to wait for the drain: removed clusters go now, after the
+    // filter configs that stopped choosing them.
+    while let Some(at) = writer.next_tick() {
+        writer.tick(at).map_err(|e| invalid(e.to_string()))?;
+    }
+    for name in &wrote {
+        println!("wrote {}", dir.join(name).display());
+    }
+    println!("version {}", config.version);
+    Ok(())
 }

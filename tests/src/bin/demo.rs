@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use wasmgate_tests::deploy::{deploy, Member};
+use wasmgate_tests::live::{Live, Outcome, Route, State, Traffic};
 use wasmgate_tests::paths::examples;
 use wasmgate_tests::{get, Backend, TcpBackend};
 
@@ -136,7 +137,58 @@ fn multi_cluster() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Where the traffic of one phase went, and how much of it failed.
+fn spread(outcomes: &[Outcome]) -> String {
+    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+    let mut failed = 0;
+    for o in outcomes {
+        match (&o.backend, o.status) {
+            (Some(b), 200) => *by.entry(b.clone()).or_default() += 1,
+            _ => failed += 1,
+        }
+    }
+    format!("{} requests {by:?}, {failed} failed", outcomes.len())
+}
+
+fn live_change() -> Result<(), Box<dyn std::error::Error>> {
+    println!();
+    println!("== A live change: member cluster c3 removed from `shop` while traffic flows");
+    let mut state = State {
+        routes: vec![Route::new("shop.test", "/", &[("shop", 1)])],
+        shop_members: vec!["c2".into(), "c3".into(), "c4".into()],
+        invalid: false,
+    };
+    let live = Live::start("demo-live", &state, 2)?;
+    println!(
+        "wasmgate generate --xds {} --watch; envoy -c {}/envoy.yaml (2 workers)",
+        live.xds_dir.display(),
+        live.xds_dir.display()
+    );
+    let keys: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
+    let traffic = Traffic::start(live.http, "shop.test", &keys, 2, 100);
+    std::thread::sleep(Duration::from_secs(2));
+    let before = traffic.snapshot();
+    println!(
+        "  before, 2 s, 40 users by x-user affinity: {}",
+        spread(&before)
+    );
+    state.shop_members.retain(|m| m != "c3");
+    live.write(&state)?;
+    for line in live
+        .watcher
+        .lines_until(Duration::from_secs(3), |l| l.starts_with("version"))
+    {
+        println!("  watcher: {line}");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let all = traffic.finish();
+    let after: Vec<Outcome> = all.iter().skip(before.len()).cloned().collect();
+    println!("  during and after the change, 2 s: {}", spread(&after));
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     virtual_host()?;
-    multi_cluster()
+    multi_cluster()?;
+    live_change()
 }
