@@ -234,9 +234,10 @@ fn serve_http(
                 .find(|(k, _)| k == n)
                 .map(|(_, v)| v.as_str())
         };
-        // `x-echo-delay-ms: N` answers after N ms, at most 10 s (timeouts, a stream waiting upstream); `x-echo-fail: CODE:TIMES:KEY`
-        // answers CODE to the first TIMES requests carrying KEY (retries).
-        if let Some(ms) = header("x-echo-delay-ms").and_then(|v| v.parse().ok()) {
+        // `x-echo-delay-ms: N` answers after N ms, at most 10 s (timeouts, a stream waiting
+        // upstream); `x-echo-fail: CODE:TIMES:KEY` answers CODE to the first TIMES requests
+        // carrying KEY (retries).
+        if let Some(ms) = header("x-echo-delay-ms").and_then(|v| v.parse::<u64>().ok()) {
             std::thread::sleep(Duration::from_millis(ms.min(10_000)));
         }
         let mut status = 200;
