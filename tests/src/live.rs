@@ -47,7 +47,9 @@ impl Route {
 pub struct State {
     pub routes: Vec<Route>,
     pub shop_members: Vec<String>,
-    /// Adds a route to a service that does not exist: the generator must refuse the change.
+    /// Adds a malformed route (a port that is not a number): the generator must refuse the
+    /// change. (A route to a Service that does not exist is not malformed: Gateway API scopes
+    /// that fault to the route, which is written with a status.)
     pub invalid: bool,
 }
 
@@ -109,7 +111,7 @@ pub fn render(state: &State, endpoints: &BTreeMap<String, String>) -> Vec<(&'sta
     }
     if state.invalid {
         routes.push_str(
-            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: broken}\nspec:\n  hostnames: [\"broken.test\"]\n  rules:\n    - backendRefs: [{name: nope, port: 80}]\n",
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: broken}\nspec:\n  hostnames: [\"broken.test\"]\n  rules:\n    - backendRefs: [{name: nope, port: eighty}]\n",
         );
     }
     vec![

@@ -211,9 +211,9 @@ fn routes_and_members_change_under_load_with_no_failed_request() {
             let before_files = xds_files(&live);
             let before_reloads = ecds_reloads(&live);
             live.write(&state).unwrap();
-            let lines = live
-                .watcher
-                .lines_until(Duration::from_secs(5), |l| l.contains("nope"));
+            let lines = live.watcher.lines_until(Duration::from_secs(5), |l| {
+                l.contains("backendRefs[0].port")
+            });
             let report = lines.join("\n");
             assert!(
                 report.contains("! rejected: nothing written")
