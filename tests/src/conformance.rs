@@ -339,7 +339,7 @@ impl Env {
             ..Member::default()
         };
         let mut manifests = file.manifests.clone();
-        for (label, name, _ns, port) in services(&file.manifests) {
+        for (label, name, ns, port) in services(&file.manifests) {
             let b = Backend::start(&label).map_err(|e| e.to_string())?;
             by_address.insert(b.addr(), label.clone());
             // A Service whose endpoints the manifests give themselves (an EndpointSlice
@@ -348,7 +348,10 @@ impl Env {
             if manifests.contains(&placeholder) {
                 manifests = manifests.replace(&placeholder, &b.addr().port().to_string());
             } else {
-                member.endpoints.push((name, port, b.endpoint()));
+                // Outside `default` the inventory names the Service `namespace/name`, so
+                // Services of one name in two namespaces keep their own endpoints.
+                let key = ns.map_or(name, |ns| format!("{ns}/{name}"));
+                member.endpoints.push((key, port, b.endpoint()));
             }
             backends.push(b);
         }

@@ -261,7 +261,13 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
     gateway_filters::add_policy_routes(&mut envoy, &cx.rule_policies, &router.policy_header);
     let (envoy_native, native_gaps) =
         envoy::native_bootstrap(balancer.as_ref(), &cx.clusters, &layout);
-    let istio = istio::manifests(&router, balancer.as_ref(), &cx.clusters, &opts.istio);
+    let istio = istio::manifests(
+        &listeners,
+        balancer.as_ref(),
+        &cx.clusters,
+        &cx.cluster_namespaces,
+        &opts.istio,
+    );
     Ok(Output {
         router,
         listeners,

@@ -106,6 +106,7 @@ fn virtual_host(
                             &format!("{field}.backend"),
                             "service",
                             &b.service,
+                            None,
                             Some(&b.service_port),
                             1,
                             "servicePort",
@@ -137,6 +138,7 @@ fn virtual_host(
                         &field,
                         "service",
                         &b.service,
+                        None,
                         Some(&b.service_port),
                         1,
                         "servicePort",
@@ -184,6 +186,7 @@ fn ingress(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &IngressSp
                 &field,
                 "serviceName",
                 &b.service_name,
+                None,
                 Some(&b.service_port),
                 1,
                 "servicePort",
@@ -205,6 +208,7 @@ fn ingress(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &IngressSp
             &field,
             "serviceName",
             &b.service_name,
+            None,
             Some(&b.service_port),
             1,
             "servicePort",
@@ -678,7 +682,16 @@ fn backend_ref(
     }
     let port = b.port.map(PortRef::Number);
     let before = cx.errors.len();
-    match cx.backend(at, field, "name", &b.name, port.as_ref(), weight, "port") {
+    match cx.backend(
+        at,
+        field,
+        "name",
+        &b.name,
+        Some(&ns),
+        port.as_ref(),
+        weight,
+        "port",
+    ) {
         Some(backend) => Ok(backend),
         None => {
             let errors: Vec<_> = cx.errors.drain(before..).collect();
