@@ -43,6 +43,8 @@ pub struct Ctx<'a> {
     pub strict: bool,
     /// The namespace of the Service behind each Envoy cluster of a plain backend.
     pub cluster_namespaces: BTreeMap<String, String>,
+    /// Each input Gateway's status, in input order (filled by `listeners`).
+    pub gateway_status: Vec<crate::status::GatewayStatus>,
 }
 
 /// The annotation that turns on the balancer's active health checks for a multi-cluster
@@ -62,6 +64,7 @@ impl<'a> Ctx<'a> {
             rule_policies: Default::default(),
             strict: false,
             cluster_namespaces: BTreeMap::new(),
+            gateway_status: Vec::new(),
         };
         cx.index_mcs();
         cx.index_policies();

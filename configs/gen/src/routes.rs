@@ -448,8 +448,24 @@ fn attach(
             format!("no listener it names allows routes from namespace {route_ns} (allowedRoutes)"),
         ));
     }
+    // Listeners Gateway API does not accept (conflicted, port unavailable) take no routes.
+    let accepted = |l: &Listener| {
+        let li = gateway.spec.listeners.iter().position(|o| o.name == l.name);
+        cx.gateway_status
+            .get(gi)
+            .and_then(|g| g.listeners.get(li?))
+            .is_some_and(|s| s.accepted())
+    };
+    let allowed: Vec<&Listener> = allowed.into_iter().filter(|l| accepted(l)).collect();
+    if allowed.is_empty() {
+        return Err((
+            "NotAllowedByListeners",
+            field.to_string(),
+            "the listeners it names are not accepted (see the Gateway's status)".into(),
+        ));
+    }
     let mut attached = false;
-    for l in allowed {
+    for l in allowed.iter().copied() {
         let hosts: Vec<String> = match (&l.hostname, own.is_empty()) {
             (None, true) => vec!["*".into()],
             (None, false) => own.to_vec(),
@@ -484,6 +500,18 @@ fn attach(
                 "none of the hostnames {own:?} intersects the hostname of a listener it attaches to"
             ),
         ));
+    }
+    // The route is Accepted: it counts on every listener its parentRef selects and whose
+    // allowedRoutes admit it (hostnames aside), as `attachedRoutes` is defined.
+    for l in allowed {
+        let li = gateway.spec.listeners.iter().position(|o| o.name == l.name);
+        if let Some(ls) = cx
+            .gateway_status
+            .get_mut(gi)
+            .and_then(|g| g.listeners.get_mut(li?))
+        {
+            ls.attached_routes += 1;
+        }
     }
     Ok(())
 }
