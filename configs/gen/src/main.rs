@@ -35,7 +35,7 @@ OPTIONS:
   --admin-port N            Envoy admin port (default 9901)
   --port-map [GATEWAY:]DECLARED=ACTUAL  run a declared listener port (of every Gateway, or of
                             the one named) on another port (repeatable)
-  --strict                  refuse the input on any route fault instead of reporting status
+  --strict                  refuse the input on any route or listener fault instead of reporting status
   --listener NAME|PORT      explain: the Envoy listener the request reaches (default: the first)
   --region R, --zone Z      the proxy's own locality, for the balancer
   --access-log PATH         where Envoy writes its JSON access log (default /dev/stdout)
