@@ -289,20 +289,9 @@ pub fn http_listener_sets(
     for g in &mut cx.gateway_status {
         g.conclude();
     }
-    // Envoy listener names: by port, and by Gateway too when Gateways share a port.
-    let names: Vec<String> = sets
-        .iter()
-        .map(|s| {
-            let shared = sets.iter().filter(|o| o.port == s.port).count() > 1;
-            if shared {
-                format!("http_{}_{}", s.gateway.replace('/', "_"), s.port)
-            } else {
-                format!("http_{}", s.port)
-            }
-        })
-        .collect();
-    for (s, name) in sets.iter_mut().zip(names) {
-        s.name = name;
+    // Envoy listener names: by port (no two sets share one now).
+    for s in &mut sets {
+        s.name = format!("http_{}", s.port);
     }
     if sets.is_empty() {
         sets.push(HttpListenerSet {
