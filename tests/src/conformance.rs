@@ -54,7 +54,18 @@ pub struct StatusExpectation {
     pub parent: Option<String>,
     #[serde(default, rename = "sectionName")]
     pub section_name: Option<String>,
+    /// With `kind: Gateway`: the listener whose status is checked (the Gateway's own
+    /// conditions when left out).
+    #[serde(default)]
+    pub listener: Option<String>,
+    /// With `listener`: its `attachedRoutes`.
+    #[serde(default, rename = "attachedRoutes")]
+    pub attached_routes: Option<u32>,
+    /// With `listener`: its `supportedKinds` (kind names).
+    #[serde(default, rename = "supportedKinds")]
+    pub supported_kinds: Option<Vec<String>>,
     /// Condition type -> `"True/Reason"` or `"False/Reason"`.
+    #[serde(default)]
     pub conditions: BTreeMap<String, String>,
 }
 
@@ -68,6 +79,10 @@ pub struct Case {
     /// Ways this case is not run (`explain`, `hostsim`, `envoy`), each with a reason.
     #[serde(default)]
     pub skip: BTreeMap<String, String>,
+    /// Send the request this many times (one filter instance, one Envoy) and check
+    /// `expect.shares` instead of each answer: for weighted splits.
+    #[serde(default)]
+    pub repeat: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +145,11 @@ pub struct Expect {
     /// gateway gives itself, such as a CORS preflight).
     #[serde(default)]
     pub forwarded: Option<bool>,
+    /// With `repeat`: each outcome (the backend's name, or the status of an answer no
+    /// backend gave, such as `"500"`) -> `[least, most]` share of the answers. Every answer
+    /// must be one of these outcomes.
+    #[serde(default)]
+    pub shares: BTreeMap<String, (f64, f64)>,
 }
 
 /// What one way of running a case observed.
@@ -203,6 +223,46 @@ pub fn check(case: &Case, seen: &Seen) -> Result<(), String> {
         if !got.is_empty() {
             diffs.push(format!("response header {k}: {got:?} (want none)"));
         }
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: {}", case.name, diffs.join("; ")))
+    }
+}
+
+/// What one answer of a repeated case counts as: its backend, or its status.
+fn outcome(seen: &Seen) -> String {
+    seen.backend
+        .clone()
+        .unwrap_or_else(|| seen.status.to_string())
+}
+
+/// Checks the answers of a repeated case against its `shares`.
+pub fn check_shares(case: &Case, seen: &[Seen]) -> Result<(), String> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for s in seen {
+        *counts.entry(outcome(s)).or_default() += 1;
+    }
+    let total = seen.len().max(1) as f64;
+    let mut diffs = Vec::new();
+    for (what, n) in &counts {
+        if !case.want.shares.contains_key(what) {
+            diffs.push(format!(
+                "{n} answers were {what:?}, not an expected outcome"
+            ));
+        }
+    }
+    for (what, (least, most)) in &case.want.shares {
+        let share = counts.get(what).copied().unwrap_or(0) as f64 / total;
+        if share < *least || share > *most {
+            diffs.push(format!(
+                "{what:?} took {share:.3} of {total} answers (want {least}..={most})"
+            ));
+        }
+    }
+    if seen.is_empty() {
+        diffs.push("no answers".into());
     }
     if diffs.is_empty() {
         Ok(())
@@ -339,7 +399,7 @@ impl Env {
             ..Member::default()
         };
         let mut manifests = file.manifests.clone();
-        for (label, name, _ns, port) in services(&file.manifests) {
+        for (label, name, ns, port) in services(&file.manifests) {
             let b = Backend::start(&label).map_err(|e| e.to_string())?;
             by_address.insert(b.addr(), label.clone());
             // A Service whose endpoints the manifests give themselves (an EndpointSlice
@@ -348,7 +408,13 @@ impl Env {
             if manifests.contains(&placeholder) {
                 manifests = manifests.replace(&placeholder, &b.addr().port().to_string());
             } else {
-                member.endpoints.push((name, port, b.endpoint()));
+                // Outside `default` the inventory names the Service `namespace/name`, so
+                // Services of one name in two namespaces keep their own endpoints.
+                let key = match ns {
+                    Some(ns) => format!("{ns}/{name}"),
+                    None => name,
+                };
+                member.endpoints.push((key, port, b.endpoint()));
             }
             backends.push(b);
         }
@@ -483,9 +549,21 @@ impl Env {
         serde_json::from_str(conf).map_err(|e| e.to_string())
     }
 
-    /// The case through the generator's own decision (`wasmgate explain`).
-    pub fn explain(&self, case: &Case) -> Result<Seen, String> {
-        use wasmgate_gen::explain::{decide, Decision, Probe};
+    /// The case through the generator's own decision (`wasmgate explain`), `repeat`
+    /// times; weighted choices come from a seeded random source.
+    pub fn explain(&self, case: &Case) -> Result<Vec<Seen>, String> {
+        let mut rng = wasmgate_core::XorShift::new(0x5eed);
+        (0..case.repeat.unwrap_or(1))
+            .map(|_| self.explain_once(case, &mut rng))
+            .collect()
+    }
+
+    fn explain_once(
+        &self,
+        case: &Case,
+        rng: &mut dyn wasmgate_core::Random,
+    ) -> Result<Seen, String> {
+        use wasmgate_gen::explain::{decide_with, Decision, Probe};
         let r = &case.request;
         let router = self.router_of(r)?;
         let probe = Probe {
@@ -496,7 +574,7 @@ impl Env {
             port: r.port,
         };
         let mut seen = Seen::default();
-        match decide(&router, &probe)? {
+        match decide_with(&router, &probe, rng)? {
             Decision::Forward {
                 service,
                 cluster,
@@ -541,7 +619,7 @@ impl Env {
 
     /// The file's cases through the compiled filters in host-sim, configured from the
     /// generated bootstrap (the listener each request reaches).
-    pub fn hostsim(&self, cases: &[&Case]) -> Vec<Result<Seen, String>> {
+    pub fn hostsim(&self, cases: &[&Case]) -> Vec<Result<Vec<Seen>, String>> {
         let sim = match host_sim::HostSim::new() {
             Ok(s) => s,
             Err(e) => return cases.iter().map(|_| Err(e.to_string())).collect(),
@@ -552,7 +630,10 @@ impl Env {
             .collect()
     }
 
-    fn hostsim_one(&self, sim: &host_sim::HostSim, case: &Case) -> Result<Seen, String> {
+    /// One case, `repeat` times through one instance of the filters (so that their random
+    /// source moves on as in a proxy; host-sim seeds it from its virtual clock, so the
+    /// answers are the same on every run).
+    fn hostsim_one(&self, sim: &host_sim::HostSim, case: &Case) -> Result<Vec<Seen>, String> {
         let r = &case.request;
         let mut boot = self.output.envoy.clone();
         boot["static_resources"]["listeners"] = Value::Array(vec![self.envoy_listener(r)?]);
@@ -565,6 +646,18 @@ impl Env {
             .map(|spec| sim.load(spec.clone()).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         let chain = host_sim::FilterChain::new(plugins.iter().collect());
+        (0..case.repeat.unwrap_or(1))
+            .map(|_| self.hostsim_request(sim, &setup, &chain, r))
+            .collect()
+    }
+
+    fn hostsim_request(
+        &self,
+        sim: &host_sim::HostSim,
+        setup: &host_sim::envoy_config::EnvoySetup,
+        chain: &host_sim::FilterChain<'_>,
+        r: &Request,
+    ) -> Result<Seen, String> {
         let mut req = host_sim::HttpRequest::new(&r.method, &r.host, &r.path);
         for (k, v) in &r.headers {
             req.headers.add(k.to_ascii_lowercase(), v.as_bytes());
@@ -618,8 +711,14 @@ impl Env {
         Envoy::start(&path, self.admin_port, 1).map_err(|e| e.to_string())
     }
 
-    /// One case through a running Envoy.
-    pub fn envoy(&self, case: &Case) -> Result<Seen, String> {
+    /// One case through a running Envoy, `repeat` times.
+    pub fn envoy(&self, case: &Case) -> Result<Vec<Seen>, String> {
+        (0..case.repeat.unwrap_or(1))
+            .map(|_| self.envoy_once(case))
+            .collect()
+    }
+
+    fn envoy_once(&self, case: &Case) -> Result<Seen, String> {
         let r = &case.request;
         let key = self.listener_of(r)?;
         let addr = self.ports[&key];
@@ -719,7 +818,7 @@ pub fn run_file(file: CaseFile, way: Way) -> Vec<String> {
         .iter()
         .filter(|c| !c.skip.contains_key(way.key()))
         .collect();
-    let results: Vec<Result<Seen, String>> = match way {
+    let results: Vec<Result<Vec<Seen>, String>> = match way {
         Way::Explain => cases.iter().map(|c| env.explain(c)).collect(),
         Way::HostSim => env.hostsim(&cases),
         Way::Envoy => {
@@ -732,12 +831,21 @@ pub fn run_file(file: CaseFile, way: Way) -> Vec<String> {
     };
     let mut failures = Vec::new();
     if way == Way::Explain {
-        failures.extend(check_status(&env.file.status, &env.output.status));
+        failures.extend(check_status(
+            &env.file.status,
+            &env.output.status,
+            &env.output.gateways,
+        ));
     }
     for (case, seen) in cases.iter().zip(results) {
         match seen {
             Ok(seen) => {
-                if let Err(d) = check(case, &seen) {
+                let checked = match (case.repeat, seen.as_slice()) {
+                    (Some(_), all) => check_shares(case, all),
+                    (None, [one]) => check(case, one),
+                    (None, _) => Err(format!("{}: {} answers", case.name, seen.len())),
+                };
+                if let Err(d) = checked {
                     failures.push(d);
                 }
             }
@@ -747,13 +855,71 @@ pub fn run_file(file: CaseFile, way: Way) -> Vec<String> {
     failures
 }
 
-/// Compares the generator's route status with what a file expects.
+fn condition_text(c: &wasmgate_gen::status::Condition) -> String {
+    format!("{}/{}", if c.status { "True" } else { "False" }, c.reason)
+}
+
+/// Compares a Gateway's (or one of its listeners') status with what a file expects.
+fn check_gateway_status(
+    w: &StatusExpectation,
+    gateways: &[wasmgate_gen::status::GatewayStatus],
+) -> Vec<String> {
+    let ns = w.namespace.as_deref().unwrap_or("default");
+    let id = format!("Gateway {ns}/{}", w.name);
+    let Some(g) = gateways
+        .iter()
+        .find(|g| g.name == w.name && g.namespace == ns)
+    else {
+        return vec![format!("status: no status for {id}")];
+    };
+    let mut failures = Vec::new();
+    let (what, conditions) = match &w.listener {
+        None => (id.clone(), &g.conditions),
+        Some(name) => {
+            let Some(l) = g.listeners.iter().find(|l| l.name == *name) else {
+                return vec![format!("status: {id} has no listener {name:?}")];
+            };
+            let what = format!("{id} listener {name}");
+            if let Some(n) = w.attached_routes.filter(|n| *n != l.attached_routes) {
+                failures.push(format!(
+                    "status: {what} attachedRoutes {} (want {n})",
+                    l.attached_routes
+                ));
+            }
+            if let Some(k) = w
+                .supported_kinds
+                .as_ref()
+                .filter(|k| **k != l.supported_kinds)
+            {
+                failures.push(format!(
+                    "status: {what} supportedKinds {:?} (want {k:?})",
+                    l.supported_kinds
+                ));
+            }
+            (what, &l.conditions)
+        }
+    };
+    for (ty, expected) in &w.conditions {
+        let seen = conditions.iter().find(|c| c.kind == ty).map(condition_text);
+        if seen.as_deref() != Some(expected.as_str()) {
+            failures.push(format!("status: {what} {ty}: {seen:?} (want {expected:?})"));
+        }
+    }
+    failures
+}
+
+/// Compares the generator's route and Gateway status with what a file expects.
 pub fn check_status(
     want: &[StatusExpectation],
     got: &[wasmgate_gen::status::RouteStatus],
+    gateways: &[wasmgate_gen::status::GatewayStatus],
 ) -> Vec<String> {
     let mut failures = Vec::new();
     for w in want {
+        if w.kind.as_deref() == Some("Gateway") {
+            failures.extend(check_gateway_status(w, gateways));
+            continue;
+        }
         let kind = w.kind.as_deref().unwrap_or("HTTPRoute");
         let ns = w.namespace.as_deref().unwrap_or("default");
         let Some(route) = got

@@ -16,7 +16,7 @@ use crate::listeners::{http_listener_sets, PortMap};
 use crate::load::Inputs;
 use crate::resolve::Ctx;
 use crate::routes;
-use crate::status::RouteStatus;
+use crate::status::{GatewayStatus, RouteStatus};
 
 /// Where the generated config expects things to be.
 #[derive(Debug, Clone)]
@@ -81,6 +81,8 @@ pub struct Output {
     pub listeners: Vec<ListenerOutput>,
     /// What was made of each HTTPRoute (Gateway API route status).
     pub status: Vec<RouteStatus>,
+    /// What was made of each Gateway and its listeners (Gateway API Gateway status).
+    pub gateways: Vec<GatewayStatus>,
     /// Documents read and left aside.
     pub notes: Vec<String>,
     /// Present when some backend is a multi-cluster service.
@@ -122,8 +124,12 @@ impl Output {
             istio.push_str(&yaml(doc)?);
         }
         files.push(("istio.yaml".into(), istio));
-        if !self.status.is_empty() {
+        if !self.status.is_empty() || !self.gateways.is_empty() {
             let mut status = String::new();
+            for g in &self.gateways {
+                status.push_str("---\n");
+                status.push_str(&yaml(&g.to_document())?);
+            }
             for r in &self.status {
                 status.push_str("---\n");
                 status.push_str(&yaml(&r.to_document())?);
@@ -261,11 +267,18 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
     gateway_filters::add_policy_routes(&mut envoy, &cx.rule_policies, &router.policy_header);
     let (envoy_native, native_gaps) =
         envoy::native_bootstrap(balancer.as_ref(), &cx.clusters, &layout);
-    let istio = istio::manifests(&router, balancer.as_ref(), &cx.clusters, &opts.istio);
+    let istio = istio::manifests(
+        &listeners,
+        balancer.as_ref(),
+        &cx.clusters,
+        &cx.cluster_namespaces,
+        &opts.istio,
+    );
     Ok(Output {
         router,
         listeners,
         status,
+        gateways: std::mem::take(&mut cx.gateway_status),
         notes: inputs.notes.clone(),
         balancer,
         envoy,

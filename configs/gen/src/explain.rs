@@ -181,6 +181,15 @@ pub fn decide(
     router: &wasmgate_core::config::RouterConfig,
     probe: &Probe,
 ) -> Result<Decision, String> {
+    decide_with(router, probe, &mut FixedRandom(0.0))
+}
+
+/// Like [`decide`], drawing weighted choices from `rng` (to see every share of a split).
+pub fn decide_with(
+    router: &wasmgate_core::config::RouterConfig,
+    probe: &Probe,
+    rng: &mut dyn wasmgate_core::Random,
+) -> Result<Decision, String> {
     let table = RouteTable::compile(router).map_err(|e| e.to_string())?;
     let headers: Vec<(String, Vec<u8>)> = probe
         .headers
@@ -198,7 +207,7 @@ pub fn decide(
         headers: &view,
         listener_port: probe.port,
     };
-    Ok(match table.route(&req, &mut FixedRandom(0.0)) {
+    Ok(match table.route(&req, rng) {
         Outcome::Forward(f) => Decision::Forward {
             service: f.service.to_string(),
             cluster: f.cluster.map(str::to_string),

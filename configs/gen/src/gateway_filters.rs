@@ -397,6 +397,7 @@ fn mirror(
         &format!("{field}.backendRef"),
         "name",
         &r.name,
+        Some(route_ns),
         port.as_ref(),
         1,
         "port",

@@ -1,12 +1,21 @@
 //! Istio output: a WasmPlugin per filter (its configuration rewritten to Istio's cluster
 //! names), a ServiceEntry per member cluster of each multi-cluster service so the mesh can
 //! reach it, and an EnvoyFilter that points the gateway's routes at the router's header.
+//!
+//! Each Gateway listener routes only its own routes, so with several HTTP listeners the
+//! router gets one WasmPlugin per listener, narrowed to that listener by WasmPlugin's
+//! traffic selector (`match: [{mode: CLIENT, ports: [PORT]}]`; Istio selects a gateway's
+//! listeners with `CLIENT`). Two Gateways that declare one port cannot be told apart by port
+//! on the same workloads; their plugins name their Gateway in `targetRefs` instead of the
+//! workload selector (Istio allows one or the other, and only a Gateway of the plugin's own
+//! namespace).
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 use wasmgate_core::config::{BalancerConfig, RouterConfig};
 
+use crate::emit::ListenerOutput;
 use crate::resolve::Endpoints;
 
 /// Where the Istio manifests point.
@@ -42,14 +51,16 @@ fn istio_cluster(port: u16, host: &str) -> String {
     format!("outbound|{port}||{host}")
 }
 
-/// Our Envoy cluster name -> Istio's, for every cluster the configs use.
+/// Our Envoy cluster name -> Istio's, for every cluster the configs use. `namespaces` gives
+/// the namespace of the Service behind a cluster (`service_namespace` when absent).
 fn cluster_names(
-    router: &RouterConfig,
+    routers: &[&RouterConfig],
     balancer: Option<&BalancerConfig>,
+    namespaces: &BTreeMap<String, String>,
     o: &IstioOptions,
 ) -> BTreeMap<String, String> {
     let mut map = BTreeMap::new();
-    for r in &router.routes {
+    for r in routers.iter().flat_map(|r| &r.routes) {
         let backends = r
             .http
             .iter()
@@ -63,7 +74,8 @@ fn cluster_names(
             );
         for b in backends {
             if let (Some(c), Some(port)) = (&b.cluster, b.port) {
-                let host = format!("{}.{}.svc.cluster.local", b.service, o.service_namespace);
+                let ns = namespaces.get(c).unwrap_or(&o.service_namespace);
+                let host = format!("{}.{ns}.svc.cluster.local", b.service);
                 map.insert(c.clone(), istio_cluster(port, &host));
             }
         }
@@ -103,14 +115,64 @@ fn rename(value: &mut Value, names: &BTreeMap<String, String>) {
     }
 }
 
-/// The manifests, in apply order.
+/// A Kubernetes object name from an Envoy listener name (`http_8080` -> `http-8080`).
+fn object_name(listener: &str) -> String {
+    listener
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '-' | '.' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '-',
+        })
+        .collect()
+}
+
+/// Where one router WasmPlugin applies: the whole selected workload with one listener;
+/// otherwise its listener's port, and its Gateway when another Gateway declares that port.
+fn router_target(
+    l: &ListenerOutput,
+    all: &[ListenerOutput],
+    o: &IstioOptions,
+) -> (String, serde_json::Map<String, Value>) {
+    let mut spec = serde_json::Map::new();
+    if all.len() <= 1 {
+        spec.insert("selector".into(), json!({"matchLabels": o.selector}));
+        return (o.namespace.clone(), spec);
+    }
+    let shared_port = all
+        .iter()
+        .any(|other| other.name != l.name && other.declared_port == l.declared_port);
+    let namespace = match l.gateway.split_once('/') {
+        Some((ns, name)) if shared_port => {
+            spec.insert(
+                "targetRefs".into(),
+                json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": name}]),
+            );
+            ns.to_string()
+        }
+        _ => {
+            spec.insert("selector".into(), json!({"matchLabels": o.selector}));
+            o.namespace.clone()
+        }
+    };
+    spec.insert(
+        "match".into(),
+        json!([{"mode": "CLIENT", "ports": [{"number": l.declared_port}]}]),
+    );
+    (namespace, spec)
+}
+
+/// The manifests, in apply order. `namespaces`: the namespace of the Service behind each
+/// Envoy cluster of a plain backend.
 pub fn manifests(
-    router: &RouterConfig,
+    listeners: &[ListenerOutput],
     balancer: Option<&BalancerConfig>,
     endpoints: &Endpoints,
+    namespaces: &BTreeMap<String, String>,
     o: &IstioOptions,
 ) -> Vec<Value> {
-    let names = cluster_names(router, balancer, o);
+    let routers: Vec<&RouterConfig> = listeners.iter().map(|l| &l.router).collect();
+    let names = cluster_names(&routers, balancer, namespaces, o);
     let mut docs = Vec::new();
     for (svc, def) in balancer.map(|b| &b.services).into_iter().flatten() {
         for m in &def.members {
@@ -143,43 +205,84 @@ pub fn manifests(
             }));
         }
     }
-    let mut router_config = serde_json::to_value(router).unwrap_or_default();
-    rename(&mut router_config, &names);
-    let plugin = |name: &str, module: &str, root: &str, priority: u32, config: Value| {
+    let url = |module: &str| format!("{}/{module}", o.wasm_url_base.trim_end_matches('/'));
+    let plugin = |name: &str,
+                  namespace: &str,
+                  target: serde_json::Map<String, Value>,
+                  module: &str,
+                  root: &str,
+                  priority: u32,
+                  config: Value| {
+        let mut spec = target;
+        for (k, v) in [
+            ("url", json!(url(module))),
+            ("pluginName", json!(root)),
+            ("phase", json!("UNSPECIFIED_PHASE")),
+            // Higher priority runs first: the router, then the balancer.
+            ("priority", json!(priority)),
+            ("failStrategy", json!("FAIL_CLOSE")),
+            ("pluginConfig", config),
+        ] {
+            spec.insert(k.into(), v);
+        }
         json!({
             "apiVersion": "extensions.istio.io/v1alpha1",
             "kind": "WasmPlugin",
-            "metadata": {"name": name, "namespace": o.namespace},
-            "spec": {
-                "selector": {"matchLabels": o.selector},
-                "url": format!("{}/{module}", o.wasm_url_base.trim_end_matches('/')),
-                "pluginName": root,
-                "phase": "UNSPECIFIED_PHASE",
-                // Higher priority runs first: the router, then the balancer.
-                "priority": priority,
-                "failStrategy": "FAIL_CLOSE",
-                "pluginConfig": config
-            }
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec
         })
     };
-    docs.push(plugin(
-        "wasmgate-router",
-        "wasmgate_router.wasm",
-        "wasmgate.router",
-        20,
-        router_config,
-    ));
+    // The balancer runs wherever a router does (it trusts the router's service header).
+    let mut balancer_targets: Vec<(String, serde_json::Map<String, Value>)> = Vec::new();
+    for l in listeners {
+        let mut router_config = serde_json::to_value(&l.router).unwrap_or_default();
+        rename(&mut router_config, &names);
+        let name = if listeners.len() > 1 {
+            format!("wasmgate-router-{}", object_name(&l.name))
+        } else {
+            "wasmgate-router".to_string()
+        };
+        let (namespace, target) = router_target(l, listeners, o);
+        let mut workload = target.clone();
+        workload.remove("match");
+        if !balancer_targets.contains(&(namespace.clone(), workload.clone())) {
+            balancer_targets.push((namespace.clone(), workload));
+        }
+        docs.push(plugin(
+            &name,
+            &namespace,
+            target,
+            "wasmgate_router.wasm",
+            "wasmgate.router",
+            20,
+            router_config,
+        ));
+    }
     if let Some(b) = balancer {
         let mut config = serde_json::to_value(b).unwrap_or_default();
         rename(&mut config, &names);
-        docs.push(plugin(
-            "wasmgate-balancer",
-            "wasmgate_balancer.wasm",
-            "wasmgate.balancer",
-            10,
-            config,
-        ));
+        let several = balancer_targets.len() > 1;
+        for (namespace, target) in balancer_targets {
+            let gateway = target.get("targetRefs").and_then(|t| t[0]["name"].as_str());
+            let name = match gateway {
+                Some(gw) if several => format!("wasmgate-balancer-{}", object_name(gw)),
+                _ => "wasmgate-balancer".to_string(),
+            };
+            docs.push(plugin(
+                &name,
+                &namespace,
+                target,
+                "wasmgate_balancer.wasm",
+                "wasmgate.balancer",
+                10,
+                config.clone(),
+            ));
+        }
     }
+    let cluster_header = listeners
+        .first()
+        .map(|l| l.router.cluster_header.clone())
+        .unwrap_or_default();
     docs.push(json!({
         "apiVersion": "networking.istio.io/v1alpha3",
         "kind": "EnvoyFilter",
@@ -189,7 +292,7 @@ pub fn manifests(
             "configPatches": [{
                 "applyTo": "HTTP_ROUTE",
                 "match": {"context": "GATEWAY"},
-                "patch": {"operation": "MERGE", "value": {"route": {"cluster_header": router.cluster_header}}}
+                "patch": {"operation": "MERGE", "value": {"route": {"cluster_header": cluster_header}}}
             }]
         }
     }));

@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use wasmgate_core::config as fc;
 
 use crate::error::ErrorKind;
+use crate::model::Listener;
 use crate::resolve::Ctx;
 use crate::routes::RouteSet;
+use crate::status::{Condition, GatewayStatus, ListenerStatus};
 
 /// `namespace/name` of an object; `default` when the manifest names no namespace.
 pub fn namespace_of(ns: Option<&str>) -> &str {
@@ -50,8 +52,78 @@ pub struct PortMap<'a> {
     pub by_gateway: &'a BTreeMap<(String, u16), u16>,
 }
 
-/// The HTTP listener sets of the input, in Gateway order. Listeners of other protocols are
-/// checked (TCP needs a matching tcp route; anything else is refused).
+/// The route kinds a listener admits that wasmgate supports, and whether it names others
+/// (Gateway API `supportedKinds`, and ResolvedRefs `InvalidRouteKinds`).
+fn route_kinds(l: &Listener) -> (Vec<String>, bool) {
+    let http = l.protocol == "HTTP";
+    let kinds = l
+        .allowed_routes
+        .as_ref()
+        .map(|a| a.kinds.as_slice())
+        .unwrap_or_default();
+    if kinds.is_empty() {
+        return (
+            if http {
+                vec!["HTTPRoute".into()]
+            } else {
+                vec![]
+            },
+            false,
+        );
+    }
+    let supported = |k: &&crate::model::RouteGroupKind| {
+        http && k.kind == "HTTPRoute"
+            && k.group
+                .as_deref()
+                .is_none_or(|g| g == "gateway.networking.k8s.io")
+    };
+    let ok: Vec<String> = kinds
+        .iter()
+        .filter(supported)
+        .map(|k| k.kind.clone())
+        .collect();
+    let invalid = ok.len() < kinds.len();
+    (ok, invalid)
+}
+
+/// Gateway API's "distinct listeners": listeners of one Gateway on one port must differ in
+/// protocol-relevant fields. Any listener sharing a port with another protocol is in
+/// `ProtocolConflict`; HTTP listeners sharing port and hostname are in `HostnameConflict`.
+fn conflict(listeners: &[Listener], i: usize) -> Option<(&'static str, String)> {
+    let l = listeners.get(i)?;
+    let host = |l: &Listener| l.hostname.as_ref().map(|h| h.to_ascii_lowercase());
+    let others = listeners
+        .iter()
+        .enumerate()
+        .filter(|(j, o)| *j != i && o.port == l.port);
+    let mut hostname_twin = None;
+    for (_, o) in others {
+        if o.protocol != l.protocol {
+            return Some((
+                "ProtocolConflict",
+                format!(
+                    "listener {:?} is on port {} with protocol {}",
+                    o.name, l.port, o.protocol
+                ),
+            ));
+        }
+        if host(o) == host(l) && hostname_twin.is_none() {
+            hostname_twin = Some(o.name.clone());
+        }
+    }
+    hostname_twin.map(|twin| {
+        (
+            "HostnameConflict",
+            format!("listener {twin:?} has the same port and hostname; neither is accepted"),
+        )
+    })
+}
+
+/// The HTTP listener sets of the input, in Gateway order, and each Gateway's status in
+/// `cx.gateway_status`. Listeners of other protocols are checked (TCP needs a matching tcp
+/// route). A listener Gateway API does not accept (conflicted, an unsupported protocol, a
+/// port already taken) gets no Envoy listener and says why in its status (an error under
+/// `--strict`).
 pub fn http_listener_sets(
     cx: &mut Ctx<'_>,
     ports: &PortMap<'_>,
@@ -62,19 +134,77 @@ pub fn http_listener_sets(
     let mut sets: Vec<HttpListenerSet> = Vec::new();
     for (gi, gw) in inputs.gateways.iter().enumerate() {
         let meta = &gw.value.metadata;
-        let id = format!("{}/{}", namespace_of(meta.namespace.as_deref()), meta.name);
-        for (li, l) in gw.value.spec.listeners.iter().enumerate() {
+        let ns = namespace_of(meta.namespace.as_deref()).to_string();
+        let id = format!("{ns}/{}", meta.name);
+        let mut status = GatewayStatus {
+            name: meta.name.clone(),
+            namespace: ns,
+            at: gw.at.clone(),
+            conditions: Vec::new(),
+            listeners: Vec::new(),
+        };
+        let all = &gw.value.spec.listeners;
+        for (li, l) in all.iter().enumerate() {
             let field = format!("spec.listeners[{li}]");
+            let (supported_kinds, invalid_kinds) = route_kinds(l);
+            let mut ls = ListenerStatus {
+                name: l.name.clone(),
+                supported_kinds,
+                attached_routes: 0,
+                conditions: Vec::new(),
+            };
+            let resolved = if invalid_kinds {
+                Condition::failed(
+                    "ResolvedRefs",
+                    "InvalidRouteKinds",
+                    "allowedRoutes.kinds names a kind wasmgate does not route here (HTTPRoute on HTTP listeners)".into(),
+                )
+            } else {
+                Condition::ok("ResolvedRefs", "ResolvedRefs")
+            };
             let port = ports
                 .by_gateway
                 .get(&(meta.name.clone(), l.port))
                 .or_else(|| ports.any.get(&l.port))
                 .copied()
                 .unwrap_or(l.port);
-            match l.protocol.as_str() {
-                "HTTP" => {}
-                "TCP" if tcp_ports.contains(&port) => continue,
-                "TCP" => {
+            let refused: Option<(&'static str, String, String)> = match conflict(all, li) {
+                Some((reason, message)) => Some((reason, format!("{field}.port"), message)),
+                None => match l.protocol.as_str() {
+                    "HTTP" | "TCP" => None,
+                    p => Some((
+                        "UnsupportedProtocol",
+                        format!("{field}.protocol"),
+                        format!("protocol {p} is not supported: wasmgate listens for HTTP and TCP"),
+                    )),
+                },
+            };
+            let conflicted = match &refused {
+                Some((r @ ("HostnameConflict" | "ProtocolConflict"), _, m)) => {
+                    Condition::failed("Conflicted", r, m.clone()).flip()
+                }
+                _ => Condition::failed("Conflicted", "NoConflicts", String::new()),
+            };
+            if let Some((reason, at_field, message)) = refused {
+                cx.route_fault(&gw.at, &at_field, message.clone());
+                ls.conditions = vec![
+                    Condition::failed("Accepted", reason, message),
+                    Condition::failed("Programmed", "Invalid", "not accepted".into()),
+                    resolved,
+                    conflicted,
+                ];
+                status.listeners.push(ls);
+                continue;
+            }
+            ls.conditions = vec![
+                Condition::ok("Accepted", "Accepted"),
+                Condition::ok("Programmed", "Programmed"),
+                resolved,
+                conflicted,
+            ];
+            status.listeners.push(ls);
+            if l.protocol == "TCP" {
+                if !tcp_ports.contains(&port) {
                     cx.fail(
                         &gw.at,
                         format!("{field}.port"),
@@ -83,23 +213,13 @@ pub fn http_listener_sets(
                             l.port
                         )),
                     );
-                    continue;
                 }
-                p => {
-                    cx.fail(
-                        &gw.at,
-                        format!("{field}.protocol"),
-                        ErrorKind::Invalid(format!(
-                            "protocol {p} is not supported: wasmgate listens for HTTP and TCP"
-                        )),
-                    );
-                    continue;
-                }
+                continue;
             }
             let hostname = l.hostname.as_ref().map(|h| h.to_ascii_lowercase());
             let listener = GatewayListener {
                 name: l.name.clone(),
-                hostname: hostname.clone(),
+                hostname,
                 gateway: gi,
                 index: li,
             };
@@ -107,18 +227,6 @@ pub fn http_listener_sets(
                 .iter_mut()
                 .find(|s| s.gateway == id && s.declared_port == l.port)
             {
-                if let Some(twin) = set.listeners.iter().find(|o| o.hostname == hostname) {
-                    // Gateway API: such listeners conflict; the first keeps the port.
-                    cx.fail(
-                        &gw.at,
-                        format!("{field}.hostname"),
-                        ErrorKind::Invalid(format!(
-                            "listener {:?} has the port and hostname of listener {:?}",
-                            l.name, twin.name
-                        )),
-                    );
-                    continue;
-                }
                 set.listeners.push(listener);
                 set.routes.push(RouteSet::default());
                 continue;
@@ -132,41 +240,58 @@ pub fn http_listener_sets(
                 routes: vec![RouteSet::default()],
             });
         }
+        cx.gateway_status.push(status);
     }
-    // Envoy listener names: by port, and by Gateway too when Gateways share a port.
-    let names: Vec<String> = sets
-        .iter()
-        .map(|s| {
-            let shared = sets.iter().filter(|o| o.port == s.port).count() > 1;
-            if shared {
-                format!("http_{}_{}", s.gateway.replace('/', "_"), s.port)
-            } else {
-                format!("http_{}", s.port)
-            }
-        })
-        .collect();
-    for (s, name) in sets.iter_mut().zip(names) {
-        s.name = name;
-    }
-    // Two Gateways on one actual port would merge in one socket: each needs its own.
-    for (i, s) in sets.iter().enumerate() {
-        if let Some(first) = sets[..i].iter().find(|o| o.port == s.port) {
-            let gw_name = s.gateway.rsplit('/').next().unwrap_or_default();
-            let at = s
-                .listeners
-                .first()
-                .and_then(|l| inputs.gateways.get(l.gateway))
-                .map(|g| g.at.clone())
-                .unwrap_or_default();
-            cx.fail(
-                &at,
-                "spec.listeners",
-                ErrorKind::Invalid(format!(
-                    "Gateway {} listens on port {} like Gateway {}: each Gateway gets its own Envoy listener, so give this one its own port (--port-map {gw_name}:{}=PORT)",
-                    s.gateway, s.port, first.gateway, s.declared_port
-                )),
-            );
+    // Two Gateways on one actual port would merge in one socket: the first keeps it, the
+    // other's listeners there are not accepted (PortUnavailable).
+    let mut kept: Vec<HttpListenerSet> = Vec::new();
+    for s in sets {
+        let Some(first) = kept.iter().find(|o| o.port == s.port) else {
+            kept.push(s);
+            continue;
+        };
+        let gw_name = s.gateway.rsplit('/').next().unwrap_or_default();
+        let message = format!(
+            "Gateway {} listens on port {} like Gateway {}: each Gateway gets its own Envoy listener, so give this one its own port (--port-map {gw_name}:{}=PORT)",
+            s.gateway, s.port, first.gateway, s.declared_port
+        );
+        let at = s
+            .listeners
+            .first()
+            .and_then(|l| inputs.gateways.get(l.gateway))
+            .map(|g| g.at.clone())
+            .unwrap_or_default();
+        if cx.strict {
+            cx.fail(&at, "spec.listeners", ErrorKind::Invalid(message.clone()));
         }
+        for l in &s.listeners {
+            let Some(ls) = cx
+                .gateway_status
+                .get_mut(l.gateway)
+                .and_then(|g| g.listeners.get_mut(l.index))
+            else {
+                continue;
+            };
+            for c in &mut ls.conditions {
+                match c.kind {
+                    "Accepted" => {
+                        *c = Condition::failed("Accepted", "PortUnavailable", message.clone())
+                    }
+                    "Programmed" => {
+                        *c = Condition::failed("Programmed", "Invalid", "not accepted".into())
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut sets = kept;
+    for g in &mut cx.gateway_status {
+        g.conclude();
+    }
+    // Envoy listener names: by port (no two sets share one now).
+    for s in &mut sets {
+        s.name = format!("http_{}", s.port);
     }
     if sets.is_empty() {
         sets.push(HttpListenerSet {

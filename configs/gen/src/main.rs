@@ -17,8 +17,9 @@ HTTPRoute, ReferenceGrant, ServiceImport, DestinationRule, ClusterInventory, and
 kinds that do not affect routing (Deployment, ConfigMap, ...) are skipped with a note.
 
 A fault Gateway API scopes to a route (no listener hostname in common, a listener that does
-not admit the route, a backendRef that does not resolve) is reported in the route's status
-(stderr and status.yaml) and the rest is generated; --strict refuses the input instead.
+not admit the route, a backendRef that does not resolve) or to a listener (conflicted, an
+unsupported protocol, a port another Gateway holds) is reported in the object's status (stderr
+and status.yaml) and the rest is generated; --strict refuses the input instead.
 
 OPTIONS:
   --out DIR                 where generate writes (nothing is written unless all is valid)
@@ -34,7 +35,7 @@ OPTIONS:
   --admin-port N            Envoy admin port (default 9901)
   --port-map [GATEWAY:]DECLARED=ACTUAL  run a declared listener port (of every Gateway, or of
                             the one named) on another port (repeatable)
-  --strict                  refuse the input on any route fault instead of reporting status
+  --strict                  refuse the input on any route or listener fault instead of reporting status
   --listener NAME|PORT      explain: the Envoy listener the request reaches (default: the first)
   --region R, --zone Z      the proxy's own locality, for the balancer
   --access-log PATH         where Envoy writes its JSON access log (default /dev/stdout)
@@ -162,6 +163,11 @@ fn run(args: &[String]) -> Result<(), Failure> {
         wasmgate_gen::generate(&loaded, &opts).map_err(|e| Failure::Invalid(e.to_string()))?;
     for n in &output.notes {
         eprintln!("note: {n}");
+    }
+    for g in &output.gateways {
+        for p in g.problems() {
+            eprintln!("status: {p}");
+        }
     }
     for r in &output.status {
         for p in r.problems() {

@@ -7,6 +7,7 @@ use wasmgate_core::config as fc;
 use wasmgate_core::table::default_cluster_name;
 
 use crate::error::{ErrorKind, GenError, Location};
+use crate::listeners::namespace_of;
 use crate::load::Inputs;
 use crate::model::*;
 
@@ -40,6 +41,10 @@ pub struct Ctx<'a> {
     pub rule_policies: crate::gateway_filters::Policies,
     /// `--strict`: a fault Gateway API scopes to a route is an error, not a status.
     pub strict: bool,
+    /// The namespace of the Service behind each Envoy cluster of a plain backend.
+    pub cluster_namespaces: BTreeMap<String, String>,
+    /// Each input Gateway's status, in input order (filled by `listeners`).
+    pub gateway_status: Vec<crate::status::GatewayStatus>,
 }
 
 /// The annotation that turns on the balancer's active health checks for a multi-cluster
@@ -58,6 +63,8 @@ impl<'a> Ctx<'a> {
             cluster_policy: BTreeMap::new(),
             rule_policies: Default::default(),
             strict: false,
+            cluster_namespaces: BTreeMap::new(),
+            gateway_status: Vec::new(),
         };
         cx.index_mcs();
         cx.index_policies();
@@ -113,9 +120,10 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Endpoints of `service` port `port` from the input's EndpointSlices: each ready
-    /// address with the slice port named like the service port (or the only one).
-    fn slice_endpoints(&self, service: &str, port: &ServicePort) -> Vec<String> {
+    /// Endpoints of `service` (in namespace `ns`) port `port` from the input's
+    /// EndpointSlices: each ready address with the slice port named like the service port
+    /// (or the only one).
+    fn slice_endpoints(&self, ns: &str, service: &str, port: &ServicePort) -> Vec<String> {
         let mut out = Vec::new();
         for s in &self.inputs.endpoint_slices {
             let slice = &s.value;
@@ -125,6 +133,7 @@ impl<'a> Ctx<'a> {
                 .get("kubernetes.io/service-name")
                 .map(String::as_str)
                 != Some(service)
+                || namespace_of(slice.metadata.namespace.as_deref()) != ns
             {
                 continue;
             }
@@ -281,8 +290,25 @@ impl<'a> Ctx<'a> {
             .flat_map(|inv| &inv.value.spec.clusters)
     }
 
+    /// The Envoy cluster of port `port` of Service `ns/service`: `<service>_<port>`, or
+    /// `<service>.<ns>_<port>` when a Service of that name exists in another namespace too
+    /// (Service names are DNS labels, so the dot cannot clash with a name).
+    pub fn service_cluster(&self, ns: &str, service: &str, port: u16) -> String {
+        let elsewhere = self.inputs.services.iter().any(|s| {
+            s.value.metadata.name == service
+                && namespace_of(s.value.metadata.namespace.as_deref()) != ns
+        });
+        if elsewhere {
+            default_cluster_name(&format!("{service}.{ns}"), Some(port))
+        } else {
+            default_cluster_name(service, Some(port))
+        }
+    }
+
     /// Resolves a backend (a Service or a multi-cluster service) at `field` of `at`; records
     /// the Envoy clusters it needs. `port` names the service port (number or name).
+    /// `namespace`: the Service's namespace; `None` (the seed's kinds, which name none)
+    /// takes the first Service of that name.
     #[allow(clippy::too_many_arguments)]
     pub fn backend(
         &mut self,
@@ -290,6 +316,7 @@ impl<'a> Ctx<'a> {
         field: &str,
         name_field: &str,
         service: &str,
+        namespace: Option<&str>,
         port: Option<&PortRef>,
         weight: u32,
         port_field: &str,
@@ -297,12 +324,11 @@ impl<'a> Ctx<'a> {
         if let Some(def) = self.mcs.get(service).cloned() {
             return self.mcs_backend(at, field, service, &def, port, weight, port_field);
         }
-        let Some(svc) = self
-            .inputs
-            .services
-            .iter()
-            .find(|s| s.value.metadata.name == service)
-        else {
+        let Some(svc) = self.inputs.services.iter().find(|s| {
+            s.value.metadata.name == service
+                && namespace
+                    .is_none_or(|ns| namespace_of(s.value.metadata.namespace.as_deref()) == ns)
+        }) else {
             self.fail(
                 at,
                 format!("{field}.{name_field}"),
@@ -329,14 +355,22 @@ impl<'a> Ctx<'a> {
             );
             return None;
         };
+        let ns = namespace_of(svc.value.metadata.namespace.as_deref()).to_string();
+        // An inventory names a Service `namespace/name`, or just `name`.
+        let qualified = format!("{ns}/{service}");
         let mut endpoints: Vec<String> = self
             .inventory_clusters()
-            .filter_map(|c| c.services.get(service)?.get(&port_number))
+            .filter_map(|c| {
+                c.services
+                    .get(&qualified)
+                    .or_else(|| c.services.get(service))?
+                    .get(&port_number)
+            })
             .flatten()
             .cloned()
             .collect();
         if let Some(sp) = svc.value.spec.ports.iter().find(|p| p.port == port_number) {
-            for ep in self.slice_endpoints(service, sp) {
+            for ep in self.slice_endpoints(&ns, service, sp) {
                 if !endpoints.contains(&ep) {
                     endpoints.push(ep);
                 }
@@ -353,8 +387,9 @@ impl<'a> Ctx<'a> {
             );
             return None;
         }
-        let cluster = default_cluster_name(service, Some(port_number));
+        let cluster = self.service_cluster(&ns, service, port_number);
         self.clusters.insert(cluster.clone(), endpoints);
+        self.cluster_namespaces.insert(cluster.clone(), ns);
         Some(fc::Backend {
             service: service.to_string(),
             port: Some(port_number),

@@ -106,6 +106,7 @@ fn virtual_host(
                             &format!("{field}.backend"),
                             "service",
                             &b.service,
+                            None,
                             Some(&b.service_port),
                             1,
                             "servicePort",
@@ -137,6 +138,7 @@ fn virtual_host(
                         &field,
                         "service",
                         &b.service,
+                        None,
                         Some(&b.service_port),
                         1,
                         "servicePort",
@@ -184,6 +186,7 @@ fn ingress(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &IngressSp
                 &field,
                 "serviceName",
                 &b.service_name,
+                None,
                 Some(&b.service_port),
                 1,
                 "servicePort",
@@ -205,6 +208,7 @@ fn ingress(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &IngressSp
             &field,
             "serviceName",
             &b.service_name,
+            None,
             Some(&b.service_port),
             1,
             "servicePort",
@@ -444,8 +448,24 @@ fn attach(
             format!("no listener it names allows routes from namespace {route_ns} (allowedRoutes)"),
         ));
     }
+    // Listeners Gateway API does not accept (conflicted, port unavailable) take no routes.
+    let accepted = |l: &Listener| {
+        let li = gateway.spec.listeners.iter().position(|o| o.name == l.name);
+        cx.gateway_status
+            .get(gi)
+            .and_then(|g| g.listeners.get(li?))
+            .is_some_and(|s| s.accepted())
+    };
+    let allowed: Vec<&Listener> = allowed.into_iter().filter(|l| accepted(l)).collect();
+    if allowed.is_empty() {
+        return Err((
+            "NotAllowedByListeners",
+            field.to_string(),
+            "the listeners it names are not accepted (see the Gateway's status)".into(),
+        ));
+    }
     let mut attached = false;
-    for l in allowed {
+    for l in allowed.iter().copied() {
         let hosts: Vec<String> = match (&l.hostname, own.is_empty()) {
             (None, true) => vec!["*".into()],
             (None, false) => own.to_vec(),
@@ -480,6 +500,18 @@ fn attach(
                 "none of the hostnames {own:?} intersects the hostname of a listener it attaches to"
             ),
         ));
+    }
+    // The route is Accepted: it counts on every listener its parentRef selects and whose
+    // allowedRoutes admit it (hostnames aside), as `attachedRoutes` is defined.
+    for l in allowed {
+        let li = gateway.spec.listeners.iter().position(|o| o.name == l.name);
+        if let Some(ls) = cx
+            .gateway_status
+            .get_mut(gi)
+            .and_then(|g| g.listeners.get_mut(li?))
+        {
+            ls.attached_routes += 1;
+        }
     }
     Ok(())
 }
@@ -678,7 +710,16 @@ fn backend_ref(
     }
     let port = b.port.map(PortRef::Number);
     let before = cx.errors.len();
-    match cx.backend(at, field, "name", &b.name, port.as_ref(), weight, "port") {
+    match cx.backend(
+        at,
+        field,
+        "name",
+        &b.name,
+        Some(&ns),
+        port.as_ref(),
+        weight,
+        "port",
+    ) {
         Some(backend) => Ok(backend),
         None => {
             let errors: Vec<_> = cx.errors.drain(before..).collect();

@@ -124,6 +124,36 @@ fn generated_istio_manifests_fit_the_istio_crds() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// Several listeners (one port of its own, one declared by two Gateways): the per-listener
+/// router plugins, with `match` and `targetRefs`, fit the WasmPlugin schema too.
+#[test]
+fn per_listener_istio_manifests_fit_the_istio_crds() {
+    let dir = std::env::temp_dir().join(format!("wasmgate-crd-listeners-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = "kind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: wasmgate\n  listeners: [{name: a, port: 8080, protocol: HTTP}, {name: b, port: 8090, protocol: HTTP}]\n---\nkind: Gateway\nmetadata: {name: other}\nspec:\n  gatewayClassName: wasmgate\n  listeners: [{name: a, port: 8080, protocol: HTTP}]\n---\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: gw}, {name: other}]\n  rules: [{backendRefs: [{name: web, port: 80}]}]\n---\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n---\nkind: ClusterInventory\nmetadata: {name: inv}\nspec:\n  clusters: [{name: c1, services: {web: {80: [\"127.0.0.1:1\"]}}}]\n";
+    std::fs::write(dir.join("in.yaml"), input).unwrap();
+    let inputs = wasmgate_gen::load(std::slice::from_ref(&dir)).unwrap();
+    let mut opts = wasmgate_gen::Options::default();
+    opts.gateway_port_map.insert(("other".into(), 8080), 18080);
+    let out = wasmgate_gen::generate(&inputs, &opts).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut problems = Vec::new();
+    let mut plugins = 0;
+    for doc in out.istio.iter().filter(|d| d["kind"] == "WasmPlugin") {
+        check_doc("istio", doc, &mut problems, "listeners");
+        // The schema's own rule (a CEL validation this checker does not run).
+        let spec = &doc["spec"];
+        assert!(
+            !(spec.get("selector").is_some() && spec.get("targetRefs").is_some()),
+            "only one of targetRefs or selector can be set: {doc}"
+        );
+        plugins += 1;
+    }
+    assert_eq!(plugins, 3, "one router plugin per listener");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn the_gateway_api_and_mcs_example_inputs_fit_the_upstream_crds() {
     let mut problems = Vec::new();
