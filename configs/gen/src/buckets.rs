@@ -16,7 +16,8 @@ use wasmgate_core::bucket::CompiledBucket;
 use wasmgate_core::config::{self as fc, BucketAddressing};
 
 use crate::error::{ErrorKind, Location};
-use crate::model::Metadata;
+use crate::listeners::namespace_of;
+use crate::model::{BackendRef, Metadata, VhBackend};
 use crate::resolve::Ctx;
 
 /// The API group of the `Bucket` kind an HTTPRoute backendRef may name.
@@ -144,7 +145,10 @@ pub fn resolve(
     };
     // The router checks the rest; report its error here, at the input's field path.
     if let Err(e) = CompiledBucket::compile(field, &backend) {
-        let field = e.path.replace(".cluster", ".name").replace(".host", ".endpoint");
+        let field = e
+            .path
+            .replace(".cluster", ".name")
+            .replace(".host", ".endpoint");
         cx.fail(at, field, ErrorKind::Invalid(e.kind.to_string()));
         return None;
     }
@@ -173,6 +177,115 @@ pub fn resolve(
         }
     }
     Some(backend)
+}
+
+/// The seed's `backend:` of an HTTP rule: a service (`service`, `servicePort`) or a
+/// `bucket`. `None` when it is invalid (reported).
+pub fn seed_backend(
+    cx: &mut Ctx<'_>,
+    at: &Location,
+    field: &str,
+    b: &VhBackend,
+) -> Option<(Option<fc::Backend>, Option<fc::BucketBackend>)> {
+    match (&b.bucket, b.service.is_empty()) {
+        (Some(spec), true) if b.service_port.is_none() => {
+            let bucket = resolve(cx, at, &format!("{field}.bucket"), spec)?;
+            Some((None, Some(bucket)))
+        }
+        (Some(_), _) => {
+            cx.fail(
+                at,
+                field.to_string(),
+                ErrorKind::Invalid("a backend is either a service or a bucket".into()),
+            );
+            None
+        }
+        (None, _) => {
+            let backend = cx.backend(
+                at,
+                field,
+                "service",
+                &b.service,
+                b.service_port.as_ref(),
+                1,
+                "servicePort",
+            )?;
+            Some((Some(backend), None))
+        }
+    }
+}
+
+/// Whether an HTTPRoute backendRef names a `Bucket`.
+pub fn is_bucket_ref(b: &BackendRef) -> bool {
+    b.group.as_deref() == Some(BUCKET_GROUP) && b.kind.as_deref() == Some(BUCKET_KIND)
+}
+
+/// Resolves a backendRef to a `Bucket`, or gives the ResolvedRefs reason it fails with. A
+/// bucket is a rule's only backendRef: the router sends the whole rule there.
+pub fn backend_ref(
+    cx: &mut Ctx<'_>,
+    field: &str,
+    route_ns: &str,
+    b: &BackendRef,
+    refs_in_rule: usize,
+) -> Result<fc::BucketBackend, (&'static str, String, String)> {
+    if refs_in_rule != 1 {
+        return Err((
+            "InvalidKind",
+            field.to_string(),
+            "a Bucket must be the rule's only backendRef (its requests are not split)".into(),
+        ));
+    }
+    if !b.filters.is_empty() {
+        return Err((
+            "InvalidKind",
+            format!("{field}.filters"),
+            "a Bucket backendRef takes no filters; put them on the rule".into(),
+        ));
+    }
+    let inputs = cx.inputs;
+    let ns = namespace_of(b.namespace.as_deref().or(Some(route_ns))).to_string();
+    if ns != route_ns
+        && !crate::namespaces::granted(
+            inputs,
+            route_ns,
+            "HTTPRoute",
+            &ns,
+            BUCKET_GROUP,
+            BUCKET_KIND,
+            &b.name,
+        )
+    {
+        return Err((
+            "RefNotPermitted",
+            format!("{field}.namespace"),
+            format!(
+                "a backendRef to namespace {ns} needs a ReferenceGrant there from HTTPRoutes in {route_ns}"
+            ),
+        ));
+    }
+    let Some(found) = inputs.buckets.iter().find(|o| {
+        o.value.metadata.name == b.name && namespace_of(o.value.metadata.namespace.as_deref()) == ns
+    }) else {
+        return Err((
+            "BackendNotFound",
+            format!("{field}.name"),
+            format!("no Bucket named {ns}/{}", b.name),
+        ));
+    };
+    // Errors in the Bucket itself are the Bucket document's, reported there.
+    let before = cx.errors.len();
+    resolve(cx, &found.at, "spec", &found.value.spec).ok_or_else(|| {
+        let why = cx
+            .errors
+            .get(before)
+            .map_or_else(String::new, |e| e.kind.to_string());
+        (
+            "BackendNotFound",
+            format!("{field}.name"),
+            format!("Bucket {ns}/{} is invalid: {why}", b.name),
+        )
+    })
 }
 
 /// The Envoy clusters of the buckets.
@@ -222,12 +335,20 @@ pub fn clusters(buckets: &BucketClusters) -> Vec<Value> {
 /// Envoy's SigV4 filter, as an upstream filter: it runs after the router, on the request
 /// the store will receive. The payload is not hashed (a bucket backend only reads).
 fn signing_filter(region: &str, s: &Signing) -> Value {
+    // Only the source named here: without `custom_credential_provider_chain` Envoy also
+    // walks its default chain (instance metadata included) on every refresh.
     let provider = match &s.credentials_file {
-        Some(file) => json!({"credentials_file_provider": {
-            "credentials_data_source": {"filename": file},
-            "profile": s.profile.as_deref().unwrap_or("default")
-        }}),
-        None => json!({"environment_credential_provider": {}}),
+        Some(file) => json!({
+            "custom_credential_provider_chain": true,
+            "credentials_file_provider": {
+                "credentials_data_source": {"filename": file},
+                "profile": s.profile.as_deref().unwrap_or("default")
+            }
+        }),
+        None => json!({
+            "custom_credential_provider_chain": true,
+            "environment_credential_provider": {}
+        }),
     };
     json!({
         "name": "envoy.filters.http.aws_request_signing",
@@ -268,7 +389,10 @@ mod tests {
     fn endpoints_are_scheme_host_and_optional_port() {
         let cases = [
             ("http://127.0.0.1:9000", Some((false, "127.0.0.1", 9000))),
-            ("https://s3.us-east-1.amazonaws.com", Some((true, "s3.us-east-1.amazonaws.com", 443))),
+            (
+                "https://s3.us-east-1.amazonaws.com",
+                Some((true, "s3.us-east-1.amazonaws.com", 443)),
+            ),
             ("http://Store.Local/", Some((false, "store.local", 80))),
             ("ftp://x", None),
             ("http://", None),
@@ -278,11 +402,7 @@ mod tests {
         ];
         for (input, want) in cases {
             let got = parse_endpoint(input);
-            assert_eq!(
-                got,
-                want.map(|(t, h, p)| (t, h.to_string(), p)),
-                "{input}"
-            );
+            assert_eq!(got, want.map(|(t, h, p)| (t, h.to_string(), p)), "{input}");
         }
     }
 
@@ -325,6 +445,9 @@ mod tests {
         assert_eq!(out[0]["type"], "STATIC");
         assert!(out[1].get("typed_extension_protocol_options").is_none());
         assert_eq!(out[1]["type"], "STRICT_DNS");
-        assert_eq!(out[1]["transport_socket"]["typed_config"]["sni"], "s3.example.com");
+        assert_eq!(
+            out[1]["transport_socket"]["typed_config"]["sni"],
+            "s3.example.com"
+        );
     }
 }

@@ -40,6 +40,8 @@ pub struct Ctx<'a> {
     pub rule_policies: crate::gateway_filters::Policies,
     /// `--strict`: a fault Gateway API scopes to a route is an error, not a status.
     pub strict: bool,
+    /// The Envoy clusters of storage buckets in use, by cluster name.
+    pub buckets: crate::buckets::BucketClusters,
 }
 
 /// The annotation that turns on the balancer's active health checks for a multi-cluster
@@ -58,6 +60,7 @@ impl<'a> Ctx<'a> {
             cluster_policy: BTreeMap::new(),
             rule_policies: Default::default(),
             strict: false,
+            buckets: Default::default(),
         };
         cx.index_mcs();
         cx.index_policies();
