@@ -16,6 +16,7 @@ use wasmgate_core::bucket::CompiledBucket;
 use wasmgate_core::config::{self as fc, BucketAddressing};
 
 use crate::error::{ErrorKind, Location};
+use crate::istio::IstioOptions;
 use crate::listeners::namespace_of;
 use crate::model::{BackendRef, Metadata, VhBackend};
 use crate::resolve::Ctx;
@@ -80,6 +81,9 @@ pub struct BucketCluster {
     pub region: String,
     pub signing: Option<Signing>,
 }
+
+/// The CA bundle an `https://` endpoint's certificate is checked against (Debian's path).
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Bucket clusters by Envoy cluster name.
 pub type BucketClusters = BTreeMap<String, BucketCluster>;
@@ -311,7 +315,15 @@ pub fn clusters(buckets: &BucketClusters) -> Vec<Value> {
                     "name": "envoy.transport_sockets.tls",
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                        "sni": b.host
+                        "sni": b.host,
+                        // The store's certificate must chain to the system's CAs and name
+                        // the endpoint: signed requests never go to an impostor.
+                        "common_tls_context": {"validation_context": {
+                            "trusted_ca": {"filename": SYSTEM_CA_BUNDLE},
+                            "match_typed_subject_alt_names": [
+                                {"san_type": "DNS", "matcher": {"exact": b.host}}
+                            ]
+                        }}
                     }
                 });
             }
@@ -379,6 +391,103 @@ pub fn add_clusters(bootstrap: &mut Value, buckets: &BucketClusters) {
     {
         list.extend(clusters(buckets));
     }
+}
+
+/// Istio's name of a bucket's cluster: `outbound|PORT||HOST` of its ServiceEntry.
+fn istio_cluster(b: &BucketCluster) -> String {
+    format!("outbound|{}||{}", b.port, b.host)
+}
+
+/// Istio's side of the buckets: a ServiceEntry per store endpoint (with a DestinationRule
+/// originating TLS for `https://`), the signing filter patched onto a private bucket's
+/// cluster, and the router's bucket clusters renamed to Istio's. The ServiceEntries go
+/// first (apply order); `docs` are the manifests `istio::manifests` made.
+pub fn add_istio(docs: &mut Vec<Value>, buckets: &BucketClusters, o: &IstioOptions) {
+    if buckets.is_empty() {
+        return;
+    }
+    let names: BTreeMap<&str, String> = buckets
+        .iter()
+        .map(|(name, b)| (name.as_str(), istio_cluster(b)))
+        .collect();
+    for doc in docs.iter_mut() {
+        if doc["kind"] == "WasmPlugin" {
+            if let Some(routes) = doc
+                .pointer_mut("/spec/pluginConfig/routes")
+                .and_then(Value::as_array_mut)
+            {
+                let rules = routes
+                    .iter_mut()
+                    .filter_map(|r| r.pointer_mut("/http/rules").and_then(Value::as_array_mut))
+                    .flatten();
+                for rule in rules {
+                    let cluster = rule.pointer_mut("/bucket/cluster");
+                    if let Some(c) = cluster {
+                        if let Some(new) = c.as_str().and_then(|n| names.get(n)) {
+                            *c = Value::String(new.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (name, b) in buckets {
+        let is_ip = b.host.parse::<std::net::IpAddr>().is_ok();
+        let mut entry = json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "ServiceEntry",
+            "metadata": {"name": format!("wasmgate-{}", name.replace('_', "-")), "namespace": o.namespace},
+            "spec": {
+                "hosts": [b.host],
+                "location": "MESH_EXTERNAL",
+                "resolution": if is_ip { "STATIC" } else { "DNS" },
+                // HTTP to the gateway's Envoy, so its router and the signing filter see
+                // requests; TLS, when the endpoint has it, is originated below.
+                "ports": [{"number": b.port, "name": "http", "protocol": "HTTP"}]
+            }
+        });
+        if is_ip {
+            entry["spec"]["endpoints"] = json!([{"address": b.host}]);
+        }
+        out.push(entry);
+        if b.tls {
+            out.push(json!({
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "metadata": {"name": format!("wasmgate-{}", name.replace('_', "-")), "namespace": o.namespace},
+                "spec": {
+                    "host": b.host,
+                    "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": b.host}}
+                }
+            }));
+        }
+        if let Some(s) = &b.signing {
+            out.push(json!({
+                "apiVersion": "networking.istio.io/v1alpha3",
+                "kind": "EnvoyFilter",
+                "metadata": {"name": format!("wasmgate-{}-signing", name.replace('_', "-")), "namespace": o.namespace},
+                "spec": {
+                    "workloadSelector": {"labels": o.selector},
+                    "configPatches": [{
+                        "applyTo": "CLUSTER",
+                        "match": {"context": "GATEWAY", "cluster": {"service": b.host, "portNumber": b.port}},
+                        "patch": {"operation": "MERGE", "value": {"typed_extension_protocol_options": {
+                            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                                "http_filters": [signing_filter(&b.region, s), {
+                                    "name": "envoy.filters.http.upstream_codec",
+                                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"}
+                                }]
+                            }
+                        }}}
+                    }]
+                }
+            }));
+        }
+    }
+    out.append(docs);
+    *docs = out;
 }
 
 #[cfg(test)]

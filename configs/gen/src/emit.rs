@@ -262,7 +262,8 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
     crate::buckets::add_clusters(&mut envoy, &cx.buckets);
     let (envoy_native, native_gaps) =
         envoy::native_bootstrap(balancer.as_ref(), &cx.clusters, &layout);
-    let istio = istio::manifests(&router, balancer.as_ref(), &cx.clusters, &opts.istio);
+    let mut istio = istio::manifests(&router, balancer.as_ref(), &cx.clusters, &opts.istio);
+    crate::buckets::add_istio(&mut istio, &cx.buckets, &opts.istio);
     Ok(Output {
         router,
         listeners,
