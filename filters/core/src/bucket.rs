@@ -261,14 +261,13 @@ fn percent_decode(s: &[u8]) -> Result<Vec<u8>, KeyRefusal> {
 
 /// SigV4's URI encoding of an S3 key: unreserved bytes and `/` as they are, the rest `%XX`.
 fn encode_key(key: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    use std::fmt::Write;
     for &b in key.as_bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
             out.push(char::from(b));
         } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+            // Writing to a String cannot fail.
+            let _ = write!(out, "%{b:02X}");
         }
     }
 }
