@@ -44,6 +44,15 @@ spec:
                 addressing: virtualHosted
                 region: eu-west-1
                 signing: {{credentialsFile: {creds}, profile: wasmgate}}
+    - http:
+        host: env.test
+        rules:
+          - path: /
+            backend:
+              bucket:
+                name: vault-env
+                endpoint: {private}
+                signing: {{}}
 "#,
         public = public.endpoint(),
         private = private.endpoint(),
@@ -93,6 +102,13 @@ fn buckets_serve_objects_read_only_through_envoy_with_signing_for_the_private_on
     private
         .put("vault", "index.html", INDEX.as_bytes())
         .unwrap();
+    private
+        .put("vault-env", "report.txt", REPORT.as_bytes())
+        .unwrap();
+    // `signing: {}` reads Envoy's environment, which Envoy inherits from this process (the
+    // only test in this binary, so no other test sees these).
+    std::env::set_var("AWS_ACCESS_KEY_ID", ACCESS_KEY);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
 
     let scratch = Scratch::new("bucket-inputs").unwrap();
     let creds = scratch
@@ -217,6 +233,15 @@ fn buckets_serve_objects_read_only_through_envoy_with_signing_for_the_private_on
             ..get(
                 "a client's own authorization never reaches the store",
                 "private.test",
+                "/report.txt",
+                200,
+            )
+        },
+        Case {
+            body: Some(REPORT),
+            ..get(
+                "a private bucket is signed with credentials from Envoy's environment",
+                "env.test",
                 "/report.txt",
                 200,
             )
