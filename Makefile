@@ -16,9 +16,9 @@ AS_DIR := tests/sdk-as
 AS_STAMP := $(AS_DIR)/node_modules/.installed
 AS_WASM := target/sdk-as/as_probe.wasm
 
-.PHONY: setup build demo test bench bench-setup fuzz lint clean wasm-target envoy as-sdk grpc cargo-fuzz
+.PHONY: setup build demo test bench bench-setup fuzz lint clean wasm-target envoy as-sdk grpc cargo-fuzz s3-store
 
-setup: wasm-target envoy as-sdk grpc
+setup: wasm-target envoy as-sdk grpc s3-store
 
 wasm-target:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
@@ -37,6 +37,18 @@ GRPCIO_VERSION := 1.85.1
 grpc: $(ENVOY)
 	@$(VENV)/bin/python -c 'import grpc' 2>/dev/null || \
 	  $(VENV)/bin/pip install --quiet --disable-pip-version-check grpcio==$(GRPCIO_VERSION)
+
+# A real S3-compatible store for the bucket tests: s3s-fs (objects as files, SigV4 checked
+# when started with keys), built once into a git-ignored folder. 0.14.1 is the newest
+# release this toolchain (1.95) can build.
+S3S_FS := tests/.tools/bin/s3s-fs
+S3S_FS_VERSION := 0.14.1
+
+s3-store: $(S3S_FS)
+
+$(S3S_FS):
+	cargo install --locked --quiet --root tests/.tools --version $(S3S_FS_VERSION) \
+	  --features binary s3s-fs
 
 as-sdk: $(AS_STAMP)
 
@@ -111,4 +123,4 @@ lint: wasm-target
 
 clean:
 	cargo clean
-	rm -rf $(VENV) out $(AS_DIR)/node_modules
+	rm -rf $(VENV) out $(AS_DIR)/node_modules tests/.tools

@@ -18,6 +18,7 @@ pub mod mc;
 pub mod paths;
 pub mod router_cases;
 pub mod routesets;
+pub mod s3store;
 pub mod scratch;
 
 pub use backend::{Backend, TcpBackend};

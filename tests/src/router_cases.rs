@@ -33,6 +33,12 @@ pub fn clusters_of(config: &RouterConfig) -> BTreeSet<String> {
                     .unwrap_or_else(|| default_cluster_name(&b.service, b.port)),
             );
         }
+        let buckets = r
+            .http
+            .iter()
+            .flat_map(|h| &h.rules)
+            .flat_map(|rule| &rule.bucket);
+        out.extend(buckets.map(|b| b.cluster.clone()));
     }
     out.insert(PASS_THROUGH.to_string());
     out

@@ -265,15 +265,17 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
         &layout,
     );
     gateway_filters::add_policy_routes(&mut envoy, &cx.rule_policies, &router.policy_header);
+    crate::buckets::add_clusters(&mut envoy, &cx.buckets);
     let (envoy_native, native_gaps) =
         envoy::native_bootstrap(balancer.as_ref(), &cx.clusters, &layout);
-    let istio = istio::manifests(
+    let mut istio = istio::manifests(
         &listeners,
         balancer.as_ref(),
         &cx.clusters,
         &cx.cluster_namespaces,
         &opts.istio,
     );
+    crate::buckets::add_istio(&mut istio, &cx.buckets, &opts.istio);
     Ok(Output {
         router,
         listeners,

@@ -566,6 +566,11 @@ fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Resu
         .iter()
         .chain(&rule.backends)
         .any(|b| b.request_headers.is_some() || b.response_headers.is_some());
+    if rule.bucket.is_some() {
+        // Key mapping, index and fallback documents, 405 and the 404 for a missing key are
+        // the router's work; Envoy's routes alone cannot do them.
+        return Err("storage buckets are served by the router only".into());
+    }
     if rule.cors.is_some() || rule.policy.is_some() || backend_edits {
         return Err(
             "CORS, backend header edits, timeouts, retries and mirrors are not translated natively"

@@ -3,6 +3,7 @@
 //! API's ServiceImport, Services and a cluster inventory); filter JSON, Envoy config and Istio
 //! manifests out.
 
+pub mod buckets;
 pub mod change;
 pub mod emit;
 pub mod envoy;

@@ -30,6 +30,8 @@ pub struct Inputs {
     pub namespaces: Vec<Sourced<Namespace>>,
     pub reference_grants: Vec<Sourced<ReferenceGrant>>,
     pub endpoint_slices: Vec<Sourced<EndpointSlice>>,
+    /// Storage buckets (kind `Bucket`, group `wasmgate.io`) HTTPRoute backendRefs may name.
+    pub buckets: Vec<Sourced<crate::buckets::Bucket>>,
     /// Documents read and left aside (kinds that do not affect routing), one line each.
     pub notes: Vec<String>,
 }
@@ -201,6 +203,7 @@ fn load_value(
             "HTTPRoute" => push(&mut inputs.http_routes, at, value, errors),
             "ServiceImport" => push(&mut inputs.service_imports, at, value, errors),
             "DestinationRule" => push(&mut inputs.destination_rules, at, value, errors),
+            "Bucket" => push(&mut inputs.buckets, at, value, errors),
             _ => errors.push(GenError {
                 at,
                 kind: ErrorKind::UnknownKind(kind),

@@ -189,8 +189,14 @@ pub struct VhHttpRule {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VhBackend {
+    /// The service; empty for a bucket.
+    #[serde(default)]
     pub service: String,
-    pub service_port: PortRef,
+    #[serde(default)]
+    pub service_port: Option<PortRef>,
+    /// A storage bucket instead of a service (HTTP rules only).
+    #[serde(default)]
+    pub bucket: Option<crate::buckets::BucketSpec>,
 }
 
 /// The seed's StatusCode action: a bare code, or a code with a body.

@@ -45,6 +45,8 @@ pub struct Ctx<'a> {
     pub cluster_namespaces: BTreeMap<String, String>,
     /// Each input Gateway's status, in input order (filled by `listeners`).
     pub gateway_status: Vec<crate::status::GatewayStatus>,
+    /// The Envoy clusters of storage buckets in use, by cluster name.
+    pub buckets: crate::buckets::BucketClusters,
 }
 
 /// The annotation that turns on the balancer's active health checks for a multi-cluster
@@ -65,6 +67,7 @@ impl<'a> Ctx<'a> {
             strict: false,
             cluster_namespaces: BTreeMap::new(),
             gateway_status: Vec::new(),
+            buckets: Default::default(),
         };
         cx.index_mcs();
         cx.index_policies();

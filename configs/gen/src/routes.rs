@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use wasmgate_core::config::{self as fc, PathModifier, PathModifierKind};
 
+use crate::buckets;
 use crate::error::{ErrorKind, Location};
 use crate::gateway_filters;
 use crate::listeners::{covers, namespace_of, HttpListenerSet};
@@ -100,24 +101,19 @@ fn virtual_host(
                 let mut rules = Vec::new();
                 for (ui, rule) in http.rules.iter().enumerate() {
                     let field = format!("{base}.http.rules[{ui}]");
-                    let backend = rule.backend.as_ref().and_then(|b| {
-                        cx.backend(
-                            at,
-                            &format!("{field}.backend"),
-                            "service",
-                            &b.service,
-                            None,
-                            Some(&b.service_port),
-                            1,
-                            "servicePort",
-                        )
-                    });
-                    if rule.backend.is_some() && backend.is_none() {
-                        continue;
-                    }
+                    let (backend, bucket) = match &rule.backend {
+                        Some(b) => {
+                            match buckets::seed_backend(cx, at, &format!("{field}.backend"), b) {
+                                Some(pair) => pair,
+                                None => continue,
+                            }
+                        }
+                        None => (None, None),
+                    };
                     rules.push(fc::HttpRule {
                         path: rule.path.clone(),
                         backend,
+                        bucket,
                         status_code: rule.status_code.as_ref().map(|s| fc::StatusCodeAction {
                             code: s.code,
                             body: s.body.clone(),
@@ -133,13 +129,21 @@ fn virtual_host(
                 for (ui, rule) in tcp.rules.iter().enumerate() {
                     let field = format!("{base}.tcp.rules[{ui}].backend");
                     let b = &rule.backend;
+                    if b.bucket.is_some() {
+                        cx.fail(
+                            at,
+                            format!("{field}.bucket"),
+                            ErrorKind::Invalid("a bucket serves HTTP only".into()),
+                        );
+                        continue;
+                    }
                     if let Some(backend) = cx.backend(
                         at,
                         &field,
                         "service",
                         &b.service,
                         None,
-                        Some(&b.service_port),
+                        b.service_port.as_ref(),
                         1,
                         "servicePort",
                     ) {
@@ -605,6 +609,18 @@ fn http_rule(
     for (bi, b) in rule.backend_refs.iter().enumerate() {
         let field = format!("{base}.backendRefs[{bi}]");
         let weight = b.weight.unwrap_or(1);
+        if buckets::is_bucket_ref(b) {
+            match buckets::backend_ref(cx, &field, route_ns, b, rule.backend_refs.len()) {
+                Ok(bucket) => out.bucket = Some(bucket),
+                Err(why) => {
+                    cx.route_fault(at, &why.1, why.2.clone());
+                    if unresolved.is_none() {
+                        *unresolved = Some(why);
+                    }
+                }
+            }
+            continue;
+        }
         match backend_ref(cx, at, &field, route_ns, b, weight) {
             Ok(mut backend) => {
                 if gateway_filters::backend_filters(cx, at, &field, &b.filters, &mut backend) {
@@ -621,7 +637,7 @@ fn http_rule(
         }
     }
     out.policy = gateway_filters::rule_policy(cx, at, &base, route_ns, rule);
-    if out.redirect.is_none() && out.backends.is_empty() {
+    if out.redirect.is_none() && out.backends.is_empty() && out.bucket.is_none() {
         // Gateway API: a rule with nowhere valid to send its requests answers 500.
         out.status_code = Some(fc::StatusCodeAction {
             code: 500,

@@ -108,7 +108,7 @@ fn examples_dir() -> PathBuf {
 fn generated_istio_manifests_fit_the_istio_crds() {
     let mut problems = Vec::new();
     let mut checked = 0;
-    for ex in ["seed-multicluster", "gateway-api", "seed"] {
+    for ex in ["seed-multicluster", "gateway-api", "seed", "buckets"] {
         let inputs = wasmgate_gen::load(&[examples_dir().join(ex)]).unwrap();
         let out = wasmgate_gen::generate(&inputs, &wasmgate_gen::Options::default()).unwrap();
         for doc in &out.istio {

@@ -212,6 +212,41 @@ fn each_error_names_file_document_and_field() {
             vec![("vhost.yaml", vhost("          - {path: nope, statusCode: {code: 404}}\n"))],
             "generated filter config is invalid: router: routes[0].http.rules[0].path: invalid path",
         ),
+        (
+            "a bucket endpoint that is not a URL",
+            vec![("vhost.yaml", vhost("          - {path: /, backend: {bucket: {name: site, endpoint: \"s3.example.com\"}}}\n"))],
+            "vhost.yaml: document 2 (VirtualHost foo): spec.routes[0].http.rules[0].backend.bucket.endpoint: endpoint \"s3.example.com\": expected http://host[:port] or https://host[:port]",
+        ),
+        (
+            "a bucket name S3 would refuse",
+            vec![("vhost.yaml", vhost("          - {path: /, backend: {bucket: {name: My_Site, endpoint: \"http://127.0.0.1:9000\"}}}\n"))],
+            "vhost.yaml: document 2 (VirtualHost foo): spec.routes[0].http.rules[0].backend.bucket.name: invalid name",
+        ),
+        (
+            "a bucket and a service in one backend",
+            vec![("vhost.yaml", vhost("          - {path: /, backend: {service: other, servicePort: 1, bucket: {name: site, endpoint: \"http://127.0.0.1:9000\"}}}\n"))],
+            "vhost.yaml: document 2 (VirtualHost foo): spec.routes[0].http.rules[0].backend: a backend is either a service or a bucket",
+        ),
+        (
+            "one bucket with two endpoints",
+            vec![("vhost.yaml", vhost("          - {path: /a, backend: {bucket: {name: site, endpoint: \"http://127.0.0.1:9000\"}}}\n          - {path: /b, backend: {bucket: {name: site, endpoint: \"http://127.0.0.1:9001\"}}}\n"))],
+            "spec.routes[0].http.rules[1].backend.bucket: bucket \"site\" is already defined with another endpoint, region or signing",
+        ),
+        (
+            "an HTTPRoute naming a Bucket that does not exist",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - backendRefs: [{group: wasmgate.io, kind: Bucket, name: nope}]\n".to_string())],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].backendRefs[0].name: no Bucket named default/nope",
+        ),
+        (
+            "an HTTPRoute naming a Bucket in another namespace without a grant",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - backendRefs: [{group: wasmgate.io, kind: Bucket, name: b, namespace: media}]\n---\nkind: Bucket\nmetadata: {name: b, namespace: media}\nspec: {name: site, endpoint: \"http://127.0.0.1:9000\"}\n".to_string())],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].backendRefs[0].namespace: a backendRef to namespace media needs a ReferenceGrant there from HTTPRoutes in default",
+        ),
+        (
+            "a Bucket split with a Service",
+            vec![("r.yaml", "kind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - backendRefs: [{group: wasmgate.io, kind: Bucket, name: b}, {name: foo-app, port: 80}]\n---\nkind: Bucket\nmetadata: {name: b}\nspec: {name: site, endpoint: \"http://127.0.0.1:9000\"}\n".to_string()), ("base.yaml", format!("{SERVICE}---\n{INVENTORY}"))],
+            "r.yaml: document 1 (HTTPRoute r): spec.rules[0].backendRefs[0]: a Bucket must be the rule's only backendRef",
+        ),
     ];
     let mut failures = Vec::new();
     for (i, (name, files, want)) in cases.iter().enumerate() {

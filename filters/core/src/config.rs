@@ -187,6 +187,10 @@ pub struct HttpRule {
     /// cannot (the generator writes both sides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// A storage bucket the rule serves objects from, read-only (see [`BucketBackend`]).
+    /// Exclusive with the other actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<BucketBackend>,
     /// The weight of the rule's backends that could not be resolved (Gateway API: that share
     /// of the rule's requests answers 500, the rest go to `backends`).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -302,6 +306,54 @@ pub struct Backend {
     /// Response header edits applied only when this backend is picked, after the rule's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_headers: Option<HeaderModifier>,
+}
+
+/// An S3-compatible bucket served read-only: the router turns the request path into an
+/// object key under `prefix`, steers the request to `cluster` with the store's `:authority`,
+/// and maps the store's 403/404 for a missing key to 404. Signing (for a private bucket) is
+/// the proxy's job on that cluster: no credential ever appears here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BucketBackend {
+    /// The bucket's name (DNS-compatible: 3-63 of `a-z 0-9 . -`).
+    pub name: String,
+    /// The Envoy cluster that reaches the store's endpoint.
+    pub cluster: String,
+    /// The endpoint's `host[:port]`, as the store expects it in `:authority` (and as the
+    /// signature covers it). Virtual-hosted addressing puts `<name>.` in front.
+    pub host: String,
+    #[serde(default, skip_serializing_if = "BucketAddressing::is_default")]
+    pub addressing: BucketAddressing,
+    /// A folder inside the bucket every key is under (`site/`); a missing trailing `/` is
+    /// added. Requests can never name a key outside it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    /// The object served for a path ending in `/`; default `index.html`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_document: Option<String>,
+    /// Single-page-app fallback: a path whose last segment has no `.` (no file extension,
+    /// e.g. `/users/42`) is served this object (under `prefix`) instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spa_fallback: Option<String>,
+    /// Body of the 404 answered when the store has no such key (its 403 or 404).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_found_body: Option<String>,
+}
+
+/// How a bucket is addressed: `/<bucket>/<key>` on the endpoint, or `/<key>` on
+/// `<bucket>.<endpoint>`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BucketAddressing {
+    #[default]
+    Path,
+    VirtualHosted,
+}
+
+impl BucketAddressing {
+    fn is_default(&self) -> bool {
+        *self == BucketAddressing::Path
+    }
 }
 
 /// The seed's StatusCode action: a local reply.

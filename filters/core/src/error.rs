@@ -79,11 +79,13 @@ impl fmt::Display for ConfigErrorKind {
             RouteKind => write!(f, "a route needs exactly one of `http` or `tcp`"),
             ActionCount(0) => write!(
                 f,
-                "a rule needs an action: `backend`, `backends`, `statusCode` or `redirect`"
+                "a rule needs an action: `backend`, `backends`, `bucket`, `statusCode` or \
+                 `redirect`"
             ),
             ActionCount(n) => write!(
                 f,
-                "a rule takes one action of `backend(s)`, `statusCode`, `redirect`; found {n}"
+                "a rule takes one action of `backend(s)`, `bucket`, `statusCode`, `redirect`; \
+                 found {n}"
             ),
             Exclusive(a, b) => write!(f, "`{a}` and `{b}` cannot be used together"),
             ModifierWithoutBackend(m) => write!(f, "`{m}` applies only to backend actions"),

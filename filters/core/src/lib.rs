@@ -13,6 +13,7 @@
     )
 )]
 
+pub mod bucket;
 pub mod config;
 pub mod cors;
 pub mod effects;

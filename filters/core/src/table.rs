@@ -13,6 +13,7 @@ use crate::seeded_hash::SeededHashMap;
 
 use regex_lite::Regex;
 
+use crate::bucket::{CompiledBucket, BUCKET_ALLOW};
 use crate::config::*;
 use crate::cors::{is_preflight, CompiledCors, CORS_REQUEST_HEADERS};
 use crate::error::{quote, ConfigError, ConfigErrorKind as K};
@@ -65,6 +66,9 @@ pub struct Forward<'t> {
     pub backend_headers: Option<Box<BackendEdits<'t>>>,
     /// The value of the policy header (the rule's `policy`); `None` removes the header.
     pub policy: Option<&'t str>,
+    /// Sent to a storage bucket: the body of the 404 that replaces the store's 403/404 for a
+    /// missing key (see [`crate::bucket::is_missing_key`]).
+    pub bucket_not_found: Option<&'t str>,
 }
 
 /// A local reply: the seed's status-code action, a redirect, or an error the router defines
@@ -231,6 +235,8 @@ struct ForwardAction {
     backend_edits: Vec<(CompiledEdits, CompiledEdits)>,
     cors: Option<CompiledCors>,
     policy: Option<String>,
+    /// A bucket rule: the only target is the bucket's cluster, and the path becomes a key.
+    bucket: Option<CompiledBucket>,
 }
 
 #[derive(Debug)]
@@ -545,6 +551,7 @@ impl RouteTable {
                     backend_edits,
                     cors,
                     policy,
+                    bucket,
                 } = &**forward;
                 if let Some(c) = cors.as_ref().filter(|_| is_preflight(req)) {
                     // Answered here and never forwarded, allowed origin or not.
@@ -555,6 +562,34 @@ impl RouteTable {
                         headers: c.preflight_headers(req),
                         body: "",
                     });
+                }
+                let mut object_path = None;
+                if let Some(b) = bucket {
+                    if req.method != b"GET" && req.method != b"HEAD" {
+                        return Outcome::Reply(Reply {
+                            rule: at,
+                            status: 405,
+                            redirect: false,
+                            headers: vec![("allow", Cow::Borrowed(BUCKET_ALLOW))],
+                            body: "a bucket serves GET and HEAD only\n",
+                        });
+                    }
+                    let rewritten = edit
+                        .as_ref()
+                        .map(|e| rewrite_path(Some(e), cand, caps, path, None));
+                    let asked = rewritten.as_ref().map_or(path, |p| p.as_bytes());
+                    match b.object_path(asked) {
+                        Ok(p) => object_path = Some(p),
+                        Err(refusal) => {
+                            return Outcome::Reply(Reply {
+                                rule: at,
+                                status: 400,
+                                redirect: false,
+                                headers: Vec::new(),
+                                body: refusal.body(),
+                            })
+                        }
+                    }
                 }
                 match backends.pick(rng) {
                     Picked::Nothing => Outcome::Reply(Reply {
@@ -576,27 +611,46 @@ impl RouteTable {
                         if let Some(c) = cors {
                             response_headers.set.extend(c.response_headers(req));
                         }
-                        let backend_headers = backend_edits
-                            .get(i)
-                            .filter(|(rq, rs)| !rq.is_empty() || !rs.is_empty())
-                            .map(|(rq, rs)| {
-                                Box::new(BackendEdits {
-                                    request: rq.render(caps),
-                                    response: rs.render(caps),
-                                })
-                            });
+                        let backend_headers = match bucket {
+                            // The client's credentials never reach the store.
+                            Some(b) => Some(Box::new(BackendEdits {
+                                request: HeaderEdits {
+                                    remove: &b.request_strip,
+                                    ..HeaderEdits::default()
+                                },
+                                response: HeaderEdits {
+                                    remove: &b.response_strip,
+                                    ..HeaderEdits::default()
+                                },
+                            })),
+                            None => backend_edits
+                                .get(i)
+                                .filter(|(rq, rs)| !rq.is_empty() || !rs.is_empty())
+                                .map(|(rq, rs)| {
+                                    Box::new(BackendEdits {
+                                        request: rq.render(caps),
+                                        response: rs.render(caps),
+                                    })
+                                }),
+                        };
+                        let authority = match bucket {
+                            Some(b) => Some(Cow::Borrowed(b.authority.as_str())),
+                            None => authority.as_ref().map(|t| t.render(caps)),
+                        };
                         Outcome::Forward(Forward {
                             rule: rule.at,
                             service,
                             cluster,
-                            authority: authority.as_ref().map(|t| t.render(caps)),
-                            path: edit
-                                .as_ref()
-                                .map(|e| rewrite_path(Some(e), cand, caps, path, query)),
+                            authority,
+                            path: object_path.or_else(|| {
+                                edit.as_ref()
+                                    .map(|e| rewrite_path(Some(e), cand, caps, path, query))
+                            }),
                             request_headers: request.render(caps),
                             response_headers,
                             backend_headers,
                             policy: policy.as_deref(),
+                            bucket_not_found: bucket.as_ref().map(|b| b.not_found_body.as_str()),
                         })
                     }
                 }
@@ -983,8 +1037,10 @@ impl Compiler {
             })
         };
 
-        let has_backend = rule.backend.is_some() || !rule.backends.is_empty();
-        let actions = usize::from(has_backend)
+        let has_services = rule.backend.is_some() || !rule.backends.is_empty();
+        let has_backend = has_services || rule.bucket.is_some();
+        let actions = usize::from(has_services)
+            + usize::from(rule.bucket.is_some())
             + usize::from(rule.status_code.is_some())
             + usize::from(rule.redirect.is_some());
         if actions != 1 {
@@ -1065,13 +1121,44 @@ impl Compiler {
                     .transpose()?,
             }
         } else {
-            let backends = compile_backends(
-                at,
-                rule.backend.as_ref(),
-                &rule.backends,
-                rule.unresolved_weight,
-                services,
-            )?;
+            let bucket = rule
+                .bucket
+                .as_ref()
+                .map(|b| CompiledBucket::compile(&format!("{at}.bucket"), b))
+                .transpose()?;
+            let backends = match &bucket {
+                Some(b) => {
+                    if rule
+                        .url_rewrite
+                        .as_ref()
+                        .is_some_and(|r| r.hostname.is_some())
+                    {
+                        // The store's host is what the signature and the store check.
+                        return Err(e(
+                            ".urlRewrite.hostname",
+                            K::Exclusive("bucket", "urlRewrite.hostname"),
+                        ));
+                    }
+                    if rule.unresolved_weight > 0 {
+                        return Err(e(
+                            ".unresolvedWeight",
+                            K::Exclusive("bucket", "unresolvedWeight"),
+                        ));
+                    }
+                    self.needs_method = true;
+                    CompiledBackends {
+                        targets: vec![(b.name.clone(), Some(b.cluster.clone()))],
+                        weights: WeightedSet::new([1]),
+                    }
+                }
+                None => compile_backends(
+                    at,
+                    rule.backend.as_ref(),
+                    &rule.backends,
+                    rule.unresolved_weight,
+                    services,
+                )?,
+            };
             let rewrite = rule.url_rewrite.as_ref();
             let authority = rewrite
                 .and_then(|r| r.hostname.as_ref())
@@ -1131,6 +1218,7 @@ impl Compiler {
                 backend_edits,
                 cors,
                 policy: rule.policy.clone(),
+                bucket,
             }))
         };
         // Response header edits on a local reply apply to that reply.

@@ -13,6 +13,7 @@ use wasmgate_core::{
     RouteTable, Step, TcpOutcome, XorShift,
 };
 
+use wasmgate_core::bucket::is_missing_key;
 use wasmgate_core::envoy::{set_filter_state_args, TCP_PROXY_CLUSTER};
 use wasmgate_core::observe::{self, RouteLabels};
 use wasmgate_core::RouterConfig;
@@ -114,6 +115,7 @@ impl RootContext for RouterRoot {
         Some(Box::new(RouterHttp {
             shared: self.shared.clone(),
             response_edits: Vec::new(),
+            bucket_not_found: None,
         }))
     }
 
@@ -193,6 +195,9 @@ struct RouterHttp {
     shared: Option<Rc<Shared>>,
     /// The rule's, then the picked backend's.
     response_edits: Vec<OwnedEdits>,
+    /// Sent to a bucket: the body of the 404 that replaces the store's answer for a missing
+    /// key (its 403 or 404, which names the bucket and key in XML).
+    bucket_not_found: Option<String>,
 }
 
 impl Context for RouterHttp {}
@@ -301,6 +306,7 @@ impl HttpContext for RouterHttp {
         let outcome = shared.with_rng(|rng| table.route(&req, rng));
         observe_outcome(&shared, &outcome);
         if let Outcome::Forward(f) = &outcome {
+            self.bucket_not_found = f.bucket_not_found.map(str::to_string);
             let backend = f.backend_headers.as_ref().map(|b| &b.response);
             for edits in std::iter::once(&f.response_headers).chain(backend) {
                 if !edits.is_empty() {
@@ -331,6 +337,21 @@ impl HttpContext for RouterHttp {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(body) = self.bucket_not_found.take() {
+            let status = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, ":status")
+                .ok()
+                .flatten()
+                .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
+            if status.is_some_and(is_missing_key) {
+                let headers = vec![("content-type", "text/plain; charset=utf-8")];
+                if let Err(status) =
+                    hostcalls::send_http_response(404, headers, Some(body.as_bytes()))
+                {
+                    warn!("wasmgate.router: cannot answer a missing key: {status:?}");
+                }
+                return Action::Pause;
+            }
+        }
         for edits in &self.response_edits {
             edits.apply(&mut HostHeaders(MapType::HttpResponseHeaders));
         }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use wasmgate_tests::deploy::{deploy, Member};
 use wasmgate_tests::live::{Live, Outcome, Route, State, Traffic};
 use wasmgate_tests::paths::examples;
-use wasmgate_tests::{get, Backend, TcpBackend};
+use wasmgate_tests::s3store::S3Store;
+use wasmgate_tests::{get, request, Backend, Scratch, TcpBackend};
 
 fn show_inputs(files: &[std::path::PathBuf]) {
     println!("generated from:");
@@ -27,16 +28,37 @@ fn row(request: &str, status: &str, outcome: &str) {
 }
 
 fn virtual_host() -> Result<(), Box<dyn std::error::Error>> {
-    println!("== The seed's VirtualHost: host/path rules, a TCP route, status codes");
+    println!(
+        "== The seed's VirtualHost: host/path rules, a TCP route, status codes, and a storage \
+         bucket beside them"
+    );
     let foo_app = Backend::start("foo-app")?;
     let tcp_app = TcpBackend::start("tcp-app")?;
+    // A real S3-compatible store (s3s-fs) on loopback holds the bucket's objects.
+    let store = S3Store::start("demo-store", None)?;
+    for (key, body) in [
+        ("site/index.html", "<h1>foo assets</h1>\n"),
+        ("site/app.js", "console.log('foo');\n"),
+    ] {
+        store.put("foo-assets", key, body.as_bytes())?;
+    }
     let seed = examples().join("seed");
-    let inputs = [
+    let bucket_example = examples().join("buckets/virtualhost.yaml");
+    let mut inputs = vec![
         seed.join("services.yaml"),
         seed.join("virtualhost.yaml"),
         seed.join("status-code.yaml"),
+        bucket_example.clone(),
     ];
     show_inputs(&inputs);
+    // The example names the store as localhost:9000; point it at the one just started.
+    let scratch = Scratch::new("demo-bucket")?;
+    let bucket_yaml = std::fs::read_to_string(&bucket_example)?
+        .replace("http://localhost:9000", &store.endpoint());
+    if let Some(last) = inputs.last_mut() {
+        *last = scratch.write("bucket.yaml", &bucket_yaml)?;
+    }
+    println!("s3s-fs store: {}", store.endpoint());
     let d = deploy(
         "demo",
         &inputs,
@@ -70,6 +92,25 @@ fn virtual_host() -> Result<(), Box<dyn std::error::Error>> {
         };
         row(
             &format!("GET {host}{path}"),
+            &r.status.to_string(),
+            &outcome,
+        );
+    }
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/app.js"),
+        ("GET", "/products/42"),
+        ("GET", "/missing.css"),
+        ("PUT", "/app.js"),
+    ] {
+        let r = request(d.http, method, "assets.foo.com", path, &[])?;
+        let outcome = match (r.status, r.header("allow")) {
+            (405, Some(allow)) => format!("local reply, allow: {allow}"),
+            (200, _) => format!("bucket foo-assets: {:?}", r.text().trim_end()),
+            _ => format!("{:?}", r.text().trim_end()),
+        };
+        row(
+            &format!("{method} assets.foo.com{path}"),
             &r.status.to_string(),
             &outcome,
         );

@@ -23,16 +23,20 @@ pub struct CaseFile {
     pub errors: Vec<ErrorCase>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Case {
     pub name: String,
     pub config: String,
     pub request: Request,
     pub expect: Expect,
+    /// What a real Envoy shows instead, where its own path normalization (on in every
+    /// listener we generate) changes the request before the router sees it.
+    #[serde(default)]
+    pub envoy: Option<Expect>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     #[serde(default)]
@@ -44,7 +48,7 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Expect {
     pub cluster: Option<String>,
