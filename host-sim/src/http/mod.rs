@@ -69,6 +69,18 @@ struct Slot<'p> {
     enc: DirState,
 }
 
+/// How far the request has gone on its way upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RequestPhase {
+    /// Request events still flow through the filters to Envoy's router.
+    Open,
+    /// The router sent the whole request upstream; the response is awaited.
+    Dispatched,
+    /// Nothing more reaches the filters or the router: a local reply is on its way or the
+    /// stream was reset.
+    Done,
+}
+
 enum Flow {
     Continue,
     Stop,
@@ -81,9 +93,7 @@ struct Session<'p> {
     stream: Box<Stream>,
     out: HttpOutcome,
     decision: Option<Decision>,
-    decode_done: bool,
-    router_headers: bool,
-    dispatched: bool,
+    request: RequestPhase,
     upstream_due: Option<(u64, UpstreamReply)>,
     timeout_due: Option<u64>,
     pending_local: Option<(LocalReply, bool)>,
@@ -151,9 +161,7 @@ impl<'p> Session<'p> {
             stream,
             out: HttpOutcome::default(),
             decision: None,
-            decode_done: false,
-            router_headers: false,
-            dispatched: false,
+            request: RequestPhase::Open,
             upstream_due: None,
             timeout_due: None,
             pending_local: None,
@@ -356,7 +364,7 @@ impl<'p> Session<'p> {
                 }
                 HostAction::Close(0 | 1) => {
                     self.out.reset = true;
-                    self.decode_done = true;
+                    self.request = RequestPhase::Done;
                     stop = true;
                 }
                 HostAction::Continue(_) | HostAction::Close(_) => {}
@@ -382,7 +390,7 @@ impl<'p> Session<'p> {
             self.pending_local = Some((lr, from_filter));
         }
         // Nothing more reaches the filters or the router once a reply is on its way.
-        self.decode_done = true;
+        self.request = RequestPhase::Done;
     }
 
     fn apply_local_reply(&mut self, lr: LocalReply, from_filter: bool) {
@@ -467,7 +475,7 @@ impl<'p> Session<'p> {
 
     fn decode(&mut self, mut i: usize, mut ev: Ev) {
         while i < self.slots.len() {
-            if self.decode_done {
+            if self.request == RequestPhase::Done {
                 return;
             }
             if let Some(msg) = self.slots[i].doomed.take() {
@@ -484,7 +492,7 @@ impl<'p> Session<'p> {
             }
             i += 1;
         }
-        if !self.decode_done {
+        if self.request != RequestPhase::Done {
             self.router(ev);
         }
     }
@@ -649,7 +657,7 @@ impl<'p> Session<'p> {
     }
 
     fn resume(&mut self, i: usize, dir: Dir) {
-        if (dir == Dir::Decode && self.decode_done) || self.out.reset {
+        if (dir == Dir::Decode && self.request == RequestPhase::Done) || self.out.reset {
             return;
         }
         let st = self.dir_state(i, dir);

@@ -6,13 +6,12 @@ use crate::routes::Decision;
 use crate::state::LocalReply;
 use crate::upstreams::{UpstreamReply, UpstreamRequest};
 
-use super::{Ev, Session};
+use super::{Ev, RequestPhase, Session};
 
 impl Session<'_> {
     pub(super) fn router(&mut self, ev: Ev) {
         let end = match ev {
             Ev::Headers { end } => {
-                self.router_headers = true;
                 self.route_request();
                 end
             }
@@ -25,7 +24,7 @@ impl Session<'_> {
                 true
             }
         };
-        if end && !self.decode_done && self.out.cluster.is_some() && !self.dispatched {
+        if end && self.request == RequestPhase::Open && self.out.cluster.is_some() {
             self.dispatch();
         }
     }
@@ -85,7 +84,7 @@ impl Session<'_> {
     }
 
     pub(super) fn dispatch(&mut self) {
-        self.dispatched = true;
+        self.request = RequestPhase::Dispatched;
         let Some(cluster) = self.out.cluster.clone() else {
             return;
         };
