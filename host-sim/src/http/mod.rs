@@ -81,6 +81,61 @@ enum RequestPhase {
     Done,
 }
 
+/// What of the response has reached the client.
+enum ClientPhase {
+    /// Nothing yet.
+    Waiting,
+    /// The response headers; more is coming.
+    Receiving(HeaderMap),
+    /// The end of the response. `headers_only`: it ended with its headers (the codec then
+    /// frames it). `headers` is `None` only if data or trailers ended it without headers.
+    Complete {
+        headers: Option<HeaderMap>,
+        headers_only: bool,
+    },
+}
+
+impl ClientPhase {
+    fn headers(&self) -> Option<&HeaderMap> {
+        match self {
+            ClientPhase::Waiting => None,
+            ClientPhase::Receiving(h) => Some(h),
+            ClientPhase::Complete { headers, .. } => headers.as_ref(),
+        }
+    }
+
+    /// The response headers reached the client, ending the response when `end` (a
+    /// response already complete stays complete).
+    fn headers_sent(&mut self, headers: HeaderMap, end: bool) {
+        *self = if end || matches!(self, ClientPhase::Complete { .. }) {
+            ClientPhase::Complete {
+                headers: Some(headers),
+                headers_only: end,
+            }
+        } else {
+            ClientPhase::Receiving(headers)
+        };
+    }
+
+    /// Data (or trailers, `end` = true) reached the client.
+    fn more_sent(&mut self, end: bool) {
+        if !end {
+            return;
+        }
+        *self = match std::mem::replace(self, ClientPhase::Waiting) {
+            ClientPhase::Waiting => ClientPhase::Complete {
+                headers: None,
+                headers_only: false,
+            },
+            ClientPhase::Receiving(h) => ClientPhase::Complete {
+                headers: Some(h),
+                headers_only: false,
+            },
+            done @ ClientPhase::Complete { .. } => done,
+        };
+    }
+}
+
 enum Flow {
     Continue,
     Stop,
@@ -100,15 +155,12 @@ struct Session<'p> {
     pending_resumes: VecDeque<(usize, Dir)>,
     local_replies: u8,
     enc_gen: u32,
-    client_headers: Option<HeaderMap>,
-    client_end: bool,
+    client: ClientPhase,
     deadline: u64,
     /// Request body chunks not yet sent into the filters.
     request_body: Vec<Vec<u8>>,
     /// A HEAD request: Envoy sends the response headers only (local replies too).
     head: bool,
-    /// The response reached the client as headers only.
-    ended_with_headers: bool,
     /// Host calls made by callbacks run for this stream.
     calls: u64,
 }
@@ -168,12 +220,10 @@ impl<'p> Session<'p> {
             pending_resumes: VecDeque::new(),
             local_replies: 0,
             enc_gen: 0,
-            client_headers: None,
-            client_end: false,
+            client: ClientPhase::Waiting,
             deadline: now + STREAM_IDLE_TIMEOUT.as_nanos() as u64,
             request_body: req.body,
             head,
-            ended_with_headers: false,
             calls: 0,
         }
     }
@@ -217,7 +267,7 @@ impl<'p> Session<'p> {
 
     /// Whether the client got its whole answer (or the stream was reset).
     fn done(&self) -> bool {
-        self.out.reset || self.client_end
+        self.out.reset || matches!(self.client, ClientPhase::Complete { .. })
     }
 
     fn create_context(&mut self, i: usize) {
@@ -297,7 +347,7 @@ impl<'p> Session<'p> {
 
     /// The stream reached its idle timeout with nothing left to happen before it.
     fn expire(&mut self) {
-        if self.client_headers.is_none() {
+        if self.client.headers().is_none() {
             self.request_local_reply(
                 envoy_reply(408, "stream timeout", "stream_idle_timeout"),
                 false,
@@ -397,7 +447,7 @@ impl<'p> Session<'p> {
         if self.out.reset {
             return;
         }
-        if self.client_headers.is_some() || self.local_replies >= 2 {
+        if self.client.headers().is_some() || self.local_replies >= 2 {
             // The response already started: Envoy can only reset the stream.
             self.out.reset = true;
             return;
@@ -717,13 +767,21 @@ impl<'p> Session<'p> {
         }
         let mut out = self.out;
         out.host_calls = self.calls;
-        if let Some(h) = self.client_headers.filter(|_| !out.reset) {
+        let (client_headers, headers_only) = match self.client {
+            ClientPhase::Waiting => (None, false),
+            ClientPhase::Receiving(h) => (Some(h), false),
+            ClientPhase::Complete {
+                headers,
+                headers_only,
+            } => (headers, headers_only),
+        };
+        if let Some(h) = client_headers.filter(|_| !out.reset) {
             out.status = h
                 .get_str(":status")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             out.response_headers = h.to_vec();
-            if self.ended_with_headers && !self.head && codec_adds_zero_length(out.status, &h) {
+            if headers_only && !self.head && codec_adds_zero_length(out.status, &h) {
                 // Envoy's HTTP/1.1 codec frames a response that ends with its headers.
                 out.response_headers
                     .push(("content-length".into(), b"0".to_vec()));

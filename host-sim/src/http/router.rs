@@ -134,17 +134,16 @@ impl Session<'_> {
     pub(super) fn deliver_to_client(&mut self, ev: Ev) {
         match ev {
             Ev::Headers { end } => {
-                self.client_headers = Some(self.stream.response_headers.clone());
-                self.client_end |= end;
-                self.ended_with_headers = end;
+                let headers = self.stream.response_headers.clone();
+                self.client.headers_sent(headers, end);
             }
             Ev::Data { chunk, end } => {
                 self.out.response_body.extend_from_slice(&chunk);
-                self.client_end |= end;
+                self.client.more_sent(end);
             }
             Ev::Trailers => {
                 self.out.response_trailers = self.stream.response_trailers.to_vec();
-                self.client_end = true;
+                self.client.more_sent(true);
             }
         }
     }
