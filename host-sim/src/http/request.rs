@@ -140,45 +140,34 @@ pub struct HttpOutcome {
 
 impl HttpOutcome {
     pub fn response_header(&self, name: &str) -> Option<&[u8]> {
-        let name = name.to_ascii_lowercase();
-        self.response_headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_slice())
+        values(&self.response_headers, name).next()
     }
 
     /// Every value of a response header, in order.
     pub fn response_header_values(&self, name: &str) -> Vec<&[u8]> {
-        let name = name.to_ascii_lowercase();
-        self.response_headers
-            .iter()
-            .filter(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_slice())
-            .collect()
+        values(&self.response_headers, name).collect()
     }
 
     /// Every value of a header forwarded upstream, in order.
     pub fn upstream_header_values(&self, name: &str) -> Vec<&[u8]> {
-        let name = name.to_ascii_lowercase();
-        self.upstream_request
-            .iter()
-            .flatten()
-            .filter(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_slice())
-            .collect()
+        values(self.upstream_request.as_deref().unwrap_or_default(), name).collect()
     }
 
     pub fn upstream_header(&self, name: &str) -> Option<&[u8]> {
-        let name = name.to_ascii_lowercase();
-        self.upstream_request
-            .as_ref()?
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_slice())
+        values(self.upstream_request.as_deref()?, name).next()
     }
 
     /// Whether some log line contains `needle`.
     pub fn logged(&self, needle: &str) -> bool {
         self.logs.iter().any(|(_, m)| m.contains(needle))
     }
+}
+
+/// The values of header `name` (any case) in `pairs`, in order.
+fn values<'a>(pairs: &'a [(String, Vec<u8>)], name: &str) -> impl Iterator<Item = &'a [u8]> {
+    let name = name.to_ascii_lowercase();
+    pairs
+        .iter()
+        .filter(move |(k, _)| *k == name)
+        .map(|(_, v)| v.as_slice())
 }

@@ -12,117 +12,96 @@
 
 use std::ptr::{null, null_mut};
 
-mod ffi {
-    #[link(wasm_import_module = "env")]
-    extern "C" {
-        pub fn proxy_get_property(p: *const u8, ps: usize, rd: *mut *mut u8, rs: *mut usize)
-            -> u32;
-        pub fn proxy_set_property(p: *const u8, ps: usize, v: *const u8, vs: usize) -> u32;
-        pub fn proxy_get_header_map_value(
-            t: u32,
-            k: *const u8,
-            ks: usize,
-            rd: *mut *mut u8,
-            rs: *mut usize,
-        ) -> u32;
-        pub fn proxy_get_header_map_pairs(t: u32, rd: *mut *mut u8, rs: *mut usize) -> u32;
-        pub fn proxy_get_header_map_size(t: u32, rs: *mut usize) -> u32;
-        pub fn proxy_add_header_map_value(
-            t: u32,
-            k: *const u8,
-            ks: usize,
-            v: *const u8,
-            vs: usize,
-        ) -> u32;
-        pub fn proxy_replace_header_map_value(
-            t: u32,
-            k: *const u8,
-            ks: usize,
-            v: *const u8,
-            vs: usize,
-        ) -> u32;
-        pub fn proxy_remove_header_map_value(t: u32, k: *const u8, ks: usize) -> u32;
-        pub fn proxy_get_shared_data(
-            k: *const u8,
-            ks: usize,
-            rd: *mut *mut u8,
-            rs: *mut usize,
-            cas: *mut u32,
-        ) -> u32;
-        pub fn proxy_set_shared_data(
-            k: *const u8,
-            ks: usize,
-            v: *const u8,
-            vs: usize,
-            cas: u32,
-        ) -> u32;
-        pub fn proxy_register_shared_queue(n: *const u8, ns: usize, id: *mut u32) -> u32;
-        pub fn proxy_resolve_shared_queue(
-            vm: *const u8,
-            vms: usize,
-            n: *const u8,
-            ns: usize,
-            id: *mut u32,
-        ) -> u32;
-        pub fn proxy_enqueue_shared_queue(id: u32, v: *const u8, vs: usize) -> u32;
-        pub fn proxy_dequeue_shared_queue(id: u32, rd: *mut *mut u8, rs: *mut usize) -> u32;
-        pub fn proxy_define_metric(t: u32, n: *const u8, ns: usize, id: *mut u32) -> u32;
-        pub fn proxy_increment_metric(id: u32, offset: i64) -> u32;
-        pub fn proxy_record_metric(id: u32, value: u64) -> u32;
-        pub fn proxy_get_metric(id: u32, value: *mut u64) -> u32;
-        pub fn proxy_get_current_time_nanoseconds(t: *mut u64) -> u32;
-        pub fn proxy_call_foreign_function(
-            n: *const u8,
-            ns: usize,
-            a: *const u8,
-            as_: usize,
-            rd: *mut *mut u8,
-            rs: *mut usize,
-        ) -> u32;
-        pub fn proxy_get_buffer_bytes(
-            t: u32,
-            start: usize,
-            max: usize,
-            rd: *mut *mut u8,
-            rs: *mut usize,
-        ) -> u32;
-        pub fn proxy_get_buffer_status(t: u32, len: *mut usize, flags: *mut u32) -> u32;
-        pub fn proxy_get_log_level(level: *mut u32) -> u32;
-        pub fn proxy_get_status(code: *mut u32, rd: *mut *mut u8, rs: *mut usize) -> u32;
-        pub fn proxy_http_call(
-            u: *const u8,
-            us: usize,
-            h: *const u8,
-            hs: usize,
-            b: *const u8,
-            bs: usize,
-            t: *const u8,
-            ts: usize,
-            timeout: u32,
-            token: *mut u32,
-        ) -> u32;
-        pub fn proxy_set_tick_period_milliseconds(ms: u32) -> u32;
-        pub fn proxy_set_buffer_bytes(
-            t: u32,
-            start: usize,
-            len: usize,
-            d: *const u8,
-            ds: usize,
-        ) -> u32;
-        pub fn proxy_continue_stream(stream: u32) -> u32;
-        pub fn proxy_set_header_map_pairs(t: u32, d: *const u8, ds: usize) -> u32;
-        pub fn proxy_close_stream(stream: u32) -> u32;
-        pub fn proxy_send_local_response(
-            code: u32,
-            d: *const u8,
-            ds: usize,
-            b: *const u8,
-            bs: usize,
-            h: *const u8,
-            hs: usize,
-            grpc: i32,
-        ) -> u32;
-    }
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_property(p: *const u8, ps: usize, rd: *mut *mut u8, rs: *mut usize) -> u32;
+    fn proxy_set_property(p: *const u8, ps: usize, v: *const u8, vs: usize) -> u32;
+    fn proxy_get_header_map_value(
+        t: u32,
+        k: *const u8,
+        ks: usize,
+        rd: *mut *mut u8,
+        rs: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(t: u32, rd: *mut *mut u8, rs: *mut usize) -> u32;
+    fn proxy_get_header_map_size(t: u32, rs: *mut usize) -> u32;
+    fn proxy_add_header_map_value(t: u32, k: *const u8, ks: usize, v: *const u8, vs: usize) -> u32;
+    fn proxy_replace_header_map_value(
+        t: u32,
+        k: *const u8,
+        ks: usize,
+        v: *const u8,
+        vs: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(t: u32, k: *const u8, ks: usize) -> u32;
+    fn proxy_get_shared_data(
+        k: *const u8,
+        ks: usize,
+        rd: *mut *mut u8,
+        rs: *mut usize,
+        cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(k: *const u8, ks: usize, v: *const u8, vs: usize, cas: u32) -> u32;
+    fn proxy_register_shared_queue(n: *const u8, ns: usize, id: *mut u32) -> u32;
+    fn proxy_resolve_shared_queue(
+        vm: *const u8,
+        vms: usize,
+        n: *const u8,
+        ns: usize,
+        id: *mut u32,
+    ) -> u32;
+    fn proxy_enqueue_shared_queue(id: u32, v: *const u8, vs: usize) -> u32;
+    fn proxy_dequeue_shared_queue(id: u32, rd: *mut *mut u8, rs: *mut usize) -> u32;
+    fn proxy_define_metric(t: u32, n: *const u8, ns: usize, id: *mut u32) -> u32;
+    fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(id: u32, value: u64) -> u32;
+    fn proxy_get_metric(id: u32, value: *mut u64) -> u32;
+    fn proxy_get_current_time_nanoseconds(t: *mut u64) -> u32;
+    fn proxy_call_foreign_function(
+        n: *const u8,
+        ns: usize,
+        a: *const u8,
+        as_: usize,
+        rd: *mut *mut u8,
+        rs: *mut usize,
+    ) -> u32;
+    fn proxy_get_buffer_bytes(
+        t: u32,
+        start: usize,
+        max: usize,
+        rd: *mut *mut u8,
+        rs: *mut usize,
+    ) -> u32;
+    fn proxy_get_buffer_status(t: u32, len: *mut usize, flags: *mut u32) -> u32;
+    fn proxy_get_log_level(level: *mut u32) -> u32;
+    fn proxy_get_status(code: *mut u32, rd: *mut *mut u8, rs: *mut usize) -> u32;
+    fn proxy_http_call(
+        u: *const u8,
+        us: usize,
+        h: *const u8,
+        hs: usize,
+        b: *const u8,
+        bs: usize,
+        t: *const u8,
+        ts: usize,
+        timeout: u32,
+        token: *mut u32,
+    ) -> u32;
+    fn proxy_set_tick_period_milliseconds(ms: u32) -> u32;
+    fn proxy_set_buffer_bytes(t: u32, start: usize, len: usize, d: *const u8, ds: usize) -> u32;
+    fn proxy_continue_stream(stream: u32) -> u32;
+    fn proxy_set_header_map_pairs(t: u32, d: *const u8, ds: usize) -> u32;
+    fn proxy_close_stream(stream: u32) -> u32;
+    fn proxy_send_local_response(
+        code: u32,
+        d: *const u8,
+        ds: usize,
+        b: *const u8,
+        bs: usize,
+        h: *const u8,
+        hs: usize,
+        grpc: i32,
+    ) -> u32;
 }
 
 /// Bytes the host allocated in our memory (through `proxy_on_memory_allocate`).
@@ -152,52 +131,50 @@ fn ptr(bytes: &[u8]) -> *const u8 {
 
 pub fn get_property(path: &[u8]) -> (u32, Vec<u8>) {
     // SAFETY: see the module note.
-    returned(|p, n| unsafe { ffi::proxy_get_property(ptr(path), path.len(), p, n) })
+    returned(|p, n| unsafe { proxy_get_property(ptr(path), path.len(), p, n) })
 }
 
 pub fn set_property(path: &[u8], value: &[u8]) -> u32 {
     // SAFETY: see the module note.
-    unsafe { ffi::proxy_set_property(ptr(path), path.len(), ptr(value), value.len()) }
+    unsafe { proxy_set_property(ptr(path), path.len(), ptr(value), value.len()) }
 }
 
 pub fn get_header_map_value(map: u32, key: &[u8]) -> (u32, Vec<u8>) {
     // SAFETY: see the module note.
-    returned(|p, n| unsafe { ffi::proxy_get_header_map_value(map, ptr(key), key.len(), p, n) })
+    returned(|p, n| unsafe { proxy_get_header_map_value(map, ptr(key), key.len(), p, n) })
 }
 
 pub fn get_header_map_pairs(map: u32) -> (u32, Vec<u8>) {
     // SAFETY: see the module note.
-    returned(|p, n| unsafe { ffi::proxy_get_header_map_pairs(map, p, n) })
+    returned(|p, n| unsafe { proxy_get_header_map_pairs(map, p, n) })
 }
 
 /// The status and the number of entries.
 pub fn get_header_map_size(map: u32) -> (u32, usize) {
     let mut size = 0usize;
     // SAFETY: see the module note.
-    let status = unsafe { ffi::proxy_get_header_map_size(map, &mut size) };
+    let status = unsafe { proxy_get_header_map_size(map, &mut size) };
     (status, size)
 }
 
 pub fn set_header_map_pairs(map: u32, serialized: &[u8]) -> u32 {
     // SAFETY: see the module note.
-    unsafe { ffi::proxy_set_header_map_pairs(map, ptr(serialized), serialized.len()) }
+    unsafe { proxy_set_header_map_pairs(map, ptr(serialized), serialized.len()) }
 }
 
 pub fn add_header_map_value(map: u32, key: &[u8], value: &[u8]) -> u32 {
     // SAFETY: see the module note.
-    unsafe { ffi::proxy_add_header_map_value(map, ptr(key), key.len(), ptr(value), value.len()) }
+    unsafe { proxy_add_header_map_value(map, ptr(key), key.len(), ptr(value), value.len()) }
 }
 
 pub fn replace_header_map_value(map: u32, key: &[u8], value: &[u8]) -> u32 {
     // SAFETY: see the module note.
-    unsafe {
-        ffi::proxy_replace_header_map_value(map, ptr(key), key.len(), ptr(value), value.len())
-    }
+    unsafe { proxy_replace_header_map_value(map, ptr(key), key.len(), ptr(value), value.len()) }
 }
 
 pub fn remove_header_map_value(map: u32, key: &[u8]) -> u32 {
     // SAFETY: see the module note.
-    unsafe { ffi::proxy_remove_header_map_value(map, ptr(key), key.len()) }
+    unsafe { proxy_remove_header_map_value(map, ptr(key), key.len()) }
 }
 
 /// The status, the value and its CAS.
@@ -205,20 +182,20 @@ pub fn get_shared_data(key: &[u8]) -> (u32, Vec<u8>, u32) {
     let mut cas = 0u32;
     // SAFETY: see the module note.
     let (status, value) =
-        returned(|p, n| unsafe { ffi::proxy_get_shared_data(ptr(key), key.len(), p, n, &mut cas) });
+        returned(|p, n| unsafe { proxy_get_shared_data(ptr(key), key.len(), p, n, &mut cas) });
     (status, value, cas)
 }
 
 pub fn set_shared_data(key: &[u8], value: &[u8], cas: u32) -> u32 {
     // SAFETY: see the module note.
-    unsafe { ffi::proxy_set_shared_data(ptr(key), key.len(), ptr(value), value.len(), cas) }
+    unsafe { proxy_set_shared_data(ptr(key), key.len(), ptr(value), value.len(), cas) }
 }
 
 /// The status and the queue id.
 pub fn register_shared_queue(name: &[u8]) -> (u32, u32) {
     let mut id = 0u32;
     // SAFETY: see the module note.
-    let status = unsafe { ffi::proxy_register_shared_queue(ptr(name), name.len(), &mut id) };
+    let status = unsafe { proxy_register_shared_queue(ptr(name), name.len(), &mut id) };
     (status, id)
 }
 
@@ -227,90 +204,90 @@ pub fn resolve_shared_queue(vm_id: &[u8], name: &[u8]) -> (u32, u32) {
     let mut id = 0u32;
     // SAFETY: see the module note.
     let status = unsafe {
-        ffi::proxy_resolve_shared_queue(ptr(vm_id), vm_id.len(), ptr(name), name.len(), &mut id)
+        proxy_resolve_shared_queue(ptr(vm_id), vm_id.len(), ptr(name), name.len(), &mut id)
     };
     (status, id)
 }
 
 pub fn enqueue_shared_queue(id: u32, value: &[u8]) -> u32 {
     // SAFETY: see the module note.
-    unsafe { ffi::proxy_enqueue_shared_queue(id, ptr(value), value.len()) }
+    unsafe { proxy_enqueue_shared_queue(id, ptr(value), value.len()) }
 }
 
 pub fn dequeue_shared_queue(id: u32) -> (u32, Vec<u8>) {
     // SAFETY: see the module note.
-    returned(|p, n| unsafe { ffi::proxy_dequeue_shared_queue(id, p, n) })
+    returned(|p, n| unsafe { proxy_dequeue_shared_queue(id, p, n) })
 }
 
 /// The status and the metric id.
 pub fn define_metric(kind: u32, name: &[u8]) -> (u32, u32) {
     let mut id = 0u32;
     // SAFETY: see the module note.
-    let status = unsafe { ffi::proxy_define_metric(kind, ptr(name), name.len(), &mut id) };
+    let status = unsafe { proxy_define_metric(kind, ptr(name), name.len(), &mut id) };
     (status, id)
 }
 
 pub fn increment_metric(id: u32, offset: i64) -> u32 {
     // SAFETY: no pointers.
-    unsafe { ffi::proxy_increment_metric(id, offset) }
+    unsafe { proxy_increment_metric(id, offset) }
 }
 
 pub fn record_metric(id: u32, value: u64) -> u32 {
     // SAFETY: no pointers.
-    unsafe { ffi::proxy_record_metric(id, value) }
+    unsafe { proxy_record_metric(id, value) }
 }
 
 pub fn get_metric(id: u32) -> (u32, u64) {
     let mut value = 0u64;
     // SAFETY: see the module note.
-    let status = unsafe { ffi::proxy_get_metric(id, &mut value) };
+    let status = unsafe { proxy_get_metric(id, &mut value) };
     (status, value)
 }
 
 pub fn get_current_time_nanoseconds() -> (u32, u64) {
     let mut t = 0u64;
     // SAFETY: see the module note.
-    let status = unsafe { ffi::proxy_get_current_time_nanoseconds(&mut t) };
+    let status = unsafe { proxy_get_current_time_nanoseconds(&mut t) };
     (status, t)
 }
 
 pub fn get_log_level() -> (u32, u32) {
     let mut level = 0u32;
     // SAFETY: see the module note.
-    let status = unsafe { ffi::proxy_get_log_level(&mut level) };
+    let status = unsafe { proxy_get_log_level(&mut level) };
     (status, level)
 }
 
 pub fn call_foreign_function(name: &[u8], args: &[u8]) -> (u32, Vec<u8>) {
     // SAFETY: see the module note.
     returned(|p, n| unsafe {
-        ffi::proxy_call_foreign_function(ptr(name), name.len(), ptr(args), args.len(), p, n)
+        proxy_call_foreign_function(ptr(name), name.len(), ptr(args), args.len(), p, n)
     })
 }
 
 pub fn get_buffer_bytes(buffer: u32, start: usize, max: usize) -> (u32, Vec<u8>) {
     // SAFETY: see the module note.
-    returned(|p, n| unsafe { ffi::proxy_get_buffer_bytes(buffer, start, max, p, n) })
+    returned(|p, n| unsafe { proxy_get_buffer_bytes(buffer, start, max, p, n) })
 }
 
 /// The status, the buffered length and the flags.
 pub fn get_buffer_status(buffer: u32) -> (u32, usize, u32) {
     let (mut len, mut flags) = (0usize, 0u32);
     // SAFETY: see the module note.
-    let status = unsafe { ffi::proxy_get_buffer_status(buffer, &mut len, &mut flags) };
+    let status = unsafe { proxy_get_buffer_status(buffer, &mut len, &mut flags) };
     (status, len, flags)
 }
 
 pub fn set_buffer_bytes(buffer: u32, start: usize, len: usize, data: &[u8]) -> u32 {
     // SAFETY: see the module note.
-    unsafe { ffi::proxy_set_buffer_bytes(buffer, start, len, ptr(data), data.len()) }
+    unsafe { proxy_set_buffer_bytes(buffer, start, len, ptr(data), data.len()) }
 }
 
 /// The status, the gRPC status code and its message.
 pub fn get_status() -> (u32, u32, Vec<u8>) {
     let mut code = 0u32;
     // SAFETY: see the module note.
-    let (status, message) = returned(|p, n| unsafe { ffi::proxy_get_status(&mut code, p, n) });
+    let (status, message) = returned(|p, n| unsafe { proxy_get_status(&mut code, p, n) });
     (status, code, message)
 }
 
@@ -325,7 +302,7 @@ pub fn http_call(
     let mut token = 0u32;
     // SAFETY: see the module note.
     let status = unsafe {
-        ffi::proxy_http_call(
+        proxy_http_call(
             ptr(upstream),
             upstream.len(),
             ptr(headers),
@@ -343,17 +320,17 @@ pub fn http_call(
 
 pub fn set_tick_period_milliseconds(ms: u32) -> u32 {
     // SAFETY: no pointers.
-    unsafe { ffi::proxy_set_tick_period_milliseconds(ms) }
+    unsafe { proxy_set_tick_period_milliseconds(ms) }
 }
 
 pub fn continue_stream(stream: u32) -> u32 {
     // SAFETY: no pointers.
-    unsafe { ffi::proxy_continue_stream(stream) }
+    unsafe { proxy_continue_stream(stream) }
 }
 
 pub fn close_stream(stream: u32) -> u32 {
     // SAFETY: no pointers.
-    unsafe { ffi::proxy_close_stream(stream) }
+    unsafe { proxy_close_stream(stream) }
 }
 
 pub fn send_local_response(
@@ -365,7 +342,7 @@ pub fn send_local_response(
 ) -> u32 {
     // SAFETY: see the module note.
     unsafe {
-        ffi::proxy_send_local_response(
+        proxy_send_local_response(
             code,
             ptr(details),
             details.len(),

@@ -218,19 +218,24 @@ struct Probe {
     grpc_callbacks: u32,
 }
 
+/// The request's properties, read from its headers and again in the log phase.
+const REQUEST_PROPERTIES: &[&str] = &[
+    "request.path",
+    "request.url_path",
+    "request.host",
+    "request.scheme",
+    "request.method",
+    "request.query",
+    "request.protocol",
+    "request.headers.x-probe-in",
+    "request.id",
+];
+
 fn probe_properties(r: &mut Report) {
+    record_properties(r, REQUEST_PROPERTIES, "");
     record_properties(
         r,
         &[
-            "request.path",
-            "request.url_path",
-            "request.host",
-            "request.scheme",
-            "request.method",
-            "request.query",
-            "request.protocol",
-            "request.headers.x-probe-in",
-            "request.id",
             "source.address",
             "source.port",
             "destination.address",
@@ -927,23 +932,18 @@ fn replace_body_with(size: usize, report: &str) {
     }
 }
 
-/// Properties read in the log phase. `request.duration` and `request.time` change with
-/// every request (the test compares their status only).
-const LOG_PROPERTIES: &[&str] = &[
+/// The response's properties read in the log phase, before [`REQUEST_PROPERTIES`].
+const LOG_RESPONSE_PROPERTIES: &[&str] = &[
     "response.code",
     "response.code_details",
     "response.flags",
     "response.grpc_status",
     "response.headers.x-backend",
-    "request.path",
-    "request.url_path",
-    "request.host",
-    "request.scheme",
-    "request.method",
-    "request.query",
-    "request.protocol",
-    "request.headers.x-probe-in",
-    "request.id",
+];
+
+/// Properties read in the log phase after [`REQUEST_PROPERTIES`]. `request.duration` and `request.time` change with
+/// every request (the test compares their status only).
+const LOG_PROPERTIES: &[&str] = &[
     "request.duration",
     "request.time",
     "upstream.port",
@@ -961,6 +961,8 @@ const LOG_PROPERTIES: &[&str] = &[
 
 /// Properties, header maps and body buffers as `proxy_on_log` sees them.
 fn log_phase(r: &mut Report) {
+    record_properties(r, LOG_RESPONSE_PROPERTIES, "");
+    record_properties(r, REQUEST_PROPERTIES, "");
     record_properties(r, LOG_PROPERTIES, "");
     upstream_address(r, "");
     for (map, name, key) in [
