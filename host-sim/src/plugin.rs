@@ -399,16 +399,6 @@ impl HostSim {
         Ok((inst, start))
     }
 
-    /// Runs a request through Envoy's router alone, with no Wasm filter: the baseline a
-    /// filter's behaviour and cost compare with.
-    pub fn http_baseline(
-        &self,
-        routes: &crate::routes::Routes,
-        req: crate::http::HttpRequest,
-    ) -> crate::http::HttpOutcome {
-        crate::http::run(self, &[], routes, req)
-    }
-
     /// Virtual wall-clock time.
     pub fn now(&self) -> std::time::SystemTime {
         std::time::UNIX_EPOCH + Duration::from_nanos(self.shared.now())

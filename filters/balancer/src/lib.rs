@@ -6,17 +6,6 @@
 //! it (the `cluster_header` route's header, or `envoy.tcp_proxy.cluster` filter state). The
 //! HTTP root also runs active health checks on a tick and reports passive errors.
 
-// Tests may unwrap and index: a failing test should panic loudly.
-#![cfg_attr(
-    test,
-    allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
-
 #[cfg(target_arch = "wasm32")]
 mod host;
 #[cfg(target_arch = "wasm32")]

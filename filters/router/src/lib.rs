@@ -5,17 +5,6 @@
 //! by writing the header Envoy's `cluster_header` route reads. A root whose id ends in
 //! `.tcp` serves TCP listeners instead and steers `tcp_proxy` through filter state.
 
-// Tests may unwrap and index: a failing test should panic loudly.
-#![cfg_attr(
-    test,
-    allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
-
 #[cfg(target_arch = "wasm32")]
 mod metrics;
 #[cfg(target_arch = "wasm32")]

@@ -9,7 +9,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use std::fmt::Write as _;
-use std::ptr::null_mut;
+
+mod abi;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, PeerType};
@@ -18,98 +19,6 @@ proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(ProbeRoot { tcp: false, service: false }) });
 }}
-
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_get_property(p: *const u8, ps: usize, rd: *mut *mut u8, rs: *mut usize) -> u32;
-    fn proxy_set_property(p: *const u8, ps: usize, v: *const u8, vs: usize) -> u32;
-    fn proxy_get_header_map_value(
-        t: u32,
-        k: *const u8,
-        ks: usize,
-        rd: *mut *mut u8,
-        rs: *mut usize,
-    ) -> u32;
-    fn proxy_get_header_map_pairs(t: u32, rd: *mut *mut u8, rs: *mut usize) -> u32;
-    fn proxy_get_header_map_size(t: u32, rs: *mut usize) -> u32;
-    fn proxy_add_header_map_value(t: u32, k: *const u8, ks: usize, v: *const u8, vs: usize) -> u32;
-    fn proxy_replace_header_map_value(
-        t: u32,
-        k: *const u8,
-        ks: usize,
-        v: *const u8,
-        vs: usize,
-    ) -> u32;
-    fn proxy_remove_header_map_value(t: u32, k: *const u8, ks: usize) -> u32;
-    fn proxy_get_shared_data(
-        k: *const u8,
-        ks: usize,
-        rd: *mut *mut u8,
-        rs: *mut usize,
-        cas: *mut u32,
-    ) -> u32;
-    fn proxy_set_shared_data(k: *const u8, ks: usize, v: *const u8, vs: usize, cas: u32) -> u32;
-    fn proxy_register_shared_queue(n: *const u8, ns: usize, id: *mut u32) -> u32;
-    fn proxy_resolve_shared_queue(
-        vm: *const u8,
-        vms: usize,
-        n: *const u8,
-        ns: usize,
-        id: *mut u32,
-    ) -> u32;
-    fn proxy_enqueue_shared_queue(id: u32, v: *const u8, vs: usize) -> u32;
-    fn proxy_dequeue_shared_queue(id: u32, rd: *mut *mut u8, rs: *mut usize) -> u32;
-    fn proxy_define_metric(t: u32, n: *const u8, ns: usize, id: *mut u32) -> u32;
-    fn proxy_increment_metric(id: u32, offset: i64) -> u32;
-    fn proxy_record_metric(id: u32, value: u64) -> u32;
-    fn proxy_get_metric(id: u32, value: *mut u64) -> u32;
-    fn proxy_get_current_time_nanoseconds(t: *mut u64) -> u32;
-    fn proxy_call_foreign_function(
-        n: *const u8,
-        ns: usize,
-        a: *const u8,
-        as_: usize,
-        rd: *mut *mut u8,
-        rs: *mut usize,
-    ) -> u32;
-    fn proxy_get_buffer_bytes(
-        t: u32,
-        start: usize,
-        max: usize,
-        rd: *mut *mut u8,
-        rs: *mut usize,
-    ) -> u32;
-    fn proxy_get_buffer_status(t: u32, len: *mut usize, flags: *mut u32) -> u32;
-    fn proxy_get_log_level(level: *mut u32) -> u32;
-    fn proxy_get_status(code: *mut u32, rd: *mut *mut u8, rs: *mut usize) -> u32;
-    fn proxy_http_call(
-        u: *const u8,
-        us: usize,
-        h: *const u8,
-        hs: usize,
-        b: *const u8,
-        bs: usize,
-        t: *const u8,
-        ts: usize,
-        timeout: u32,
-        token: *mut u32,
-    ) -> u32;
-    fn proxy_set_tick_period_milliseconds(ms: u32) -> u32;
-    fn proxy_set_buffer_bytes(t: u32, start: usize, len: usize, d: *const u8, ds: usize) -> u32;
-    fn proxy_continue_stream(stream: u32) -> u32;
-    fn proxy_set_header_map_pairs(t: u32, d: *const u8, ds: usize) -> u32;
-    fn proxy_close_stream(stream: u32) -> u32;
-    fn proxy_send_local_response(
-        code: u32,
-        d: *const u8,
-        ds: usize,
-        b: *const u8,
-        bs: usize,
-        h: *const u8,
-        hs: usize,
-        grpc: i32,
-    ) -> u32;
-}
 
 const REQUEST_HEADERS: u32 = 0;
 const REQUEST_TRAILERS: u32 = 1;
@@ -133,14 +42,6 @@ const SERVICE_TICKS: &str = "probe/service_ticks";
 const LOGGED_STREAMS: &[&str] = &["report", "flow", "trailers"];
 const BACKEND: &str = "backend";
 
-/// Bytes the host allocated in our memory (through `proxy_on_memory_allocate`).
-fn take(ptr: *mut u8, len: usize) -> Vec<u8> {
-    if ptr.is_null() || len == 0 {
-        return Vec::new();
-    }
-    unsafe { Vec::from_raw_parts(ptr, len, len) }
-}
-
 /// A report value: UTF-8 text as is, anything else as hex.
 fn show(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
@@ -152,15 +53,9 @@ fn show(bytes: &[u8]) -> String {
     }
 }
 
-fn get(f: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> (u32, Vec<u8>) {
-    let (mut p, mut n) = (null_mut(), 0);
-    let status = f(&mut p, &mut n);
-    (status, take(p, n))
-}
-
 fn property(path: &[&str]) -> (u32, Vec<u8>) {
     let joined = path.join("\0");
-    get(|p, n| unsafe { proxy_get_property(joined.as_ptr(), joined.len(), p, n) })
+    abi::get_property(joined.as_bytes())
 }
 
 /// A dotted property path as segments; header names and filter-state keys may hold dots.
@@ -188,7 +83,7 @@ fn record_properties(r: &mut Report, paths: &[&str], at: &str) {
 }
 
 fn header(map: u32, key: &str) -> (u32, Vec<u8>) {
-    get(|p, n| unsafe { proxy_get_header_map_value(map, key.as_ptr(), key.len(), p, n) })
+    abi::get_header_map_value(map, key.as_bytes())
 }
 
 /// Decodes proxy-wasm's serialized map: count, then (key len, value len) pairs, then the
@@ -255,10 +150,7 @@ impl RootContext for ProbeRoot {
         self.tcp = root_id.ends_with(b".tcp");
         self.service = root_id.ends_with(b".service");
         if self.service {
-            let mut id = 0u32;
-            unsafe {
-                proxy_register_shared_queue(SERVICE_QUEUE.as_ptr(), SERVICE_QUEUE.len(), &mut id)
-            };
+            abi::register_shared_queue(SERVICE_QUEUE.as_bytes());
         }
         true
     }
@@ -268,8 +160,8 @@ impl RootContext for ProbeRoot {
         if !self.service {
             return;
         }
-        let _ = get(|p, n| unsafe { proxy_dequeue_shared_queue(id, p, n) });
-        unsafe { proxy_set_tick_period_milliseconds(100) };
+        let _ = abi::dequeue_shared_queue(id);
+        abi::set_tick_period_milliseconds(100);
     }
 
     fn on_tick(&mut self) {
@@ -278,16 +170,8 @@ impl RootContext for ProbeRoot {
         }
         let ticks = shared_text(SERVICE_TICKS).parse::<u32>().unwrap_or(0) + 1;
         let v = ticks.to_string();
-        unsafe {
-            proxy_set_shared_data(
-                SERVICE_TICKS.as_ptr(),
-                SERVICE_TICKS.len(),
-                v.as_ptr(),
-                v.len(),
-                0,
-            );
-            proxy_set_tick_period_milliseconds(0);
-        }
+        abi::set_shared_data(SERVICE_TICKS.as_bytes(), v.as_bytes(), 0);
+        abi::set_tick_period_milliseconds(0);
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -309,9 +193,7 @@ impl RootContext for ProbeRoot {
 
 /// A shared-data value as text (empty when missing).
 fn shared_text(key: &str) -> String {
-    let (mut p, mut n, mut cas) = (null_mut(), 0, 0u32);
-    unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut p, &mut n, &mut cas) };
-    String::from_utf8_lossy(&take(p, n)).into_owned()
+    String::from_utf8_lossy(&abi::get_shared_data(key.as_bytes()).1).into_owned()
 }
 
 /// One stream. `GET /...` is answered at once with the report of every host call from the
@@ -336,19 +218,24 @@ struct Probe {
     grpc_callbacks: u32,
 }
 
+/// The request's properties, read from its headers and again in the log phase.
+const REQUEST_PROPERTIES: &[&str] = &[
+    "request.path",
+    "request.url_path",
+    "request.host",
+    "request.scheme",
+    "request.method",
+    "request.query",
+    "request.protocol",
+    "request.headers.x-probe-in",
+    "request.id",
+];
+
 fn probe_properties(r: &mut Report) {
+    record_properties(r, REQUEST_PROPERTIES, "");
     record_properties(
         r,
         &[
-            "request.path",
-            "request.url_path",
-            "request.host",
-            "request.scheme",
-            "request.method",
-            "request.query",
-            "request.protocol",
-            "request.headers.x-probe-in",
-            "request.id",
             "source.address",
             "source.port",
             "destination.address",
@@ -367,7 +254,7 @@ fn probe_properties(r: &mut Report) {
         "",
     );
     let (k, v) = ("probe.custom", b"value");
-    let s = unsafe { proxy_set_property(k.as_ptr(), k.len(), v.as_ptr(), v.len()) };
+    let s = abi::set_property(k.as_bytes(), v);
     r.put("set_property probe.custom", s, "");
     let (status, v) = property(&["probe.custom"]);
     r.put("property probe.custom after set", status, show(&v));
@@ -389,16 +276,10 @@ impl Edit {
 
     /// The host's status for the edit on `map`.
     fn apply(&self, map: u32) -> u32 {
-        unsafe {
-            match self {
-                Edit::Add(k, v) => {
-                    proxy_add_header_map_value(map, k.as_ptr(), k.len(), v.as_ptr(), v.len())
-                }
-                Edit::Replace(k, v) => {
-                    proxy_replace_header_map_value(map, k.as_ptr(), k.len(), v.as_ptr(), v.len())
-                }
-                Edit::Remove(k) => proxy_remove_header_map_value(map, k.as_ptr(), k.len()),
-            }
+        match self {
+            Edit::Add(k, v) => abi::add_header_map_value(map, k.as_bytes(), v.as_bytes()),
+            Edit::Replace(k, v) => abi::replace_header_map_value(map, k.as_bytes(), v.as_bytes()),
+            Edit::Remove(k) => abi::remove_header_map_value(map, k.as_bytes()),
         }
     }
 }
@@ -425,8 +306,7 @@ fn probe_headers(r: &mut Report) {
             "X-Probe-In",
         ],
     );
-    let mut size = 0usize;
-    let s = unsafe { proxy_get_header_map_size(REQUEST_HEADERS, &mut size) };
+    let (s, size) = abi::get_header_map_size(REQUEST_HEADERS);
     r.put(
         "request header map size",
         s,
@@ -464,7 +344,7 @@ fn probe_headers(r: &mut Report) {
             r.put(read_back, status, show(&v));
         }
     }
-    let (status, raw) = get(|p, n| unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, p, n) });
+    let (status, raw) = abi::get_header_map_pairs(REQUEST_HEADERS);
     // Header names only: values such as x-request-id differ on every request.
     let mut names: Vec<String> = pairs(&raw)
         .into_iter()
@@ -483,74 +363,53 @@ fn probe_headers(r: &mut Report) {
 
 fn probe_shared(r: &mut Report) {
     let k = "probe/shared";
-    let (mut p, mut n, mut cas) = (null_mut(), 0, 0u32);
-    let s = unsafe { proxy_get_shared_data(k.as_ptr(), k.len(), &mut p, &mut n, &mut cas) };
-    r.put("shared get missing", s, show(&take(p, n)));
-    r.put(
-        "shared set cas 0",
-        unsafe { proxy_set_shared_data(k.as_ptr(), k.len(), b"a".as_ptr(), 1, 0) },
-        "",
-    );
-    let (mut p, mut n, mut cas) = (null_mut(), 0, 0u32);
-    let s = unsafe { proxy_get_shared_data(k.as_ptr(), k.len(), &mut p, &mut n, &mut cas) };
+    let k = k.as_bytes();
+    let (s, v, _) = abi::get_shared_data(k);
+    r.put("shared get missing", s, show(&v));
+    r.put("shared set cas 0", abi::set_shared_data(k, b"a", 0), "");
+    let (s, v, cas) = abi::get_shared_data(k);
     r.put(
         "shared get",
         s,
         format!(
             "{} cas {}",
-            show(&take(p, n)),
+            show(&v),
             if cas > 0 { "nonzero" } else { "zero" }
         ),
     );
     r.put(
         "shared set stale cas",
-        unsafe {
-            proxy_set_shared_data(k.as_ptr(), k.len(), b"b".as_ptr(), 1, cas.wrapping_add(7))
-        },
+        abi::set_shared_data(k, b"b", cas.wrapping_add(7)),
         "",
     );
     r.put(
         "shared set current cas",
-        unsafe { proxy_set_shared_data(k.as_ptr(), k.len(), b"c".as_ptr(), 1, cas) },
+        abi::set_shared_data(k, b"c", cas),
         "",
     );
-    let (mut p, mut n, mut cas2) = (null_mut(), 0, 0u32);
-    let s = unsafe { proxy_get_shared_data(k.as_ptr(), k.len(), &mut p, &mut n, &mut cas2) };
+    let (s, v, cas2) = abi::get_shared_data(k);
     r.put(
         "shared get after cas set",
         s,
-        format!("{} cas changed {}", show(&take(p, n)), cas2 != cas),
+        format!("{} cas changed {}", show(&v), cas2 != cas),
     );
 }
 
 fn probe_queues(r: &mut Report) {
     let name = "probe_queue";
-    let mut id = 0u32;
-    r.put(
-        "queue register",
-        unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id) },
-        "",
-    );
-    let (vm, mut rid) = ("wasmgate", 0u32);
-    let s = unsafe {
-        proxy_resolve_shared_queue(vm.as_ptr(), vm.len(), name.as_ptr(), name.len(), &mut rid)
-    };
+    let (s, id) = abi::register_shared_queue(name.as_bytes());
+    r.put("queue register", s, "");
+    let vm = b"wasmgate";
+    let (s, rid) = abi::resolve_shared_queue(vm, name.as_bytes());
     r.put("queue resolve same", s, format!("{}", rid == id));
-    let other = "no_such_queue";
-    let s = unsafe {
-        proxy_resolve_shared_queue(vm.as_ptr(), vm.len(), other.as_ptr(), other.len(), &mut rid)
-    };
+    let (s, _) = abi::resolve_shared_queue(vm, b"no_such_queue");
     r.put("queue resolve missing", s, "");
-    r.put(
-        "queue enqueue",
-        unsafe { proxy_enqueue_shared_queue(id, b"item".as_ptr(), 4) },
-        "",
-    );
-    let (s, v) = get(|p, n| unsafe { proxy_dequeue_shared_queue(id, p, n) });
+    r.put("queue enqueue", abi::enqueue_shared_queue(id, b"item"), "");
+    let (s, v) = abi::dequeue_shared_queue(id);
     r.put("queue dequeue", s, show(&v));
-    let (s, v) = get(|p, n| unsafe { proxy_dequeue_shared_queue(id, p, n) });
+    let (s, v) = abi::dequeue_shared_queue(id);
     r.put("queue dequeue empty", s, show(&v));
-    let (s, _) = get(|p, n| unsafe { proxy_dequeue_shared_queue(id + 1000, p, n) });
+    let (s, _) = abi::dequeue_shared_queue(id + 1000);
     r.put("queue dequeue unknown id", s, "");
 }
 
@@ -560,34 +419,21 @@ fn probe_metrics(r: &mut Report) {
         (1, "probe_gauge"),
         (2, "probe_histogram"),
     ] {
-        let mut id = 0u32;
-        let s = unsafe { proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) };
+        let (s, id) = abi::define_metric(kind, name.as_bytes());
         r.put(&format!("metric define {name}"), s, "");
-        let inc = unsafe { proxy_increment_metric(id, 3) };
+        let inc = abi::increment_metric(id, 3);
         r.put(&format!("metric increment {name}"), inc, "");
-        let rec = unsafe { proxy_record_metric(id, 5) };
+        let rec = abi::record_metric(id, 5);
         r.put(&format!("metric record {name}"), rec, "");
-        let mut value = 0u64;
-        let g = unsafe { proxy_get_metric(id, &mut value) };
+        let (g, value) = abi::get_metric(id);
         r.put(&format!("metric get {name}"), g, value.to_string());
     }
-    let mut id = 0u32;
-    r.put(
-        "metric define bad type",
-        unsafe { proxy_define_metric(9, b"x".as_ptr(), 1, &mut id) },
-        "",
-    );
-    let mut value = 0u64;
-    r.put(
-        "metric get unknown id",
-        unsafe { proxy_get_metric(0x7fff_fff0, &mut value) },
-        "",
-    );
+    r.put("metric define bad type", abi::define_metric(9, b"x").0, "");
+    r.put("metric get unknown id", abi::get_metric(0x7fff_fff0).0, "");
 }
 
 fn probe_misc(r: &mut Report) {
-    let mut t = 0u64;
-    let s = unsafe { proxy_get_current_time_nanoseconds(&mut t) };
+    let (s, t) = abi::get_current_time_nanoseconds();
     r.put(
         "current time",
         s,
@@ -597,56 +443,31 @@ fn probe_misc(r: &mut Report) {
             "before 2020"
         },
     );
-    let mut level = 0u32;
-    r.put(
-        "log level",
-        unsafe { proxy_get_log_level(&mut level) },
-        level.to_string(),
-    );
+    let (s, level) = abi::get_log_level();
+    r.put("log level", s, level.to_string());
     for (name, args) in [
         ("clear_route_cache", &b""[..]),
         ("no_such_function", &b""[..]),
         ("set_envoy_filter_state", &b"\x0a\x03bad"[..]),
     ] {
-        let (s, v) = get(|p, n| unsafe {
-            proxy_call_foreign_function(name.as_ptr(), name.len(), args.as_ptr(), args.len(), p, n)
-        });
+        let (s, v) = abi::call_foreign_function(name.as_bytes(), args);
         r.put(&format!("foreign {name}"), s, show(&v));
     }
-    let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, 100, p, n) });
+    let (s, v) = abi::get_buffer_bytes(REQUEST_BODY, 0, 100);
     r.put("request body at headers", s, show(&v));
-    let (mut len, mut flags) = (0usize, 0u32);
-    let s = unsafe { proxy_get_buffer_status(REQUEST_BODY, &mut len, &mut flags) };
+    let (s, len, _) = abi::get_buffer_status(REQUEST_BODY);
     r.put("request body status at headers", s, len.to_string());
-    let cluster = "no_such_cluster";
-    let mut token = 0u32;
-    let s = unsafe {
-        proxy_http_call(
-            cluster.as_ptr(),
-            cluster.len(),
-            null_mut(),
-            0,
-            null_mut(),
-            0,
-            null_mut(),
-            0,
-            1000,
-            &mut token,
-        )
-    };
+    let (s, _) = abi::http_call(b"no_such_cluster", &[], &[], &[], 1000);
     r.put("http_call unknown cluster, no headers", s, "");
     r.put(
         "tick period from a stream",
-        unsafe { proxy_set_tick_period_milliseconds(1000) },
+        abi::set_tick_period_milliseconds(1000),
         "",
     );
 }
 
 fn foreign(name: &str) -> u32 {
-    get(|p, n| unsafe {
-        proxy_call_foreign_function(name.as_ptr(), name.len(), null_mut(), 0, p, n)
-    })
-    .0
+    abi::call_foreign_function(name.as_bytes(), &[]).0
 }
 
 fn positive(n: usize) -> &'static str {
@@ -690,13 +511,11 @@ impl Context for Probe {
                 show(&v),
             );
         }
-        let (s, v) = get(|p, n| unsafe {
-            proxy_get_buffer_bytes(HTTP_CALL_RESPONSE_BODY, 0, body_size, p, n)
-        });
+        let (s, v) = abi::get_buffer_bytes(HTTP_CALL_RESPONSE_BODY, 0, body_size);
         r.put("http_call response body bytes", s, positive(v.len()));
         r.put(
             "continue request after http_call",
-            unsafe { proxy_continue_stream(0) },
+            abi::continue_stream(0),
             "",
         );
     }
@@ -705,24 +524,21 @@ impl Context for Probe {
 /// What a gRPC callback can read: the host's status, the received message, both metadata
 /// maps (a unary call exposes none in Envoy's ABI, the statuses show how they answer).
 fn record_grpc_callback(r: &mut Report, label: &str, size: usize) {
-    let (mut code, mut p, mut n) = (0u32, null_mut(), 0usize);
-    let s = unsafe { proxy_get_status(&mut code, &mut p, &mut n) };
+    let (s, code, message) = abi::get_status();
     r.put(
         &format!("grpc {label} get_status"),
         s,
-        format!("{code} {}", show(&take(p, n))),
+        format!("{code} {}", show(&message)),
     );
-    let (mut len, mut flags) = (0usize, 0u32);
-    let s = unsafe { proxy_get_buffer_status(GRPC_RECEIVE_BUFFER, &mut len, &mut flags) };
+    let (s, len, _) = abi::get_buffer_status(GRPC_RECEIVE_BUFFER);
     r.put(&format!("grpc {label} message status"), s, len.to_string());
-    let (s, v) =
-        get(|p, n| unsafe { proxy_get_buffer_bytes(GRPC_RECEIVE_BUFFER, 0, size.max(1), p, n) });
+    let (s, v) = abi::get_buffer_bytes(GRPC_RECEIVE_BUFFER, 0, size.max(1));
     r.put(&format!("grpc {label} message"), s, show(&v));
     for (map, name) in [
         (GRPC_INITIAL_METADATA, "initial metadata"),
         (GRPC_TRAILING_METADATA, "trailing metadata"),
     ] {
-        let (s, raw) = get(|p, n| unsafe { proxy_get_header_map_pairs(map, p, n) });
+        let (s, raw) = abi::get_header_map_pairs(map);
         let shown: Vec<String> = pairs(&raw)
             .into_iter()
             .map(|(k, v)| format!("{k}={}", show(&v)))
@@ -793,21 +609,12 @@ impl Probe {
     }
 
     fn service_tick_request_headers(&mut self) -> Action {
-        let (vm, mut id) = ("wasmgate", 0u32);
-        let s = unsafe {
-            proxy_resolve_shared_queue(
-                vm.as_ptr(),
-                vm.len(),
-                SERVICE_QUEUE.as_ptr(),
-                SERVICE_QUEUE.len(),
-                &mut id,
-            )
-        };
+        let (s, id) = abi::resolve_shared_queue(b"wasmgate", SERVICE_QUEUE.as_bytes());
         let r = &mut self.flow;
         r.put("service queue resolve", s, "");
         r.put(
             "service queue enqueue",
-            unsafe { proxy_enqueue_shared_queue(id, b"go".as_ptr(), 2) },
+            abi::enqueue_shared_queue(id, b"go"),
             "",
         );
         r.put("service ticks at request", 0, shared_text(SERVICE_TICKS));
@@ -823,15 +630,7 @@ impl Probe {
                 .collect::<Vec<_>>()
                 .join(";");
         let key = "x-probe-service";
-        unsafe {
-            proxy_replace_header_map_value(
-                RESPONSE_HEADERS,
-                key.as_ptr(),
-                key.len(),
-                report.as_ptr(),
-                report.len(),
-            )
-        };
+        abi::replace_header_map_value(RESPONSE_HEADERS, key.as_bytes(), report.as_bytes());
         Action::Continue
     }
 }
@@ -886,19 +685,18 @@ impl Probe {
             return Action::Pause;
         }
         let r = &mut self.flow;
-        let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, size, p, n) });
+        let (s, v) = abi::get_buffer_bytes(REQUEST_BODY, 0, size);
         r.put("request body at end of stream", s, show(&v));
-        let (mut len, mut flags) = (0usize, 0u32);
-        let s = unsafe { proxy_get_buffer_status(REQUEST_BODY, &mut len, &mut flags) };
+        let (s, len, _) = abi::get_buffer_status(REQUEST_BODY);
         r.put("request body status", s, len.to_string());
-        let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 3, 4, p, n) });
+        let (s, v) = abi::get_buffer_bytes(REQUEST_BODY, 3, 4);
         r.put("request body slice 3..7", s, show(&v));
-        let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(REQUEST_BODY, size + 5, 4, p, n) });
+        let (s, v) = abi::get_buffer_bytes(REQUEST_BODY, size + 5, 4);
         r.put("request body slice past the end", s, show(&v));
         let new = b"PROBE-BODY";
-        let s = unsafe { proxy_set_buffer_bytes(REQUEST_BODY, 0, size, new.as_ptr(), new.len()) };
+        let s = abi::set_buffer_bytes(REQUEST_BODY, 0, size, new);
         r.put("replace request body", s, "");
-        let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, 100, p, n) });
+        let (s, v) = abi::get_buffer_bytes(REQUEST_BODY, 0, 100);
         r.put("request body after replace", s, show(&v));
         Action::Continue
     }
@@ -948,24 +746,20 @@ impl Probe {
         }
         let r = &mut self.flow;
         r.put("response body size at end of stream", 0, positive(size));
-        let (mut len, mut flags) = (0usize, 0u32);
-        let s = unsafe { proxy_get_buffer_status(RESPONSE_BODY, &mut len, &mut flags) };
+        let (s, len, _) = abi::get_buffer_status(RESPONSE_BODY);
         r.put("response body status", s, positive(len));
-        let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(RESPONSE_BODY, 0, 1, p, n) });
+        let (s, v) = abi::get_buffer_bytes(RESPONSE_BODY, 0, 1);
         r.put("response body first byte", s, show(&v));
-        let (s, v) =
-            get(|p, n| unsafe { proxy_get_buffer_bytes(RESPONSE_BODY, size + 1, 1, p, n) });
+        let (s, v) = abi::get_buffer_bytes(RESPONSE_BODY, size + 1, 1);
         r.put("response body past the end", s, show(&v));
-        let s = unsafe { proxy_set_buffer_bytes(RESPONSE_BODY, size + 5, 0, b"x".as_ptr(), 1) };
+        let s = abi::set_buffer_bytes(RESPONSE_BODY, size + 5, 0, b"x");
         r.put("append to response body", s, "");
-        let (s, v) = get(|p, n| unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, 100, p, n) });
+        let (s, v) = abi::get_buffer_bytes(REQUEST_BODY, 0, 100);
         r.put("request body at response body", s, show(&v));
-        let (s, _) = get(|p, n| unsafe { proxy_get_header_map_pairs(RESPONSE_HEADERS, p, n) });
+        let (s, _) = abi::get_header_map_pairs(RESPONSE_HEADERS);
         r.put("response header pairs at response body", s, "");
         let report = self.flow.json();
-        let s = unsafe {
-            proxy_set_buffer_bytes(RESPONSE_BODY, 0, size + 1, report.as_ptr(), report.len())
-        };
+        let s = abi::set_buffer_bytes(RESPONSE_BODY, 0, size + 1, report.as_bytes());
         if s != 0 {
             let _ = proxy_wasm::hostcalls::send_http_response(
                 500,
@@ -979,7 +773,7 @@ impl Probe {
 
 /// Replaces the request header map with its own pairs plus `x-probe-pairs`.
 fn set_pairs_with_one_more(r: &mut Report) {
-    let (_, raw) = get(|p, n| unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, p, n) });
+    let (_, raw) = abi::get_header_map_pairs(REQUEST_HEADERS);
     let mut all = pairs(&raw);
     let before = all.len();
     all.push(("x-probe-pairs".into(), b"set".to_vec()));
@@ -994,9 +788,9 @@ fn set_pairs_with_one_more(r: &mut Report) {
         out.extend_from_slice(v);
         out.push(0);
     }
-    let s = unsafe { proxy_set_header_map_pairs(REQUEST_HEADERS, out.as_ptr(), out.len()) };
+    let s = abi::set_header_map_pairs(REQUEST_HEADERS, &out);
     r.put("set request header pairs plus one", s, "");
-    let (_, raw) = get(|p, n| unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, p, n) });
+    let (_, raw) = abi::get_header_map_pairs(REQUEST_HEADERS);
     r.put(
         "request header count after set pairs",
         0,
@@ -1128,9 +922,7 @@ fn send_late_entries() -> Action {
 
 /// Replaces the whole (buffered) response body with `report`, or fails the stream with 500.
 fn replace_body_with(size: usize, report: &str) {
-    let s = unsafe {
-        proxy_set_buffer_bytes(RESPONSE_BODY, 0, size + 1, report.as_ptr(), report.len())
-    };
+    let s = abi::set_buffer_bytes(RESPONSE_BODY, 0, size + 1, report.as_bytes());
     if s != 0 {
         let _ = proxy_wasm::hostcalls::send_http_response(
             500,
@@ -1140,23 +932,18 @@ fn replace_body_with(size: usize, report: &str) {
     }
 }
 
-/// Properties read in the log phase. `request.duration` and `request.time` change with
-/// every request (the test compares their status only).
-const LOG_PROPERTIES: &[&str] = &[
+/// The response's properties read in the log phase, before [`REQUEST_PROPERTIES`].
+const LOG_RESPONSE_PROPERTIES: &[&str] = &[
     "response.code",
     "response.code_details",
     "response.flags",
     "response.grpc_status",
     "response.headers.x-backend",
-    "request.path",
-    "request.url_path",
-    "request.host",
-    "request.scheme",
-    "request.method",
-    "request.query",
-    "request.protocol",
-    "request.headers.x-probe-in",
-    "request.id",
+];
+
+/// Properties read in the log phase after [`REQUEST_PROPERTIES`]. `request.duration` and `request.time` change with
+/// every request (the test compares their status only).
+const LOG_PROPERTIES: &[&str] = &[
     "request.duration",
     "request.time",
     "upstream.port",
@@ -1174,6 +961,8 @@ const LOG_PROPERTIES: &[&str] = &[
 
 /// Properties, header maps and body buffers as `proxy_on_log` sees them.
 fn log_phase(r: &mut Report) {
+    record_properties(r, LOG_RESPONSE_PROPERTIES, "");
+    record_properties(r, REQUEST_PROPERTIES, "");
     record_properties(r, LOG_PROPERTIES, "");
     upstream_address(r, "");
     for (map, name, key) in [
@@ -1186,10 +975,9 @@ fn log_phase(r: &mut Report) {
         r.put(&format!("{name} get {key}"), s, show(&v));
         let (s, v) = header(map, "x-never-there");
         r.put(&format!("{name} get missing"), s, show(&v));
-        let mut size = 0usize;
-        let s = unsafe { proxy_get_header_map_size(map, &mut size) };
+        let (s, size) = abi::get_header_map_size(map);
         r.put(&format!("{name} size"), s, positive(size));
-        let (s, raw) = get(|p, n| unsafe { proxy_get_header_map_pairs(map, p, n) });
+        let (s, raw) = abi::get_header_map_pairs(map);
         let mut names: Vec<String> = pairs(&raw)
             .into_iter()
             .map(|(k, _)| k)
@@ -1264,12 +1052,10 @@ impl Probe {
                 "X-Probe-Trailer",
             ],
         );
-        let mut count = 0usize;
-        let s = unsafe { proxy_get_header_map_size(REQUEST_TRAILERS, &mut count) };
+        let (s, count) = abi::get_header_map_size(REQUEST_TRAILERS);
         r.put("trailer map size", s, positive(count));
         let trailer_pairs = |r: &mut Report, what: &str| {
-            let (s, raw) =
-                get(|p, n| unsafe { proxy_get_header_map_pairs(REQUEST_TRAILERS, p, n) });
+            let (s, raw) = abi::get_header_map_pairs(REQUEST_TRAILERS);
             let mut all: Vec<String> = pairs(&raw)
                 .into_iter()
                 .map(|(k, v)| format!("{k}={}", show(&v)))
@@ -1383,9 +1169,7 @@ struct TcpProbe {
 }
 
 fn shared_get(key: &str) -> (u32, Vec<u8>, u32) {
-    let (mut p, mut n, mut cas) = (null_mut(), 0, 0u32);
-    let s = unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut p, &mut n, &mut cas) };
-    (s, take(p, n), cas)
+    abi::get_shared_data(key.as_bytes())
 }
 
 /// One entry the report cannot hold (it was sent already): a line of the late entries.
@@ -1404,15 +1188,7 @@ fn late_to(shared: &str, key: &str, status: u32, value: impl Into<String>) {
     for _ in 0..10 {
         let (_, mut lines, cas) = shared_get(shared);
         lines.extend_from_slice(line.as_bytes());
-        let s = unsafe {
-            proxy_set_shared_data(
-                shared.as_ptr(),
-                shared.len(),
-                lines.as_ptr(),
-                lines.len(),
-                cas,
-            )
-        };
+        let s = abi::set_shared_data(shared.as_bytes(), &lines, cas);
         if s == 0 {
             return;
         }
@@ -1420,17 +1196,16 @@ fn late_to(shared: &str, key: &str, status: u32, value: impl Into<String>) {
 }
 
 fn buffer_status(t: u32) -> (u32, String) {
-    let (mut len, mut flags) = (0usize, 0u32);
-    let s = unsafe { proxy_get_buffer_status(t, &mut len, &mut flags) };
+    let (s, len, flags) = abi::get_buffer_status(t);
     (s, format!("len {len} flags {flags}"))
 }
 
 fn buffer_bytes(t: u32, start: usize, max: usize) -> (u32, Vec<u8>) {
-    get(|p, n| unsafe { proxy_get_buffer_bytes(t, start, max, p, n) })
+    abi::get_buffer_bytes(t, start, max)
 }
 
 fn set_buffer(t: u32, start: usize, len: usize, data: &[u8]) -> u32 {
-    unsafe { proxy_set_buffer_bytes(t, start, len, data.as_ptr(), data.len()) }
+    abi::set_buffer_bytes(t, start, len, data)
 }
 
 /// `upstream.address` changes with every backend: only whether it is there is reported.
@@ -1501,14 +1276,13 @@ fn tcp_header_maps(r: &mut Report) {
     for (map, name) in [(REQUEST_HEADERS, "request"), (RESPONSE_HEADERS, "response")] {
         let (s, v) = header(map, ":path");
         r.put(&format!("{name} header get"), s, show(&v));
-        let (s, v) = get(|p, n| unsafe { proxy_get_header_map_pairs(map, p, n) });
+        let (s, v) = abi::get_header_map_pairs(map);
         r.put(
             &format!("{name} header pairs"),
             s,
             pairs(&v).len().to_string(),
         );
-        let mut size = 0usize;
-        let s = unsafe { proxy_get_header_map_size(map, &mut size) };
+        let (s, size) = abi::get_header_map_size(map);
         r.put(&format!("{name} header map size"), s, size.to_string());
         for (what, edit) in [
             ("add", Edit::Add("x-probe", "1")),
@@ -1518,7 +1292,7 @@ fn tcp_header_maps(r: &mut Report) {
             r.put(&format!("{name} header {what}"), edit.apply(map), "");
         }
         let empty = 0u32.to_le_bytes();
-        let s = unsafe { proxy_set_header_map_pairs(map, empty.as_ptr(), empty.len()) };
+        let s = abi::set_header_map_pairs(map, &empty);
         r.put(&format!("{name} header set pairs"), s, "");
     }
 }
@@ -1530,10 +1304,7 @@ fn set_filter_state(key: &str, value: &str) -> u32 {
     args.extend_from_slice(&[0x12, value.len() as u8]);
     args.extend_from_slice(value.as_bytes());
     let name = "set_envoy_filter_state";
-    get(|p, n| unsafe {
-        proxy_call_foreign_function(name.as_ptr(), name.len(), args.as_ptr(), args.len(), p, n)
-    })
-    .0
+    abi::call_foreign_function(name.as_bytes(), &args).0
 }
 
 /// What each direction records at its first data chunk (buffer, size, end of stream),
@@ -1640,7 +1411,7 @@ impl StreamContext for TcpProbe {
         record_properties(r, CONNECTION_PROPERTIES, "at new connection");
         upstream_address(r, "at new connection");
         let (k, v) = ("probe.custom", b"tcp");
-        let s = unsafe { proxy_set_property(k.as_ptr(), k.len(), v.as_ptr(), v.len()) };
+        let s = abi::set_property(k.as_bytes(), v);
         r.put("set_property probe.custom", s, "");
         let (status, v) = property(&["probe.custom"]);
         r.put("property probe.custom after set", status, show(&v));
@@ -1672,23 +1443,11 @@ impl StreamContext for TcpProbe {
             (3, "upstream"),
             (9, "unknown"),
         ] {
-            let s = unsafe { proxy_continue_stream(stream) };
+            let s = abi::continue_stream(stream);
             r.put(&format!("continue_stream {name}"), s, "");
         }
-        r.put("close_stream unknown", unsafe { proxy_close_stream(9) }, "");
-        let (d, b) = ("probe", "local");
-        let s = unsafe {
-            proxy_send_local_response(
-                200,
-                d.as_ptr(),
-                d.len(),
-                b.as_ptr(),
-                b.len(),
-                null_mut(),
-                0,
-                -1,
-            )
-        };
+        r.put("close_stream unknown", abi::close_stream(9), "");
+        let s = abi::send_local_response(200, b"probe", b"local", &[], -1);
         r.put("send_local_response", s, "");
         Action::Continue
     }
