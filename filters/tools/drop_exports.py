@@ -7,11 +7,6 @@ done, delete), entering the VM each time. A callback a filter leaves at the SDK'
 nothing, and Envoy skips a callback the module does not export, so dropping those exports saves
 the VM entries. Only the export section changes: nothing else in a module refers to exports.
 
-A filter may also replace an SDK callback with its own: the SDK defines every `proxy_on_*`
-export, so a second definition cannot link under that name. A function exported as
-`wasmgate_lean_proxy_on_X` takes the name `proxy_on_X`, and the SDK's export of it is dropped
-(its function stays in the module, for the filter to call on the contexts it leaves to the SDK).
-
 usage: drop_exports.py MODULE.wasm LIST   (LIST: a file with one export name a line, # comments)
 """
 import sys
@@ -39,9 +34,6 @@ def enc(n):
             return bytes(out)
 
 
-LEAN = "wasmgate_lean_"
-
-
 def drop(module, names):
     if module[:8] != b"\0asm\1\0\0\0":
         raise SystemExit("not a wasm module (version 1)")
@@ -52,26 +44,17 @@ def drop(module, names):
         end = body + size
         if sid == 7:  # the export section
             count, j = leb(module, body)
-            entries = []
+            kept = []
             for _ in range(count):
                 n, k = leb(module, j)
                 name = module[k : k + n].decode()
+                kind = module[k + n]
                 _, after = leb(module, k + n + 1)
-                # The kind byte and the index, kept as they are.
-                entries.append((name, module[k + n], module[k + n : after]))
-                j = after
-            replaced = {
-                name[len(LEAN) :] for name, kind, _ in entries if kind == 0 and name.startswith(LEAN)
-            }
-            kept = []
-            for name, kind, rest in entries:
-                if kind == 0 and (name in names or name in replaced):
+                if kind == 0 and name in names:
                     dropped.add(name)
-                    continue
-                if kind == 0 and name.startswith(LEAN):
-                    name = name[len(LEAN) :]
-                raw = name.encode()
-                kept.append(enc(len(raw)) + raw + rest)
+                else:
+                    kept.append(module[j:after])
+                j = after
             payload = enc(len(kept)) + b"".join(kept)
             out += bytes([7]) + enc(len(payload)) + payload
         else:

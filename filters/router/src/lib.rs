@@ -17,8 +17,6 @@
 )]
 
 #[cfg(target_arch = "wasm32")]
-mod dispatch;
-#[cfg(target_arch = "wasm32")]
 mod metrics;
 #[cfg(target_arch = "wasm32")]
 mod plugin;

@@ -17,20 +17,17 @@ use wasmgate_core::envoy::{set_filter_state_args, TCP_PROXY_CLUSTER};
 use wasmgate_core::observe::{self, RouteLabels};
 use wasmgate_core::RouterConfig;
 
-use crate::dispatch::{self, RootSlot};
 use crate::metrics::Counters;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        let slot = Rc::new(RootSlot::default());
-        dispatch::register_root(context_id, slot.clone());
-        Box::new(RouterRoot { shared: None, tcp: false, slot })
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(RouterRoot { shared: None, tcp: false })
     });
 }}
 
 /// What every stream of this root shares: the compiled table and the random state.
-pub(crate) struct Shared {
+struct Shared {
     table: RouteTable,
     rng: Cell<XorShift>,
     labels: RouteLabels,
@@ -52,8 +49,6 @@ impl Shared {
 struct RouterRoot {
     shared: Option<Rc<Shared>>,
     tcp: bool,
-    /// The same, for the streams `dispatch` creates.
-    slot: Rc<RootSlot>,
 }
 
 impl Context for RouterRoot {}
@@ -97,8 +92,6 @@ impl RootContext for RouterRoot {
                     labels,
                     route_states,
                 }));
-                self.slot.shared.replace(self.shared.clone());
-                self.slot.tcp.set(self.tcp);
                 true
             }
             Err(e) => {
@@ -118,7 +111,10 @@ impl RootContext for RouterRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(RouterHttp::new(self.shared.clone())))
+        Some(Box::new(RouterHttp {
+            shared: self.shared.clone(),
+            response_edits: Vec::new(),
+        }))
     }
 
     fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
@@ -193,31 +189,10 @@ impl HeaderMap for HostHeaders {
     }
 }
 
-pub(crate) struct RouterHttp {
+struct RouterHttp {
     shared: Option<Rc<Shared>>,
     /// The rule's, then the picked backend's.
     response_edits: Vec<OwnedEdits>,
-}
-
-impl RouterHttp {
-    pub(crate) fn new(shared: Option<Rc<Shared>>) -> Self {
-        RouterHttp {
-            shared,
-            response_edits: Vec::new(),
-        }
-    }
-}
-
-/// The answer to a request whose stream state is missing (never expected): refused, so it
-/// cannot go on unrouted with whatever cluster header the client sent.
-pub(crate) fn send_unrouted() {
-    send_reply(&Reply {
-        rule: None,
-        status: 500,
-        redirect: false,
-        headers: Vec::new(),
-        body: "wasmgate router: no state for this stream\n",
-    });
 }
 
 impl Context for RouterHttp {}
