@@ -14,9 +14,10 @@
 //! `WASMGATE_BENCH_ROWS=1` runs the first row only; `WASMGATE_BENCH_ROUTER_B=A.wasm,B.wasm` adds
 //! to it fronts running other builds of the router, `WASMGATE_BENCH_BALANCER_B=...` fronts
 //! running the router with other builds of the balancer (to compare builds in one run);
-//! `WASMGATE_BENCH_VARIANTS=no-retry,no-state-log` adds router fronts whose generated config
-//! lacks the routes' retry policy or the access log's filter-state fields (what the config,
-//! not the filter, costs).
+//! `WASMGATE_BENCH_VARIANTS=no-retry,no-state-log,plus-noop` adds router fronts whose generated
+//! config lacks the routes' retry policy or the access log's filter-state fields (what the
+//! config, not the filter, costs), or has the do-nothing filter chained with the router (the
+//! floor of router + balancer).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -566,9 +567,15 @@ fn main() -> Result<(), Error> {
         {
             let label = format!("  wasm, {variant}");
             let (mut boot, listen, admin) = load_bootstrap(&gen.join("envoy.yaml"))?;
+            if variant == "plus-noop" {
+                // A second Wasm filter that does nothing: what chaining any filter after the
+                // router costs, the floor of router + balancer.
+                boot = with_noop_filter(boot)?;
+            }
             let hcm = &mut boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
                 [0]["typed_config"];
             match variant {
+                "plus-noop" => {}
                 "no-retry" => {
                     for vh in hcm["route_config"]["virtual_hosts"]
                         .as_array_mut()
