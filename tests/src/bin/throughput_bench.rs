@@ -13,7 +13,11 @@
 //! `WASMGATE_BENCH_PERF=DIR` also records a perf profile of every front into DIR;
 //! `WASMGATE_BENCH_ROWS=1` runs the first row only; `WASMGATE_BENCH_ROUTER_B=A.wasm,B.wasm` adds
 //! to it fronts running other builds of the router, `WASMGATE_BENCH_BALANCER_B=...` fronts
-//! running the router with other builds of the balancer (to compare builds in one run).
+//! running the router with other builds of the balancer (to compare builds in one run);
+//! `WASMGATE_BENCH_VARIANTS=no-retry,no-state-log,plus-noop` adds router fronts whose generated
+//! config lacks the routes' retry policy or the access log's filter-state fields (what the
+//! config, not the filter, costs), or has the do-nothing filter chained with the router (the
+//! floor of router + balancer).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -553,6 +557,55 @@ fn main() -> Result<(), Error> {
                 )?);
                 extra.push(label);
             }
+        }
+        // WASMGATE_BENCH_VARIANTS=no-retry,no-state-log: the router's front with part of the
+        // generated config taken away, to tell what the filter costs from what the config does.
+        for variant in std::env::var("WASMGATE_BENCH_VARIANTS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|v| !v.is_empty())
+        {
+            let label = format!("  wasm, {variant}");
+            let (mut boot, listen, admin) = load_bootstrap(&gen.join("envoy.yaml"))?;
+            if variant == "plus-noop" {
+                // A second Wasm filter that does nothing: what chaining any filter after the
+                // router costs, the floor of router + balancer.
+                boot = with_noop_filter(boot)?;
+            }
+            let hcm = &mut boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+                [0]["typed_config"];
+            match variant {
+                "plus-noop" => {}
+                "no-retry" => {
+                    for vh in hcm["route_config"]["virtual_hosts"]
+                        .as_array_mut()
+                        .ok_or("no virtual hosts")?
+                    {
+                        for r in vh["routes"].as_array_mut().ok_or("no routes")? {
+                            if let Some(route) = r["route"].as_object_mut() {
+                                route.remove("retry_policy");
+                            }
+                        }
+                    }
+                }
+                "no-state-log" => {
+                    let fields = hcm["access_log"][0]["typed_config"]["log_format"]["json_format"]
+                        .as_object_mut()
+                        .ok_or("no json access log")?;
+                    fields.remove("route");
+                    fields.remove("member");
+                }
+                other => return Err(format!("unknown variant {other}").into()),
+            }
+            fronts.push(Front::start(
+                &scratch,
+                &label,
+                boot,
+                listen,
+                admin,
+                reqs.clone(),
+            )?);
+            extra.push(label);
         }
         run_rounds(&mut fronts, &scratch, seconds, rounds, tick)?;
         for (label, b) in extra.iter().zip(fronts.iter().skip(5)) {
