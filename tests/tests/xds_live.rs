@@ -416,3 +416,55 @@ fn a_member_ejected_before_a_change_stays_ejected_after_it() {
         "the new config's balancer never picked the ejected member"
     );
 }
+
+/// A member removed while one of its requests is still waiting for its upstream is drained,
+/// not cut: the slow request completes from that member, new requests with its key go to
+/// another member, and the member's clusters leave CDS only after the drain period.
+#[test]
+fn a_request_in_flight_on_a_removed_member_completes() {
+    let mut state = State {
+        routes: vec![Route::new(STEADY_HOST, "/", &[("shop", 1)])],
+        shop_members: vec!["c2".into(), "c3".into(), "c4".into()],
+        invalid: false,
+    };
+    let live = Live::start("xds-drain", &state, 2).unwrap();
+    let key = keys()
+        .into_iter()
+        .find(|k| {
+            wasmgate_tests::live::probe(live.http, STEADY_HOST, "/", k)
+                .is_ok_and(|(s, b)| s == 200 && b.as_deref() == Some("c3"))
+        })
+        .expect("some key lands on c3");
+    let http = live.http;
+    let slow_key = key.clone();
+    let slow = std::thread::spawn(move || {
+        let headers: [(&str, &[u8]); 2] = [
+            (wasmgate_tests::live::AFFINITY_HEADER, slow_key.as_bytes()),
+            ("x-echo-delay-ms", b"2000"),
+        ];
+        wasmgate_tests::request(http, "GET", STEADY_HOST, "/", &headers)
+    });
+    // The slow request is on its way to c3 before the change is written.
+    std::thread::sleep(Duration::from_millis(300));
+    state.shop_members.retain(|m| m != "c3");
+    let wrote = live.write(&state).unwrap();
+    let moved = live.time_until(
+        wrote,
+        Duration::from_secs(3),
+        STEADY_HOST,
+        "/",
+        &key,
+        |s, b| s == 200 && is_member(b) && b != Some("c3"),
+    );
+    assert!(moved.is_some(), "new requests with the key leave c3");
+    let r = slow.join().unwrap().expect("the slow request was answered");
+    assert_eq!(
+        (r.status, r.backend().as_deref()),
+        (200, Some("c3")),
+        "the request in flight on the removed member completed there"
+    );
+    assert!(
+        wrote.elapsed() >= Duration::from_millis(1500),
+        "the slow request outlived the change"
+    );
+}
