@@ -29,6 +29,17 @@ impl WasmFilter {
         }
     }
 
+    /// The fidelity probe (`tests/probe`), with no configuration.
+    pub fn probe() -> Self {
+        WasmFilter {
+            name: "probe".into(),
+            root_id: "probe".into(),
+            wasm: crate::paths::wasm("wasmgate_probe"),
+            configuration: String::new(),
+            fail_open: false,
+        }
+    }
+
     fn to_json(&self) -> Value {
         json!({
             "name": self.name,
@@ -70,6 +81,18 @@ pub struct HttpBootstrap {
 }
 
 impl HttpBootstrap {
+    /// The probe alone in the chain, routing by `x-wasmgate-cluster` to `clusters`.
+    pub fn probe(listen: SocketAddr, admin: SocketAddr, clusters: &[(&str, SocketAddr)]) -> Self {
+        HttpBootstrap {
+            listen,
+            admin,
+            filters: vec![WasmFilter::probe()],
+            cluster_header: "x-wasmgate-cluster".into(),
+            pass_through: None,
+            clusters: clusters.iter().map(|(n, a)| (n.to_string(), *a)).collect(),
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         let mut routes = vec![json!({
             "match": {"prefix": "/", "headers": [{"name": self.cluster_header, "present_match": true}]},

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use host_sim::envoy_config::parse_bootstrap;
 use host_sim::{HostSim, HttpRequest, TcpConnection, UpstreamReply};
 use serde_json::{json, Value};
-use wasmgate_tests::bootstrap::{HttpBootstrap, WasmFilter};
+use wasmgate_tests::bootstrap::HttpBootstrap;
 use wasmgate_tests::{
     free_port, paths, post, post_chunked, request, Backend, Envoy, Scratch, TcpBackend,
 };
@@ -80,20 +80,7 @@ const LATE_PATH: &str = "/late";
 const LOGGED_STREAMS: &[&str] = &["report", "flow", "trailers"];
 
 fn probe_bootstrap(listen: SocketAddr, admin: SocketAddr, backend: SocketAddr) -> HttpBootstrap {
-    HttpBootstrap {
-        listen,
-        admin,
-        filters: vec![WasmFilter {
-            name: "probe".into(),
-            root_id: "probe".into(),
-            wasm: paths::wasm("wasmgate_probe"),
-            configuration: String::new(),
-            fail_open: false,
-        }],
-        cluster_header: "x-wasmgate-cluster".into(),
-        pass_through: None,
-        clusters: vec![("backend".into(), backend)],
-    }
+    HttpBootstrap::probe(listen, admin, &[("backend", backend)])
 }
 
 /// The probe's bootstrap as JSON, with HTTP/1.1 trailers enabled downstream and upstream:

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use host_sim::scenario::{LoadOptions, Target};
 use host_sim::{GrpcReply, HostSim, HttpRequest, UpstreamReply};
 use serde_json::{json, Value};
-use wasmgate_tests::bootstrap::{HttpBootstrap, WasmFilter};
+use wasmgate_tests::bootstrap::HttpBootstrap;
 use wasmgate_tests::grpc::GrpcServer;
 use wasmgate_tests::{free_port, paths, request, Backend, Envoy, Scratch};
 
@@ -52,20 +52,7 @@ fn bootstrap(
     backend: SocketAddr,
     grpc: SocketAddr,
 ) -> Value {
-    let boot = HttpBootstrap {
-        listen,
-        admin,
-        filters: vec![WasmFilter {
-            name: "probe".into(),
-            root_id: "probe".into(),
-            wasm: paths::wasm("wasmgate_probe"),
-            configuration: String::new(),
-            fail_open: false,
-        }],
-        cluster_header: "x-wasmgate-cluster".into(),
-        pass_through: None,
-        clusters: vec![("backend".into(), backend), ("grpc".into(), grpc)],
-    };
+    let boot = HttpBootstrap::probe(listen, admin, &[("backend", backend), ("grpc", grpc)]);
     let mut json = boot.to_json();
     let filters = &mut json["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
         ["typed_config"]["http_filters"];
