@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::json::{http_outcome_to_json, logs_json};
 use crate::plugin::{HostSim, HostSimConfig, PluginSpec, WasmSource};
-use crate::routes::Routes;
+use crate::route_config::Routes;
 use crate::scenario::{run_file, LoadOptions, RequestSpec, Target};
 use crate::types::Level;
 

@@ -14,9 +14,9 @@
 //! ```
 
 mod abi;
+pub mod bootstrap_reader;
 pub mod cli;
 mod disk_cache;
-pub mod envoy_config;
 mod error;
 mod headers;
 mod http;
@@ -26,7 +26,7 @@ mod pairs;
 mod plugin;
 mod properties;
 mod protobuf;
-mod routes;
+mod route_config;
 pub mod scenario;
 mod shared;
 mod state;
@@ -45,7 +45,7 @@ pub use http::{
 pub use plugin::{HostSim, HostSimConfig, Plugin, PluginSpec, WasmSource};
 pub use properties::{PropValue, PropertyOverrides};
 pub use protobuf::encode_set_envoy_filter_state;
-pub use routes::{PathMatch, Route, RouteAction, Routes, VirtualHost};
+pub use route_config::{PathMatch, Route, RouteAction, Routes, VirtualHost};
 pub use shared::{Metric, MetricKind};
 pub use state::LocalReply;
 pub use tcp::{TcpConnection, TcpOutcome};

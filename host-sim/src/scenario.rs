@@ -11,13 +11,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::envoy_config::{load_bootstrap_with, BootstrapOptions};
+use crate::bootstrap_reader::{load_bootstrap_with, BootstrapOptions};
 use crate::error::Error;
 use crate::http::{FilterChain, HttpOutcome, HttpRequest};
 use crate::json::bytes_from_json;
 use crate::plugin::{HostSim, Plugin, PluginSpec, WasmSource};
 use crate::properties::{PropValue, PropertyOverrides};
-use crate::routes::Routes;
+use crate::route_config::Routes;
 use crate::tcp::{TcpConnection, TcpOutcome};
 use crate::types::Level;
 use crate::upstreams::{Callout, GrpcReply, UpstreamReply};

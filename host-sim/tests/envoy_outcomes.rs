@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use host_sim::envoy_config::{parse_bootstrap, parse_bootstrap_with, BootstrapOptions};
+use host_sim::bootstrap_reader::{parse_bootstrap, parse_bootstrap_with, BootstrapOptions};
 use host_sim::scenario::{LoadOptions, Target};
 use host_sim::{Error, GrpcReply, HttpRequest, PluginSpec, Routes, UpstreamReply, WasmSource};
 

@@ -637,7 +637,7 @@ impl Env {
         let r = &case.request;
         let mut boot = self.output.envoy.clone();
         boot["static_resources"]["listeners"] = Value::Array(vec![self.envoy_listener(r)?]);
-        let setup = host_sim::envoy_config::parse_bootstrap(&boot.to_string(), Path::new("."))
+        let setup = host_sim::bootstrap_reader::parse_bootstrap(&boot.to_string(), Path::new("."))
             .map_err(|e| e.to_string())?;
         setup.declare_clusters(sim);
         let plugins = setup
@@ -654,7 +654,7 @@ impl Env {
     fn hostsim_request(
         &self,
         sim: &host_sim::HostSim,
-        setup: &host_sim::envoy_config::EnvoySetup,
+        setup: &host_sim::bootstrap_reader::EnvoySetup,
         chain: &host_sim::FilterChain<'_>,
         r: &Request,
     ) -> Result<Seen, String> {

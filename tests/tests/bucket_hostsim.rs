@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use host_sim::envoy_config::parse_bootstrap;
+use host_sim::bootstrap_reader::parse_bootstrap;
 use host_sim::{HostSim, HttpRequest, UpstreamReply};
 use wasmgate_core::config::RouterConfig;
 use wasmgate_tests::router_cases::{case_bootstrap, clusters_of};

@@ -75,7 +75,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 fn extended_httproute_features_behave_as_gateway_api_says_in_envoy() {
     let w = world();
     // The policy routes are Envoy config host-sim must read too.
-    if let Err(e) = host_sim::envoy_config::load_bootstrap(&w.d.config_path) {
+    if let Err(e) = host_sim::bootstrap_reader::load_bootstrap(&w.d.config_path) {
         panic!("the generated bootstrap does not load in host-sim: {e}");
     }
     backend_filters_apply_to_the_picked_backend_only(&w);

@@ -40,7 +40,7 @@ fn every_example_bootstrap_and_its_native_twin_validate_in_envoy() {
             if name != "envoy.yaml" {
                 continue;
             }
-            if let Err(e) = host_sim::envoy_config::load_bootstrap(&path) {
+            if let Err(e) = host_sim::bootstrap_reader::load_bootstrap(&path) {
                 panic!("{label}/{name} does not load in host-sim: {e}");
             }
         }

@@ -17,7 +17,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use host_sim::envoy_config::parse_bootstrap;
+use host_sim::bootstrap_reader::parse_bootstrap;
 use host_sim::{HostSim, HttpRequest, TcpConnection, UpstreamReply};
 use serde_json::{json, Value};
 use wasmgate_tests::bootstrap::HttpBootstrap;

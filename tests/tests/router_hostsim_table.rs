@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use cases::{bytes, check, load, Case, Observed};
-use host_sim::envoy_config::parse_bootstrap;
+use host_sim::bootstrap_reader::parse_bootstrap;
 use host_sim::{HostSim, HttpOutcome, HttpRequest};
 use wasmgate_core::config::RouterConfig;
 use wasmgate_tests::router_cases::{case_bootstrap, clusters_of, PASS_THROUGH};

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::headers::HeaderMap;
 use crate::plugin::{HostSim, Plugin};
-use crate::routes::{Decision, Routes};
+use crate::route_config::{Decision, Routes};
 use crate::state::{Access, HostAction, LocalReply, Stream};
 use crate::upstreams::UpstreamReply;
 use crate::vm::{CallOutcome, Callback};

@@ -2,7 +2,7 @@
 //! answer locally as Envoy would), deliver the response to the client.
 
 use crate::headers::HeaderMap;
-use crate::routes::Decision;
+use crate::route_config::Decision;
 use crate::state::LocalReply;
 use crate::upstreams::{UpstreamReply, UpstreamRequest};
 

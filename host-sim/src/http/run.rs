@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::plugin::{HostSim, Plugin};
-use crate::routes::Routes;
+use crate::route_config::Routes;
 
 use super::{HttpOutcome, HttpRequest, Session};
 

@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
-use host_sim::envoy_config::parse_bootstrap;
+use host_sim::bootstrap_reader::parse_bootstrap;
 use host_sim::{HostSim, HttpRequest, Routes};
 use wasmgate_core::seeded_hash::SeededState;
 use wasmgate_core::{FixedRandom, Outcome, RequestView, RouteTable};

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::error::Error;
 use crate::plugin::{PluginSpec, WasmSource};
 use crate::properties::PropValue;
-use crate::routes::{PathMatch, Route, RouteAction, Routes, VirtualHost};
+use crate::route_config::{PathMatch, Route, RouteAction, Routes, VirtualHost};
 
 const HCM: &str =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
