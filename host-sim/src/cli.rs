@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::http::FilterChain;
 use crate::json::{http_outcome_to_json, logs_json};
 use crate::plugin::{HostSim, HostSimConfig, PluginSpec, WasmSource};
 use crate::route_config::Routes;
@@ -434,8 +435,10 @@ fn bench(args: &[String]) -> Result<i32, String> {
             (start.mean.as_secs_f64() - inst.mean.as_secs_f64()) * 1e6
         );
     }
+    let router_alone = FilterChain::new(&sim, Vec::new());
     let baseline = measure(a.iterations, |i| {
-        sim.http_baseline(&t.routes, requests[i % requests.len()].clone())
+        router_alone
+            .run_one(&t.routes, requests[i % requests.len()].clone())
             .host_calls
     });
     let wasm = measure(a.iterations, |i| {

@@ -37,11 +37,7 @@ mod vm;
 
 pub use error::Error;
 pub use headers::HeaderMap;
-pub use http::{
-    run as run_http, run_concurrent as run_http_concurrent,
-    run_concurrent_at as run_http_concurrent_at, run_with_services as run_http_with_services,
-    FilterChain, HttpOutcome, HttpRequest,
-};
+pub use http::{FilterChain, HttpOutcome, HttpRequest};
 pub use plugin::{HostSim, HostSimConfig, Plugin, PluginSpec, WasmSource};
 pub use properties::{PropValue, PropertyOverrides};
 pub use protobuf::encode_set_envoy_filter_state;

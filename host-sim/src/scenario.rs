@@ -532,17 +532,9 @@ impl Target {
                 }
             }
         };
-        let chain: Vec<&Plugin> = self.plugins.iter().collect();
-        let services: Vec<&Plugin> = self.services.iter().collect();
-        crate::http::run_with_services(
-            &self.sim,
-            &chain,
-            &services,
-            &self.routes,
-            vec![(Duration::ZERO, req)],
-        )
-        .pop()
-        .unwrap_or_default()
+        FilterChain::new(&self.sim, self.plugins.iter().collect())
+            .with_services(self.services.iter().collect())
+            .run_one(&self.routes, req)
     }
 
     /// Every plugin: HTTP filters, the network filter, the services.
@@ -555,7 +547,7 @@ impl Target {
     }
 
     pub fn advance(&self, d: Duration) {
-        FilterChain::new(self.all_plugins()).advance(d);
+        FilterChain::new(&self.sim, self.all_plugins()).advance(d);
     }
 
     /// Log lines of root contexts outside streams (start-up, ticks and queues while no

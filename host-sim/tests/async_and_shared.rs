@@ -243,9 +243,8 @@ fn filter_chain_runs_in_order_and_responses_in_reverse() {
     (i32.const 0))"#
         ),
     );
-    let chain = FilterChain::new(vec![&tagger, &router]);
-    let out = chain.http(
-        &sim,
+    let chain = FilterChain::new(&sim, vec![&tagger, &router]);
+    let out = chain.run_one(
         &Routes::cluster_header("x-wasmgate-cluster"),
         HttpRequest::get("a", "/"),
     );
@@ -263,13 +262,14 @@ fn filter_chain_runs_in_order_and_responses_in_reverse() {
 fn baseline_without_filters_routes_on_client_headers() {
     let sim = sim();
     let routes = Routes::cluster_header("x-wasmgate-cluster");
-    let out = sim.http_baseline(
+    let out = FilterChain::new(&sim, Vec::new()).run_one(
         &routes,
         HttpRequest::get("a", "/").header("x-wasmgate-cluster", "east"),
     );
     assert_eq!((out.status, out.cluster.as_deref()), (200, Some("east")));
     assert_eq!(
-        sim.http_baseline(&routes, HttpRequest::get("a", "/"))
+        FilterChain::new(&sim, Vec::new())
+            .run_one(&routes, HttpRequest::get("a", "/"))
             .status,
         503
     );
@@ -289,13 +289,13 @@ fn failed_vm_fails_the_stream_at_its_place_in_the_chain() {
         &sim,
         r#"(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) unreachable)"#,
     );
-    let chain = FilterChain::new(vec![&first, &second]);
+    let chain = FilterChain::new(&sim, vec![&first, &second]);
     let routes = Routes::fixed("svc");
     assert_eq!(
-        chain.http(&sim, &routes, HttpRequest::get("a", "/")).status,
+        chain.run_one(&routes, HttpRequest::get("a", "/")).status,
         503
     );
-    let out = chain.http(&sim, &routes, HttpRequest::get("a", "/"));
+    let out = chain.run_one(&routes, HttpRequest::get("a", "/"));
     assert_eq!(out.status, 503);
     assert!(
         out.logged("first ran"),

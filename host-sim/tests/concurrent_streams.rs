@@ -167,7 +167,7 @@ fn callouts_with_different_delays_complete_in_delay_order() {
             .map(|(d, cl)| callout(*d, cl, &sim))
             .collect();
         let t0 = sim.now();
-        let outs = plugin.http_concurrent(&routes(), reqs.clone());
+        let outs = FilterChain::new(plugin.sim(), vec![&plugin]).run(&routes(), reqs.clone());
         assert_eq!(outs.len(), c.streams.len(), "{}", c.name);
 
         let seen = arrivals.lock().unwrap().clone();
@@ -256,9 +256,9 @@ fn shared_data_written_by_one_stream_is_seen_by_a_later_resumed_one() {
         let writer = HttpRequest::get("a", "/")
             .header("x-write", "from-writer")
             .header("x-wasmgate-cluster", "west");
-        let outs = plugin.http_concurrent_at(
+        let outs = FilterChain::new(&sim, vec![&plugin]).run(
             &routes(),
-            vec![(Duration::ZERO, reader), (ms(c.writer_arrives_ms), writer)],
+            [reader, writer.arriving_after(ms(c.writer_arrives_ms))],
         );
         assert_eq!(outs[0].status, 200, "{}: {:?}", c.name, outs[0].logs);
         assert_eq!(outs[0].cluster.as_deref(), Some("east"), "{}", c.name);
@@ -336,7 +336,7 @@ fn a_trap_fails_the_vm_for_every_open_and_later_stream() {
             .into_iter()
             .map(|(r, s, d)| (r, (s, d)))
             .unzip();
-        let outs = plugin.http_concurrent(&routes(), reqs);
+        let outs = FilterChain::new(plugin.sim(), vec![&plugin]).run(&routes(), reqs);
         let trap_msg = plugin.failed().expect("the VM failed");
         for (k, (out, (status, details))) in outs.iter().zip(want).enumerate() {
             assert_eq!(
@@ -383,7 +383,7 @@ fn ticking_guest() -> String {
 fn root_context_ticks_count_for_every_stream_open_at_the_time() {
     let sim = sim();
     let plugin = load(&sim, &ticking_guest());
-    let outs = plugin.http_concurrent(
+    let outs = FilterChain::new(plugin.sim(), vec![&plugin]).run(
         &routes(),
         vec![callout(25, "east", &sim), callout(15, "west", &sim)],
     );
@@ -399,7 +399,10 @@ fn root_context_ticks_count_for_every_stream_open_at_the_time() {
     // Before a late arrival, the VM ticks on its own, as with `advance`.
     let sim = common::sim();
     let plugin = load(&sim, &ticking_guest());
-    let outs = plugin.http_concurrent_at(&routes(), vec![(ms(35), callout(15, "east", &sim))]);
+    let outs = FilterChain::new(&sim, vec![&plugin]).run(
+        &routes(),
+        [callout(15, "east", &sim).arriving_after(ms(35))],
+    );
     assert_eq!(messages(&outs[0]), ["tick", "tick", "east"]);
     let idle: Vec<String> = plugin.take_logs().into_iter().map(|(_, m)| m).collect();
     assert_eq!(idle, ["tick", "tick", "tick"]);
@@ -413,7 +416,7 @@ fn hundred_concurrent_streams_share_one_vm_and_release_every_context() {
     let reqs: Vec<HttpRequest> = (0..100u64)
         .map(|k| callout(1 + (k * 37) % 100, clusters[(k % 2) as usize], &sim))
         .collect();
-    let outs = plugin.http_concurrent(&routes(), reqs);
+    let outs = FilterChain::new(plugin.sim(), vec![&plugin]).run(&routes(), reqs);
     assert_eq!(outs.len(), 100);
     for (k, out) in outs.iter().enumerate() {
         let cluster = clusters[k % 2];
@@ -444,10 +447,9 @@ fn filter_chains_run_concurrently_too() {
     let sim = sim();
     let first = load(&sim, &guest());
     let second = load(&sim, &guest());
-    let chain = FilterChain::new(vec![&first, &second]);
+    let chain = FilterChain::new(&sim, vec![&first, &second]);
     // Both filters call out; the second filter's reply picks the cluster.
-    let outs = chain.http_concurrent(
-        &sim,
+    let outs = chain.run(
         &routes(),
         vec![callout(40, "east", &sim), callout(15, "west", &sim)],
     );
@@ -470,13 +472,15 @@ fn one_concurrent_stream_is_a_plain_stream() {
     let sim = sim();
     let plugin = load(&sim, &guest());
     let req = callout(25, "east", &sim);
-    let mut outs = plugin.http_concurrent(&routes(), vec![req.clone()]);
+    let mut outs = FilterChain::new(plugin.sim(), vec![&plugin]).run(&routes(), vec![req.clone()]);
     let alone = sim.fresh();
     let p = load(&alone, &guest());
     callout(25, "east", &alone);
     let solo = p.http(&routes(), req);
     assert_eq!(without_request_id(outs.remove(0)), without_request_id(solo));
-    assert!(plugin.http_concurrent(&routes(), Vec::new()).is_empty());
+    assert!(FilterChain::new(plugin.sim(), vec![&plugin])
+        .run(&routes(), Vec::new())
+        .is_empty());
 }
 
 fn sdk_plugin(sim: &HostSim) -> host_sim::Plugin {
@@ -498,7 +502,7 @@ fn sdk_guest_callbacks_reach_the_stream_that_called_out() {
         _ => UpstreamReply::ok("west").with_delay(ms(10)),
     });
     let arrivals = record_upstreams(&sim, &["east", "west"]);
-    let outs = plugin.http_concurrent(
+    let outs = FilterChain::new(plugin.sim(), vec![&plugin]).run(
         &routes(),
         vec![
             HttpRequest::get("a", "/callout"),
@@ -531,7 +535,7 @@ fn sdk_guest_panic_fails_the_stream_paused_on_a_callout() {
     let sim = sim();
     let plugin = sdk_plugin(&sim);
     sim.set_upstream("auth", UpstreamReply::ok("east").with_delay(ms(20)));
-    let outs = plugin.http_concurrent(
+    let outs = FilterChain::new(plugin.sim(), vec![&plugin]).run(
         &routes(),
         vec![
             HttpRequest::get("a", "/callout"),

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use host_sim::bootstrap_reader::{parse_bootstrap, parse_bootstrap_with, BootstrapOptions};
 use host_sim::scenario::{LoadOptions, Target};
-use host_sim::{Error, GrpcReply, HttpRequest, PluginSpec, Routes, UpstreamReply, WasmSource};
+use host_sim::{
+    Error, FilterChain, GrpcReply, HttpRequest, PluginSpec, Routes, UpstreamReply, WasmSource,
+};
 
 fn routes() -> Routes {
     Routes::cluster_header("x-wasmgate-cluster")
@@ -56,7 +58,8 @@ fn head_responses_have_headers_and_no_body() {
         }],
         ..Routes::empty()
     };
-    let out = sim.http_baseline(&direct, HttpRequest::new("HEAD", "foo.com", "/"));
+    let out = FilterChain::new(&sim, Vec::new())
+        .run_one(&direct, HttpRequest::new("HEAD", "foo.com", "/"));
     assert_eq!((out.status, out.response_body.len()), (200, 0));
     assert_eq!(out.response_header("content-length"), Some(b"5".as_slice()));
 }

@@ -645,15 +645,14 @@ impl Env {
             .iter()
             .map(|spec| sim.load(spec.clone()).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
-        let chain = host_sim::FilterChain::new(plugins.iter().collect());
+        let chain = host_sim::FilterChain::new(sim, plugins.iter().collect());
         (0..case.repeat.unwrap_or(1))
-            .map(|_| self.hostsim_request(sim, &setup, &chain, r))
+            .map(|_| self.hostsim_request(&setup, &chain, r))
             .collect()
     }
 
     fn hostsim_request(
         &self,
-        sim: &host_sim::HostSim,
         setup: &host_sim::bootstrap_reader::EnvoySetup,
         chain: &host_sim::FilterChain<'_>,
         r: &Request,
@@ -664,7 +663,7 @@ impl Env {
         }
         // The request arrives on that listener's real port (`destination.port`), as in Envoy.
         req.destination_address = self.ports[&self.listener_of(r)?].to_string();
-        let out = chain.http(sim, &setup.routes, req);
+        let out = chain.run_one(&setup.routes, req);
         if !out.vm_failures.is_empty() {
             return Err(format!("the VM failed: {:?}", out.vm_failures));
         }

@@ -746,17 +746,17 @@ fn composed_after_the_router_the_service_becomes_a_member_cluster() {
     let mut config = shop(members, json!({}));
     config["serviceFrom"] = json!({"router": "x-wasmgate-service"});
     let balancer = load(&sim, &config, 1);
-    let chain = FilterChain::new(vec![&router, &balancer]);
+    let chain = FilterChain::new(&sim, vec![&router, &balancer]);
     let mut c = BTreeMap::new();
     for _ in 0..400 {
         let req = HttpRequest::get("foo.com", "/x").header(HEADER, "shop_a");
-        let out = chain.http(&sim, &Routes::cluster_header(HEADER), req);
+        let out = chain.run_one(&Routes::cluster_header(HEADER), req);
         *c.entry(out.cluster.unwrap_or_default()).or_insert(0u32) += 1;
     }
     assert_eq!(c.get("shop_a"), Some(&100), "{c:?}");
     assert_eq!(c.get("shop_b"), Some(&300), "{c:?}");
     // A plain backend keeps the cluster the router chose, whatever service a client claims.
     let req = HttpRequest::get("foo.com", "/legacy").header("x-wasmgate-service", "shop");
-    let out = chain.http(&sim, &Routes::cluster_header(HEADER), req);
+    let out = chain.run_one(&Routes::cluster_header(HEADER), req);
     assert_eq!(out.cluster.as_deref(), Some("legacy"));
 }

@@ -23,7 +23,7 @@ use crate::vm::{CallOutcome, Callback};
 
 pub use request::{HttpOutcome, HttpRequest};
 use router::{codec_adds_zero_length, envoy_reply};
-pub use run::{run, run_concurrent, run_concurrent_at, run_with_services, FilterChain};
+pub use run::FilterChain;
 
 /// Envoy's default `stream_idle_timeout`.
 const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -263,6 +263,11 @@ impl<'p> Session<'p> {
             self.decode(0, ev);
             self.settle();
         }
+    }
+
+    /// When the next upstream event (reply or route timeout) is due, if any.
+    fn next_event(&self) -> Option<u64> {
+        run::min_opt(self.upstream_due.as_ref().map(|u| u.0), self.timeout_due)
     }
 
     /// Whether the client got its whole answer (or the stream was reset).

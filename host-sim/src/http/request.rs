@@ -1,5 +1,7 @@
 //! The public request and outcome types of an HTTP stream.
 
+use std::time::Duration;
+
 use crate::headers::HeaderMap;
 use crate::properties::{PropValue, PropertyOverrides};
 use crate::state::LocalReply;
@@ -26,6 +28,9 @@ pub struct HttpRequest {
     /// Headers filters before the Wasm ones add (filters host-sim leaves out): after the
     /// connection manager's own.
     pub added_by_filters: Vec<(String, Vec<u8>)>,
+    /// When the request arrives, from the moment the run starts (requests run together
+    /// open their streams at their own offsets).
+    pub arrives_after: Duration,
 }
 
 impl HttpRequest {
@@ -44,6 +49,7 @@ impl HttpRequest {
             properties: PropertyOverrides::default(),
             envoy_headers: true,
             added_by_filters: Vec::new(),
+            arrives_after: Duration::ZERO,
         }
     }
 
@@ -103,6 +109,12 @@ impl HttpRequest {
 
     pub fn without_envoy_headers(mut self) -> Self {
         self.envoy_headers = false;
+        self
+    }
+
+    /// The request arrives `offset` after the run starts, not at once.
+    pub fn arriving_after(mut self, offset: Duration) -> Self {
+        self.arrives_after = offset;
         self
     }
 }

@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use host_sim::{HostSim, HttpRequest, PluginSpec, Routes, WasmSource};
+use host_sim::{FilterChain, HostSim, HttpRequest, PluginSpec, Routes, WasmSource};
 use serde_json::{json, Value};
 use wasmgate_core::config::MultiClusterService;
 use wasmgate_core::multicluster::{HealthView, Locality, PickInput, Selector, WorkerState};
@@ -73,8 +73,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let routes = Routes::cluster_header("x-wasmgate-cluster");
     let req =
         |i: usize| HttpRequest::get("shop", "/").header("x-user", format!("user-{}", i % 1024));
+    let router_alone = FilterChain::new(&sim, Vec::new());
     let baseline = per_request_us(|i| {
-        black_box(sim.http_baseline(&Routes::fixed("shop_cluster-0"), req(i)));
+        black_box(router_alone.run_one(&Routes::fixed("shop_cluster-0"), req(i)));
     });
     println!(
         "balancer: selection natively (filters/core) vs the .wasm in host-sim ({})",
