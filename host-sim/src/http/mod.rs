@@ -7,6 +7,8 @@
 //! runs through every filter's response callbacks. Time is virtual: while the stream waits,
 //! the clock jumps to the next callout response or tick.
 
+mod iteration;
+mod phase;
 mod request;
 mod router;
 mod run;
@@ -18,8 +20,9 @@ use crate::headers::HeaderMap;
 use crate::plugin::{HostSim, Plugin};
 use crate::route_config::{Decision, Routes};
 use crate::state::{Access, HostAction, LocalReply, Stream};
-use crate::upstreams::UpstreamReply;
 use crate::vm::{CallOutcome, Callback};
+
+use phase::{ClientPhase, Dir, Ev, FilterPhase, FilterStatus, RequestPhase, UpstreamPhase};
 
 pub use request::{HttpOutcome, HttpRequest};
 use router::{codec_adds_zero_length, envoy_reply};
@@ -28,112 +31,16 @@ pub use run::FilterChain;
 /// Envoy's default `stream_idle_timeout`.
 const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-#[derive(Clone, Debug)]
-enum Ev {
-    Headers { end: bool },
-    Data { chunk: Vec<u8>, end: bool },
-    Trailers,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dir {
-    Decode,
-    Encode,
-}
-
-/// One direction of one filter, as Envoy's filter manager tracks it.
-#[derive(Default)]
-struct DirState {
-    stopped_all: bool,
-    headers_held: bool,
-    headers_end: bool,
-    queue: VecDeque<Ev>,
-    buffering: bool,
-    buffered: Vec<u8>,
-    buffered_end: bool,
-    trailers_held: bool,
-}
-
+/// One filter of the chain in one stream.
 struct Slot<'p> {
     plugin: &'p Plugin,
     worker: usize,
+    /// Its stream context (0 until created).
     ctx: u32,
-    /// Context created: the filter takes part in the stream.
-    active: bool,
-    /// The VM failed during this stream and the filter failed it closed.
-    failed: bool,
-    /// The VM had failed before the stream: the filter fails it when headers reach it.
-    doomed: Option<String>,
+    status: FilterStatus,
     access: Access,
-    dec: DirState,
-    enc: DirState,
-}
-
-/// How far the request has gone on its way upstream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RequestPhase {
-    /// Request events still flow through the filters to Envoy's router.
-    Open,
-    /// The router sent the whole request upstream; the response is awaited.
-    Dispatched,
-    /// Nothing more reaches the filters or the router: a local reply is on its way or the
-    /// stream was reset.
-    Done,
-}
-
-/// What of the response has reached the client.
-enum ClientPhase {
-    /// Nothing yet.
-    Waiting,
-    /// The response headers; more is coming.
-    Receiving(HeaderMap),
-    /// The end of the response. `headers_only`: it ended with its headers (the codec then
-    /// frames it). `headers` is `None` only if data or trailers ended it without headers.
-    Complete {
-        headers: Option<HeaderMap>,
-        headers_only: bool,
-    },
-}
-
-impl ClientPhase {
-    fn headers(&self) -> Option<&HeaderMap> {
-        match self {
-            ClientPhase::Waiting => None,
-            ClientPhase::Receiving(h) => Some(h),
-            ClientPhase::Complete { headers, .. } => headers.as_ref(),
-        }
-    }
-
-    /// The response headers reached the client, ending the response when `end` (a
-    /// response already complete stays complete).
-    fn headers_sent(&mut self, headers: HeaderMap, end: bool) {
-        *self = if end || matches!(self, ClientPhase::Complete { .. }) {
-            ClientPhase::Complete {
-                headers: Some(headers),
-                headers_only: end,
-            }
-        } else {
-            ClientPhase::Receiving(headers)
-        };
-    }
-
-    /// Data (or trailers, `end` = true) reached the client.
-    fn more_sent(&mut self, end: bool) {
-        if !end {
-            return;
-        }
-        *self = match std::mem::replace(self, ClientPhase::Waiting) {
-            ClientPhase::Waiting => ClientPhase::Complete {
-                headers: None,
-                headers_only: false,
-            },
-            ClientPhase::Receiving(h) => ClientPhase::Complete {
-                headers: Some(h),
-                headers_only: false,
-            },
-            done @ ClientPhase::Complete { .. } => done,
-        };
-    }
+    dec: FilterPhase,
+    enc: FilterPhase,
 }
 
 enum Flow {
@@ -149,8 +56,7 @@ struct Session<'p> {
     out: HttpOutcome,
     decision: Option<Decision>,
     request: RequestPhase,
-    upstream_due: Option<(u64, UpstreamReply)>,
-    timeout_due: Option<u64>,
+    upstream: UpstreamPhase,
     pending_local: Option<(LocalReply, bool)>,
     pending_resumes: VecDeque<(usize, Dir)>,
     local_replies: u8,
@@ -198,12 +104,10 @@ impl<'p> Session<'p> {
                 plugin: p,
                 worker: p.pick_worker(),
                 ctx: 0,
-                active: false,
-                failed: false,
-                doomed: None,
+                status: FilterStatus::Skipped,
                 access: Access::default(),
-                dec: DirState::default(),
-                enc: DirState::default(),
+                dec: FilterPhase::Passing,
+                enc: FilterPhase::Passing,
             })
             .collect();
         Session {
@@ -214,8 +118,7 @@ impl<'p> Session<'p> {
             out: HttpOutcome::default(),
             decision: None,
             request: RequestPhase::Open,
-            upstream_due: None,
-            timeout_due: None,
+            upstream: UpstreamPhase::Idle,
             pending_local: None,
             pending_resumes: VecDeque::new(),
             local_replies: 0,
@@ -267,12 +170,12 @@ impl<'p> Session<'p> {
 
     /// When the next upstream event (reply or route timeout) is due, if any.
     fn next_event(&self) -> Option<u64> {
-        run::min_opt(self.upstream_due.as_ref().map(|u| u.0), self.timeout_due)
+        self.upstream.next_event()
     }
 
     /// Whether the client got its whole answer (or the stream was reset).
     fn done(&self) -> bool {
-        self.out.reset || matches!(self.client, ClientPhase::Complete { .. })
+        self.client.is_over()
     }
 
     fn create_context(&mut self, i: usize) {
@@ -289,10 +192,10 @@ impl<'p> Session<'p> {
         match r {
             Ok(ctx) => {
                 slot.ctx = ctx;
-                slot.active = true;
+                slot.status = FilterStatus::Running;
             }
             Err(msg) if slot.plugin.fail_open() => self.out.vm_failures.push(msg),
-            Err(msg) => slot.doomed = Some(msg),
+            Err(msg) => slot.status = FilterStatus::Doomed(msg),
         }
     }
 
@@ -302,9 +205,9 @@ impl<'p> Session<'p> {
         self.out.vm_failures.push(msg);
         let slot = &mut self.slots[i];
         if slot.plugin.fail_open() {
-            slot.active = false;
-        } else if !slot.failed {
-            slot.failed = true;
+            slot.status = FilterStatus::Skipped;
+        } else if slot.status != FilterStatus::FailedClosed {
+            slot.status = FilterStatus::FailedClosed;
             self.request_local_reply(
                 LocalReply {
                     status: 503,
@@ -329,17 +232,19 @@ impl<'p> Session<'p> {
                 self.resume(i, dir);
                 continue;
             }
-            if let Some((due, _)) = &self.upstream_due {
-                if *due <= self.now() {
-                    if let Some((_, reply)) = self.upstream_due.take() {
+            let now = self.now();
+            if let UpstreamPhase::Waiting { timeout_at, reply } = &mut self.upstream {
+                if reply.as_ref().is_some_and(|(due, _)| *due <= now) {
+                    if let Some((_, reply)) = reply.take() {
+                        self.upstream = UpstreamPhase::Idle;
                         self.upstream_response(reply);
                     }
                     continue;
                 }
-            }
-            if self.timeout_due.is_some_and(|t| t <= self.now()) {
-                self.timeout_due = None;
-                self.upstream_due = None;
+                if *timeout_at > now {
+                    return;
+                }
+                self.upstream = UpstreamPhase::Idle;
                 self.request_local_reply(
                     envoy_reply(504, "upstream request timeout", "upstream_response_timeout"),
                     false,
@@ -359,12 +264,12 @@ impl<'p> Session<'p> {
             );
             self.deadline = u64::MAX;
         } else {
-            self.out.reset = true;
+            self.client = ClientPhase::Reset;
         }
     }
 
     fn call(&mut self, i: usize, cb: Callback, dir: Dir) -> Flow {
-        if !self.slots[i].active || self.slots[i].failed {
+        if self.slots[i].status != FilterStatus::Running {
             return Flow::Continue;
         }
         let out = {
@@ -418,7 +323,7 @@ impl<'p> Session<'p> {
                     }
                 }
                 HostAction::Close(0 | 1) => {
-                    self.out.reset = true;
+                    self.client = ClientPhase::Reset;
                     self.request = RequestPhase::Done;
                     stop = true;
                 }
@@ -429,7 +334,7 @@ impl<'p> Session<'p> {
             Err(msg) => {
                 if let Some(i) = slot {
                     self.vm_failed(i, msg);
-                    if self.slots[i].failed {
+                    if self.slots[i].status == FilterStatus::FailedClosed {
                         return Flow::Stop;
                     }
                 }
@@ -449,23 +354,22 @@ impl<'p> Session<'p> {
     }
 
     fn apply_local_reply(&mut self, lr: LocalReply, from_filter: bool) {
-        if self.out.reset {
+        if self.client.is_reset() {
             return;
         }
         if self.client.headers().is_some() || self.local_replies >= 2 {
             // The response already started: Envoy can only reset the stream.
-            self.out.reset = true;
+            self.client = ClientPhase::Reset;
             return;
         }
         self.local_replies += 1;
         if from_filter && self.out.local_reply.is_none() {
             self.out.local_reply = Some(lr.clone());
         }
-        self.upstream_due = None;
-        self.timeout_due = None;
+        self.upstream = UpstreamPhase::Idle;
         self.enc_gen += 1;
         for s in &mut self.slots {
-            s.enc = DirState::default();
+            s.enc = FilterPhase::Passing;
             s.access.response_headers = false;
             s.access.response_trailers = false;
         }
@@ -528,216 +432,6 @@ impl<'p> Session<'p> {
         }
     }
 
-    fn decode(&mut self, mut i: usize, mut ev: Ev) {
-        while i < self.slots.len() {
-            if self.request == RequestPhase::Done {
-                return;
-            }
-            if let Some(msg) = self.slots[i].doomed.take() {
-                self.vm_failed(i, msg);
-                return;
-            }
-            if !self.slots[i].active || self.slots[i].failed {
-                i += 1;
-                continue;
-            }
-            match self.step(i, Dir::Decode, ev) {
-                Some(next) => ev = next,
-                None => return,
-            }
-            i += 1;
-        }
-        if self.request != RequestPhase::Done {
-            self.router(ev);
-        }
-    }
-
-    fn encode(&mut self, mut p: usize, mut ev: Ev) {
-        let generation = self.enc_gen;
-        let n = self.slots.len();
-        while p < n {
-            if self.out.reset || generation != self.enc_gen {
-                return;
-            }
-            let i = n - 1 - p;
-            if !self.slots[i].active || self.slots[i].failed {
-                p += 1;
-                continue;
-            }
-            match self.step(i, Dir::Encode, ev) {
-                Some(next) => ev = next,
-                None => return,
-            }
-            p += 1;
-        }
-        if generation == self.enc_gen && !self.out.reset {
-            self.deliver_to_client(ev);
-        }
-    }
-
-    /// Runs one event through filter `i`; `Some(event)` to pass on, `None` when it stopped.
-    fn step(&mut self, i: usize, dir: Dir, ev: Ev) -> Option<Ev> {
-        let state = self.dir_state(i, dir);
-        if state.stopped_all {
-            state.queue.push_back(ev);
-            return None;
-        }
-        match ev {
-            Ev::Headers { end } => {
-                let headers = if dir == Dir::Decode {
-                    self.slots[i].access.request_headers = true;
-                    self.stream.request_headers.len()
-                } else {
-                    self.slots[i].access.response_headers = true;
-                    self.stream.response_headers.len()
-                } as u32;
-                let cb = match dir {
-                    Dir::Decode => Callback::RequestHeaders { headers, end },
-                    Dir::Encode => Callback::ResponseHeaders { headers, end },
-                };
-                match self.call(i, cb, dir) {
-                    Flow::Continue => {
-                        let a = &mut self.slots[i].access;
-                        match dir {
-                            Dir::Decode => a.request_headers = false,
-                            Dir::Encode => a.response_headers = false,
-                        }
-                        Some(Ev::Headers { end })
-                    }
-                    Flow::Stop => {
-                        let st = self.dir_state(i, dir);
-                        st.stopped_all = true;
-                        st.headers_held = true;
-                        st.headers_end = end;
-                        None
-                    }
-                }
-            }
-            Ev::Data { chunk, end } => {
-                let st = self.dir_state(i, dir);
-                let mut body = std::mem::take(&mut st.buffered);
-                body.extend_from_slice(&chunk);
-                let size = body.len() as u32;
-                self.stream.body = body;
-                let kind = if dir == Dir::Decode { 0 } else { 1 };
-                self.slots[i].access.body = Some(kind);
-                let cb = match dir {
-                    Dir::Decode => Callback::RequestBody { size, end },
-                    Dir::Encode => Callback::ResponseBody { size, end },
-                };
-                let flow = self.call(i, cb, dir);
-                let body = std::mem::take(&mut self.stream.body);
-                self.slots[i].access.body = None;
-                let st = self.dir_state(i, dir);
-                match flow {
-                    Flow::Continue => {
-                        st.buffering = false;
-                        Some(Ev::Data { chunk: body, end })
-                    }
-                    Flow::Stop => {
-                        st.buffering = true;
-                        st.buffered = body;
-                        st.buffered_end = end;
-                        None
-                    }
-                }
-            }
-            Ev::Trailers => {
-                // A filter that buffers the body sees (and may edit) it whole at the
-                // trailers, as Envoy hands out its decoding / encoding buffer.
-                let buffering = self.dir_state(i, dir).buffering;
-                if buffering {
-                    self.stream.body = std::mem::take(&mut self.dir_state(i, dir).buffered);
-                    self.slots[i].access.body = Some(if dir == Dir::Decode { 0 } else { 1 });
-                }
-                let trailers = if dir == Dir::Decode {
-                    self.slots[i].access.request_trailers = true;
-                    self.stream.request_trailers.len()
-                } else {
-                    self.slots[i].access.response_trailers = true;
-                    self.stream.response_trailers.len()
-                } as u32;
-                let cb = match dir {
-                    Dir::Decode => Callback::RequestTrailers { trailers },
-                    Dir::Encode => Callback::ResponseTrailers { trailers },
-                };
-                let flow = self.call(i, cb, dir);
-                if buffering {
-                    self.slots[i].access.body = None;
-                    self.dir_state(i, dir).buffered = std::mem::take(&mut self.stream.body);
-                }
-                let a = &mut self.slots[i].access;
-                match dir {
-                    Dir::Decode => a.request_trailers = false,
-                    Dir::Encode => a.response_trailers = false,
-                }
-                match flow {
-                    Flow::Continue => {
-                        self.flush_buffered(i, dir);
-                        Some(Ev::Trailers)
-                    }
-                    Flow::Stop => {
-                        self.dir_state(i, dir).trailers_held = true;
-                        None
-                    }
-                }
-            }
-        }
-    }
-
-    /// A buffering filter that lets trailers through releases its buffered body first.
-    fn flush_buffered(&mut self, i: usize, dir: Dir) {
-        let st = self.dir_state(i, dir);
-        if st.buffering {
-            st.buffering = false;
-            let chunk = std::mem::take(&mut st.buffered);
-            self.pipe(dir, i, true, Ev::Data { chunk, end: false });
-        }
-    }
-
-    fn dir_state(&mut self, i: usize, dir: Dir) -> &mut DirState {
-        match dir {
-            Dir::Decode => &mut self.slots[i].dec,
-            Dir::Encode => &mut self.slots[i].enc,
-        }
-    }
-
-    /// Sends `ev` into the pipeline at filter `i` (`after`: at the filter after `i`).
-    fn pipe(&mut self, dir: Dir, i: usize, after: bool, ev: Ev) {
-        let n = self.slots.len();
-        match dir {
-            Dir::Decode => self.decode(i + usize::from(after), ev),
-            Dir::Encode => self.encode(n - 1 - i + usize::from(after), ev),
-        }
-    }
-
-    fn resume(&mut self, i: usize, dir: Dir) {
-        if (dir == Dir::Decode && self.request == RequestPhase::Done) || self.out.reset {
-            return;
-        }
-        let st = self.dir_state(i, dir);
-        if st.stopped_all {
-            st.stopped_all = false;
-            let held = std::mem::take(&mut st.headers_held);
-            let end = st.headers_end;
-            let queued = std::mem::take(&mut st.queue);
-            if held {
-                self.pipe(dir, i, true, Ev::Headers { end });
-            }
-            for ev in queued {
-                self.pipe(dir, i, false, ev);
-            }
-        } else if st.buffering {
-            st.buffering = false;
-            let chunk = std::mem::take(&mut st.buffered);
-            let end = st.buffered_end;
-            self.pipe(dir, i, true, Ev::Data { chunk, end });
-        } else if st.trailers_held {
-            st.trailers_held = false;
-            self.pipe(dir, i, true, Ev::Trailers);
-        }
-    }
-
     fn finish(mut self) -> HttpOutcome {
         // Access log, then filter destruction, like Envoy's connection manager. The request
         // is complete now (`request.duration`).
@@ -773,14 +467,14 @@ impl<'p> Session<'p> {
         let mut out = self.out;
         out.host_calls = self.calls;
         let (client_headers, headers_only) = match self.client {
-            ClientPhase::Waiting => (None, false),
+            ClientPhase::Waiting | ClientPhase::Reset => (None, false),
             ClientPhase::Receiving(h) => (Some(h), false),
             ClientPhase::Complete {
                 headers,
                 headers_only,
             } => (headers, headers_only),
         };
-        if let Some(h) = client_headers.filter(|_| !out.reset) {
+        if let Some(h) = client_headers {
             out.status = h
                 .get_str(":status")
                 .and_then(|s| s.parse().ok())

@@ -6,7 +6,8 @@ use crate::route_config::Decision;
 use crate::state::LocalReply;
 use crate::upstreams::{UpstreamReply, UpstreamRequest};
 
-use super::{Ev, RequestPhase, Session};
+use super::phase::{Ev, RequestPhase, UpstreamPhase};
+use super::Session;
 
 impl Session<'_> {
     pub(super) fn router(&mut self, ev: Ev) {
@@ -61,7 +62,10 @@ impl Session<'_> {
                 if self.sim.upstreams().exists(&cluster) {
                     self.stream.upstream_address = Some(self.sim.upstreams().address(&cluster));
                     self.out.cluster = Some(cluster);
-                    self.timeout_due = Some(self.now() + timeout.as_nanos() as u64);
+                    self.upstream = UpstreamPhase::Waiting {
+                        timeout_at: self.now() + timeout.as_nanos() as u64,
+                        reply: None,
+                    };
                     let mut headers = self.stream.request_headers.clone();
                     for name in &remove_headers {
                         headers.remove(name);
@@ -96,14 +100,19 @@ impl Session<'_> {
         };
         let reply = self.sim.upstreams().reply(&req);
         let due = self.now() + reply.delay.as_nanos() as u64;
-        if self.timeout_due.is_some_and(|t| due > t) {
-            return; // the route timeout fires first
+        match &mut self.upstream {
+            UpstreamPhase::Waiting {
+                timeout_at,
+                reply: r,
+            } if due <= *timeout_at => {
+                *r = Some((due, reply));
+            }
+            // The route timeout fires first.
+            _ => {}
         }
-        self.upstream_due = Some((due, reply));
     }
 
     pub(super) fn upstream_response(&mut self, reply: UpstreamReply) {
-        self.timeout_due = None;
         if reply.reset {
             let body = "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
             self.request_local_reply(

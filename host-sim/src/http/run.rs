@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::plugin::{HostSim, Plugin};
 use crate::route_config::Routes;
 
+use super::phase::FilterStatus;
 use super::{HttpOutcome, HttpRequest, Session};
 
 /// Several filters applied in order to each stream (Envoy's `http_filters` list; none is
@@ -214,7 +215,7 @@ fn run_vm_events(open: &mut [(usize, Session<'_>)]) {
                         std::ptr::eq(sl.plugin, plugin)
                             && sl.worker == worker
                             && sl.ctx == ctx
-                            && sl.active
+                            && sl.status == FilterStatus::Running
                     })
                     .map(|t| (j, t))
             });
@@ -242,7 +243,7 @@ fn run_vm_events(open: &mut [(usize, Session<'_>)]) {
         }
     }
 }
-pub(super) fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, None) => x,

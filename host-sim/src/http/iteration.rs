@@ -1,0 +1,211 @@
+//! Envoy's filter manager iterating one event at a time through the chain: request events
+//! in decode order to the router, response events in reverse order to the client; a filter
+//! that stops holds the event (and what follows) until it continues.
+
+use crate::vm::Callback;
+
+use super::phase::{ClientPhase, Dir, Ev, FilterPhase, FilterStatus, RequestPhase};
+use super::{Flow, Session};
+
+impl Session<'_> {
+    pub(super) fn decode(&mut self, mut i: usize, mut ev: Ev) {
+        while i < self.slots.len() {
+            if self.request == RequestPhase::Done {
+                return;
+            }
+            if let FilterStatus::Doomed(msg) = &self.slots[i].status {
+                let msg = msg.clone();
+                self.vm_failed(i, msg);
+                return;
+            }
+            if self.slots[i].status != FilterStatus::Running {
+                i += 1;
+                continue;
+            }
+            match self.step(i, Dir::Decode, ev) {
+                Some(next) => ev = next,
+                None => return,
+            }
+            i += 1;
+        }
+        if self.request != RequestPhase::Done {
+            self.router(ev);
+        }
+    }
+
+    pub(super) fn encode(&mut self, mut p: usize, mut ev: Ev) {
+        let generation = self.enc_gen;
+        let n = self.slots.len();
+        while p < n {
+            if self.client.is_reset() || generation != self.enc_gen {
+                return;
+            }
+            let i = n - 1 - p;
+            if self.slots[i].status != FilterStatus::Running {
+                p += 1;
+                continue;
+            }
+            match self.step(i, Dir::Encode, ev) {
+                Some(next) => ev = next,
+                None => return,
+            }
+            p += 1;
+        }
+        if generation == self.enc_gen && !self.client.is_reset() {
+            self.deliver_to_client(ev);
+        }
+    }
+
+    /// Runs one event through filter `i`; `Some(event)` to pass on, `None` when it stopped.
+    fn step(&mut self, i: usize, dir: Dir, ev: Ev) -> Option<Ev> {
+        if let FilterPhase::HeadersHeld { queue, .. } = self.phase(i, dir) {
+            queue.push_back(ev);
+            return None;
+        }
+        let kind = if dir == Dir::Decode { 0 } else { 1 };
+        match ev {
+            Ev::Headers { end } => {
+                let headers = if dir == Dir::Decode {
+                    self.slots[i].access.request_headers = true;
+                    self.stream.request_headers.len()
+                } else {
+                    self.slots[i].access.response_headers = true;
+                    self.stream.response_headers.len()
+                } as u32;
+                let cb = match dir {
+                    Dir::Decode => Callback::RequestHeaders { headers, end },
+                    Dir::Encode => Callback::ResponseHeaders { headers, end },
+                };
+                match self.call(i, cb, dir) {
+                    Flow::Continue => {
+                        let a = &mut self.slots[i].access;
+                        match dir {
+                            Dir::Decode => a.request_headers = false,
+                            Dir::Encode => a.response_headers = false,
+                        }
+                        Some(Ev::Headers { end })
+                    }
+                    Flow::Stop => {
+                        *self.phase(i, dir) = FilterPhase::HeadersHeld {
+                            end,
+                            queue: Default::default(),
+                        };
+                        None
+                    }
+                }
+            }
+            Ev::Data { chunk, end } => {
+                let mut body = self
+                    .phase(i, dir)
+                    .take_buffered()
+                    .map_or_else(Vec::new, |(b, _)| b);
+                body.extend_from_slice(&chunk);
+                let size = body.len() as u32;
+                self.stream.body = body;
+                self.slots[i].access.body = Some(kind);
+                let cb = match dir {
+                    Dir::Decode => Callback::RequestBody { size, end },
+                    Dir::Encode => Callback::ResponseBody { size, end },
+                };
+                let flow = self.call(i, cb, dir);
+                let body = std::mem::take(&mut self.stream.body);
+                self.slots[i].access.body = None;
+                match flow {
+                    Flow::Continue => Some(Ev::Data { chunk: body, end }),
+                    Flow::Stop => {
+                        *self.phase(i, dir) = FilterPhase::BodyHeld { body, end };
+                        None
+                    }
+                }
+            }
+            Ev::Trailers => {
+                // A filter that buffers the body sees (and may edit) it whole at the
+                // trailers, as Envoy hands out its decoding / encoding buffer.
+                let buffered = self.phase(i, dir).take_buffered().map(|(b, _)| b);
+                if let Some(body) = &buffered {
+                    self.stream.body = body.clone();
+                    self.slots[i].access.body = Some(kind);
+                }
+                let trailers = if dir == Dir::Decode {
+                    self.slots[i].access.request_trailers = true;
+                    self.stream.request_trailers.len()
+                } else {
+                    self.slots[i].access.response_trailers = true;
+                    self.stream.response_trailers.len()
+                } as u32;
+                let cb = match dir {
+                    Dir::Decode => Callback::RequestTrailers { trailers },
+                    Dir::Encode => Callback::ResponseTrailers { trailers },
+                };
+                let flow = self.call(i, cb, dir);
+                let body = buffered.map(|_| {
+                    self.slots[i].access.body = None;
+                    std::mem::take(&mut self.stream.body)
+                });
+                let a = &mut self.slots[i].access;
+                match dir {
+                    Dir::Decode => a.request_trailers = false,
+                    Dir::Encode => a.response_trailers = false,
+                }
+                match flow {
+                    Flow::Continue => {
+                        // A buffering filter that lets trailers through releases its body
+                        // first.
+                        if let Some(chunk) = body {
+                            self.pipe(dir, i, true, Ev::Data { chunk, end: false });
+                        }
+                        Some(Ev::Trailers)
+                    }
+                    Flow::Stop => {
+                        *self.phase(i, dir) = FilterPhase::TrailersHeld { body };
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn phase(&mut self, i: usize, dir: Dir) -> &mut FilterPhase {
+        match dir {
+            Dir::Decode => &mut self.slots[i].dec,
+            Dir::Encode => &mut self.slots[i].enc,
+        }
+    }
+
+    /// Sends `ev` into the pipeline at filter `i` (`after`: at the filter after `i`).
+    fn pipe(&mut self, dir: Dir, i: usize, after: bool, ev: Ev) {
+        let n = self.slots.len();
+        match dir {
+            Dir::Decode => self.decode(i + usize::from(after), ev),
+            Dir::Encode => self.encode(n - 1 - i + usize::from(after), ev),
+        }
+    }
+
+    /// Filter `i` continues `dir` (`proxy_continue_stream`): what it held goes on, as in
+    /// Envoy's `commonContinue` (headers, then the buffered body, then the trailers).
+    pub(super) fn resume(&mut self, i: usize, dir: Dir) {
+        if (dir == Dir::Decode && self.request == RequestPhase::Done)
+            || matches!(self.client, ClientPhase::Reset)
+        {
+            return;
+        }
+        match std::mem::take(self.phase(i, dir)) {
+            FilterPhase::Passing => {}
+            FilterPhase::HeadersHeld { end, queue } => {
+                self.pipe(dir, i, true, Ev::Headers { end });
+                for ev in queue {
+                    self.pipe(dir, i, false, ev);
+                }
+            }
+            FilterPhase::BodyHeld { body, end } => {
+                self.pipe(dir, i, true, Ev::Data { chunk: body, end });
+            }
+            FilterPhase::TrailersHeld { body } => {
+                if let Some(chunk) = body {
+                    self.pipe(dir, i, true, Ev::Data { chunk, end: false });
+                }
+                self.pipe(dir, i, true, Ev::Trailers);
+            }
+        }
+    }
+}
