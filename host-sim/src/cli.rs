@@ -1,8 +1,10 @@
-//! The `host-sim` command line (hand-written argument parsing).
+//! The `host-sim` command line: `clap` parses it (help, errors, shell completions).
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::error::Error;
 use crate::http::FilterChain;
@@ -12,132 +14,148 @@ use crate::route_config::Routes;
 use crate::scenario::{run_file, LoadOptions, RequestSpec, Target};
 use crate::types::Level;
 
-const USAGE: &str = "\
-usage:
-  host-sim run   TARGET --requests FILE.jsonl     print one JSON result per request line
-  host-sim test  SCENARIO.yaml...                 check scenarios; exit 1 on a mismatch
-  host-sim bench TARGET [--requests FILE.jsonl] [--iterations N]
-  host-sim check-config --wasm FILE [--name N --root-id R --vm-id V] CONFIG...
-                                                 configure the module with each file in turn
-                                                 (one process); one JSON line per file;
-                                                 exit 1 if any is rejected
-
-TARGET is either
-  --envoy-config FILE        an Envoy bootstrap (YAML or JSON): its Wasm HTTP filters in
-                             order, its route_config and its static clusters
-or
-  --wasm FILE                one proxy-wasm module, with
-  --config FILE | --config-string TEXT   its plugin configuration
-  --name NAME --root-id ID --vm-id ID    (default: the module's file stem)
-  --cluster-header NAME      route on this request header (default x-wasmgate-cluster)
-  --cluster NAME             or route everything to one cluster
-and, for both:
-  --workers N                VMs per plugin (default 1)
-  --log-level LEVEL          lowest level logged: trace, debug, info (default), warn, error
-  --fuel N                   instructions per callback before the VM fails (default 10^9;
-                             0 = unlimited, the default of bench)
-  --memory-mib N             linear-memory limit per VM (default 256)
-  --skip-filter NAME         leave out this filter of the bootstrap (by name or type)
-                             instead of refusing it; repeatable; results list it
-  --no-cache                 do not read or write compiled modules in the cache folder
-                             ($HOST_SIM_CACHE_DIR, else $XDG_CACHE_HOME/host-sim, else
-                             ~/.cache/host-sim)
-
+const REQUEST_FORMAT: &str = "\
 A request line is a JSON object: {\"method\", \"host\", \"path\", \"headers\": {name: value},
 \"body\", \"chunks\": [...], \"trailers\", \"source\": \"ip:port\", \"properties\": {\"a.b\": v},
 \"advance_ms\", \"advance_only\", \"name\"}. Header values are strings or {\"hex\": \"...\"}.
 A result line has \"root_logs\" (start-up, ticks, queues since the previous line), and
 \"skipped_filters\" when the bootstrap had filters left out.
-";
 
-#[derive(Default)]
-struct Args {
-    envoy_config: Option<PathBuf>,
-    wasm: Option<PathBuf>,
-    config: Option<Vec<u8>>,
-    name: Option<String>,
-    root_id: Option<String>,
-    vm_id: Option<String>,
-    cluster_header: Option<String>,
-    cluster: Option<String>,
-    workers: usize,
-    requests: Option<PathBuf>,
-    iterations: usize,
-    log_level: Level,
-    /// Instructions per callback; `Some(0)` lifts the limit.
-    fuel: Option<u64>,
-    memory_mib: Option<usize>,
-    skip_filters: Vec<String>,
-    no_cache: bool,
-    /// Where `--config` / `--config-string` came from, for error messages.
-    config_source: String,
-    files: Vec<PathBuf>,
+Compiled modules are cached in $HOST_SIM_CACHE_DIR, else $XDG_CACHE_HOME/host-sim, else
+~/.cache/host-sim.";
+
+/// Runs proxy-wasm modules the way Envoy does and reports where each request went.
+#[derive(Parser)]
+#[command(name = "host-sim", version, after_help = REQUEST_FORMAT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse(args: &[String]) -> Result<Args, String> {
-    let mut a = Args {
-        workers: 1,
-        iterations: 10_000,
-        log_level: Level::Info,
-        ..Args::default()
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "--envoy-config" => a.envoy_config = Some(value(arg)?.into()),
-            "--wasm" => a.wasm = Some(value(arg)?.into()),
-            "--config" => {
-                let p = value(arg)?;
-                a.config = Some(std::fs::read(&p).map_err(|e| format!("cannot read {p}: {e}"))?);
-                a.config_source = p;
-            }
-            "--config-string" => {
-                a.config = Some(value(arg)?.into_bytes());
-                a.config_source = "--config-string".into();
-            }
-            "--skip-filter" => a.skip_filters.push(value(arg)?),
-            "--no-cache" => a.no_cache = true,
-            "--name" => a.name = Some(value(arg)?),
-            "--root-id" => a.root_id = Some(value(arg)?),
-            "--vm-id" => a.vm_id = Some(value(arg)?),
-            "--cluster-header" => a.cluster_header = Some(value(arg)?),
-            "--cluster" => a.cluster = Some(value(arg)?),
-            "--workers" => {
-                a.workers = value(arg)?
-                    .parse()
-                    .map_err(|_| "--workers needs a number")?
-            }
-            "--requests" => a.requests = Some(value(arg)?.into()),
-            "--iterations" => {
-                a.iterations = value(arg)?
-                    .parse()
-                    .map_err(|_| "--iterations needs a number")?
-            }
-            "--log-level" => {
-                let v = value(arg)?;
-                a.log_level =
-                    Level::parse(&v).ok_or(format!("--log-level: unknown level {v:?}"))?;
-            }
-            "--fuel" => {
-                a.fuel = Some(value(arg)?.parse().map_err(|_| "--fuel needs a number")?);
-            }
-            "--memory-mib" => {
-                a.memory_mib = Some(
-                    value(arg)?
-                        .parse()
-                        .map_err(|_| "--memory-mib needs a number")?,
-                );
-            }
-            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
-            s => a.files.push(s.into()),
-        }
-    }
-    Ok(a)
+#[derive(Subcommand)]
+enum Command {
+    /// Print one JSON result per request line.
+    Run {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The requests, one JSON object per line.
+        #[arg(long, value_name = "FILE.jsonl")]
+        requests: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Check scenarios; exit 1 on a mismatch.
+    Test {
+        #[arg(value_name = "SCENARIO.yaml", required = true)]
+        scenarios: Vec<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Time loading, instantiation and requests with and without the filters.
+    Bench {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The requests to cycle through (default: one GET /).
+        #[arg(long, value_name = "FILE.jsonl")]
+        requests: Option<PathBuf>,
+        #[arg(long, value_name = "N", default_value_t = 10_000)]
+        iterations: usize,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Configure the module with each file in turn (one process): one JSON line per file;
+    /// exit 1 if any is rejected.
+    CheckConfig {
+        /// The proxy-wasm module.
+        #[arg(long, value_name = "FILE")]
+        wasm: PathBuf,
+        #[command(flatten)]
+        names: PluginNames,
+        #[arg(value_name = "CONFIG", required = true)]
+        configs: Vec<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Print a completion script for a shell.
+    Completions { shell: clap_complete::Shell },
+}
+
+/// What to run: an Envoy bootstrap or one module.
+#[derive(Args)]
+struct TargetArgs {
+    /// An Envoy bootstrap (YAML or JSON): its Wasm HTTP filters in order, its route_config
+    /// and its static clusters.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "wasm",
+        conflicts_with = "wasm"
+    )]
+    envoy_config: Option<PathBuf>,
+    /// One proxy-wasm module.
+    #[arg(long, value_name = "FILE")]
+    wasm: Option<PathBuf>,
+    /// The module's plugin configuration, from a file.
+    #[arg(long, value_name = "FILE", conflicts_with = "config_string")]
+    config: Option<PathBuf>,
+    /// The module's plugin configuration, given inline.
+    #[arg(long, value_name = "TEXT")]
+    config_string: Option<String>,
+    #[command(flatten)]
+    names: PluginNames,
+    /// Route on this request header (default x-wasmgate-cluster).
+    #[arg(long, value_name = "NAME", conflicts_with = "cluster")]
+    cluster_header: Option<String>,
+    /// Route everything to one cluster.
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
+    /// Leave out this filter of the bootstrap (by name or type) instead of refusing it;
+    /// repeatable; results list it.
+    #[arg(long = "skip-filter", value_name = "NAME")]
+    skip_filters: Vec<String>,
+}
+
+/// The names of a `--wasm` module's plugin (default: the module's file stem).
+#[derive(Args)]
+struct PluginNames {
+    /// The plugin's name (`plugin_name`).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// The root context's id (default: the name).
+    #[arg(long, value_name = "ID")]
+    root_id: Option<String>,
+    /// The VM's id (default: the name).
+    #[arg(long, value_name = "ID")]
+    vm_id: Option<String>,
+}
+
+/// How the plugins run.
+#[derive(Args)]
+struct EngineArgs {
+    /// VMs per plugin (Envoy worker threads).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    workers: usize,
+    /// Lowest level logged: trace, debug, info, warn, error (Envoy's -l).
+    #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = parse_level)]
+    log_level: Level,
+    /// Instructions per callback before the VM fails (default 10^9; 0 = unlimited, the
+    /// default of bench).
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+    /// Linear-memory limit per VM, in MiB (default 256).
+    #[arg(long, value_name = "N")]
+    memory_mib: Option<usize>,
+    /// Do not read or write compiled modules in the cache folder.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    Level::parse(s).ok_or_else(|| format!("unknown level {s:?}"))
 }
 
 /// The engine settings the options ask for; `bench` lifts the fuel limit unless given.
-fn sim_with(a: &Args, default_fuel: Option<u64>) -> Result<HostSim, String> {
+fn sim_with(a: &EngineArgs, default_fuel: Option<u64>) -> Result<HostSim, String> {
     let defaults = HostSimConfig::default();
     let fuel = match a.fuel {
         Some(0) => None,
@@ -157,12 +175,12 @@ fn sim_with(a: &Args, default_fuel: Option<u64>) -> Result<HostSim, String> {
     .map_err(|e| e.to_string())
 }
 
-fn target(sim: &HostSim, a: &Args) -> Result<Target, String> {
+fn target(sim: &HostSim, a: &TargetArgs, engine: &EngineArgs) -> Result<Target, String> {
     match (&a.envoy_config, &a.wasm) {
         (Some(e), None) => {
             let opts = LoadOptions {
-                workers: a.workers,
-                log_level: a.log_level,
+                workers: engine.workers,
+                log_level: engine.log_level,
                 skip_filters: a.skip_filters.clone(),
                 ..LoadOptions::default()
             };
@@ -173,10 +191,18 @@ fn target(sim: &HostSim, a: &Args) -> Result<Target, String> {
             Ok(t)
         }
         (None, Some(w)) => {
-            let configuration = a.config.clone().unwrap_or_default();
+            let (configuration, source) = match (&a.config, &a.config_string) {
+                (Some(p), _) => (
+                    std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+                    p.display().to_string(),
+                ),
+                (None, Some(text)) => (text.clone().into_bytes(), "--config-string".into()),
+                (None, None) => (Vec::new(), String::new()),
+            };
+            let spec = wasm_spec(&a.names, engine, w, configuration.clone());
             let plugin = sim
-                .load(wasm_spec(a, w, configuration.clone()))
-                .map_err(|e| describe_config(&e, &configuration, &a.config_source))?;
+                .load(spec)
+                .map_err(|e| describe_config(&e, &configuration, &source))?;
             let routes = match &a.cluster {
                 Some(c) => Routes::fixed(c),
                 None => Routes::cluster_header(
@@ -193,7 +219,7 @@ fn target(sim: &HostSim, a: &Args) -> Result<Target, String> {
 }
 
 /// The plugin of `--wasm FILE` with `configuration`.
-fn wasm_spec(a: &Args, w: &Path, configuration: Vec<u8>) -> PluginSpec {
+fn wasm_spec(a: &PluginNames, engine: &EngineArgs, w: &Path, configuration: Vec<u8>) -> PluginSpec {
     let stem = w
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -203,8 +229,8 @@ fn wasm_spec(a: &Args, w: &Path, configuration: Vec<u8>) -> PluginSpec {
         root_id: a.root_id.clone().unwrap_or(name.clone()),
         vm_id: a.vm_id.clone().unwrap_or(name.clone()),
         configuration,
-        workers: a.workers,
-        log_level: a.log_level,
+        workers: engine.workers,
+        log_level: engine.log_level,
         ..PluginSpec::new(WasmSource::File(w.to_path_buf()), &name)
     }
 }
@@ -259,22 +285,45 @@ fn read_requests(path: &Path) -> Result<Vec<RequestSpec>, String> {
     Ok(out)
 }
 
-/// Entry point; returns the process exit code.
+/// Entry point (`args` without the program name); returns the process exit code: 2 on bad
+/// usage or input.
 pub fn main(args: Vec<String>) -> i32 {
-    let Some((cmd, rest)) = args.split_first() else {
-        eprint!("{USAGE}");
-        return 2;
+    let cli = match Cli::try_parse_from(std::iter::once("host-sim".to_string()).chain(args)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; errors to stderr with 2.
+            let _ = e.print();
+            return e.exit_code();
+        }
     };
-    let result = match cmd.as_str() {
-        "run" => run(rest),
-        "test" => test(rest),
-        "bench" => bench(rest),
-        "check-config" => check_config(rest),
-        "help" | "--help" | "-h" => {
-            print!("{USAGE}");
+    let result = match &cli.command {
+        Command::Run {
+            target,
+            requests,
+            engine,
+        } => run(target, requests, engine),
+        Command::Test { scenarios, engine } => test(scenarios, engine),
+        Command::Bench {
+            target,
+            requests,
+            iterations,
+            engine,
+        } => bench(target, requests.as_deref(), *iterations, engine),
+        Command::CheckConfig {
+            wasm,
+            names,
+            configs,
+            engine,
+        } => check_config(wasm, names, configs, engine),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "host-sim",
+                &mut std::io::stdout(),
+            );
             Ok(0)
         }
-        other => Err(format!("unknown command {other}\n{USAGE}")),
     };
     match result {
         Ok(code) => code,
@@ -285,11 +334,10 @@ pub fn main(args: Vec<String>) -> i32 {
     }
 }
 
-fn run(args: &[String]) -> Result<i32, String> {
-    let a = parse(args)?;
-    let sim = sim_with(&a, HostSimConfig::default().fuel_per_callback)?;
-    let t = target(&sim, &a)?;
-    let requests = read_requests(a.requests.as_deref().ok_or("run needs --requests FILE")?)?;
+fn run(a: &TargetArgs, requests: &Path, engine: &EngineArgs) -> Result<i32, String> {
+    let sim = sim_with(engine, HostSimConfig::default().fuel_per_callback)?;
+    let t = target(&sim, a, engine)?;
+    let requests = read_requests(requests)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for spec in requests {
@@ -327,21 +375,23 @@ fn run(args: &[String]) -> Result<i32, String> {
 /// Configures one module with many configurations in one process (the module compiles
 /// once, or comes from the disk cache): per file, configured, or the error and the
 /// module's own logs.
-fn check_config(args: &[String]) -> Result<i32, String> {
-    let a = parse(args)?;
-    let w = a.wasm.as_ref().ok_or("check-config needs --wasm FILE")?;
-    if a.files.is_empty() {
-        return Err("check-config needs at least one configuration file".into());
-    }
-    let sim = sim_with(&a, HostSimConfig::default().fuel_per_callback)?;
+fn check_config(
+    w: &Path,
+    names: &PluginNames,
+    configs: &[PathBuf],
+    engine: &EngineArgs,
+) -> Result<i32, String> {
+    let sim = sim_with(engine, HostSimConfig::default().fuel_per_callback)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut rejected = 0;
-    for f in &a.files {
+    for f in configs {
         let configuration =
             std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
         // Each configuration on a fresh host: no shared data or metrics carry over.
-        let result = sim.fresh().load(wasm_spec(&a, w, configuration.clone()));
+        let result = sim
+            .fresh()
+            .load(wasm_spec(names, engine, w, configuration.clone()));
         let json = match result {
             Ok(plugin) => serde_json::json!({
                 "config": f.display().to_string(),
@@ -378,14 +428,10 @@ fn check_config(args: &[String]) -> Result<i32, String> {
     Ok(if rejected == 0 { 0 } else { 1 })
 }
 
-fn test(args: &[String]) -> Result<i32, String> {
-    let a = parse(args)?;
-    if a.files.is_empty() {
-        return Err("test needs at least one scenario file".into());
-    }
-    let sim = sim_with(&a, HostSimConfig::default().fuel_per_callback)?;
+fn test(scenarios: &[PathBuf], engine: &EngineArgs) -> Result<i32, String> {
+    let sim = sim_with(engine, HostSimConfig::default().fuel_per_callback)?;
     let (mut passed, mut failed) = (0, 0);
-    for f in &a.files {
+    for f in scenarios {
         let (p, n, report) = run_file(&sim.fresh(), f).map_err(|e| describe(&e))?;
         println!("{}", f.display());
         print!("{report}");
@@ -396,23 +442,27 @@ fn test(args: &[String]) -> Result<i32, String> {
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
-fn bench(args: &[String]) -> Result<i32, String> {
-    let a = parse(args)?;
-    let sim = sim_with(&a, None)?;
+fn bench(
+    a: &TargetArgs,
+    requests: Option<&Path>,
+    iterations: usize,
+    engine: &EngineArgs,
+) -> Result<i32, String> {
+    let sim = sim_with(engine, None)?;
     // First load compiles the module; a fresh host sharing the module cache loads it again
     // without compiling (both include VM start and configure).
     let started = Instant::now();
-    let t = target(&sim, &a)?;
+    let t = target(&sim, a, engine)?;
     let first = started.elapsed();
     let started = Instant::now();
-    target(&sim.fresh(), &a)?;
+    target(&sim.fresh(), a, engine)?;
     let cached = started.elapsed();
     println!(
         "load: first (compile, start, configure) {:.1} ms; cached module {:.2} ms",
         first.as_secs_f64() * 1e3,
         cached.as_secs_f64() * 1e3
     );
-    let requests = match &a.requests {
+    let requests = match requests {
         Some(p) => read_requests(p)?,
         None => vec![RequestSpec::default()],
     };
@@ -436,12 +486,12 @@ fn bench(args: &[String]) -> Result<i32, String> {
         );
     }
     let router_alone = FilterChain::new(&sim, Vec::new());
-    let baseline = measure(a.iterations, |i| {
+    let baseline = measure(iterations, |i| {
         router_alone
             .run_one(&t.routes, requests[i % requests.len()].clone())
             .host_calls
     });
-    let wasm = measure(a.iterations, |i| {
+    let wasm = measure(iterations, |i| {
         t.run(requests[i % requests.len()].clone()).host_calls
     });
     println!("without filters: {}", baseline.line());

@@ -215,9 +215,13 @@ fn engine_and_log_options_take_effect_or_are_refused() {
         (
             &["--log-level", "loud"],
             2,
-            "--log-level: unknown level \"loud\"",
+            "invalid value 'loud' for '--log-level <LEVEL>': unknown level \"loud\"",
         ),
-        (&["--fuel", "lots"], 2, "--fuel needs a number"),
+        (
+            &["--fuel", "lots"],
+            2,
+            "invalid value 'lots' for '--fuel <N>'",
+        ),
         (&["--memory-mib", "0"], 2, "host-sim:"),
     ];
     for (options, want_code, want_text) in cases {
@@ -233,10 +237,27 @@ fn engine_and_log_options_take_effect_or_are_refused() {
 
 #[test]
 fn bad_arguments_exit_2_with_usage() {
-    assert_eq!(host_sim(&[]).0, 2);
+    let (code, _, stderr) = host_sim(&[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("Usage: host-sim <COMMAND>"), "{stderr}");
     let (code, _, stderr) = host_sim(&["run", "--frobnicate"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("unknown option --frobnicate"), "{stderr}");
+    assert!(
+        stderr.contains("unexpected argument '--frobnicate'"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = host_sim(&["run", "--wasm", "a.wasm", "--envoy-config", "e.yaml"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
+
+#[test]
+fn completions_name_every_command() {
+    let (code, stdout, stderr) = host_sim(&["completions", "bash"]);
+    assert_eq!(code, 0, "{stderr}");
+    for command in ["run", "test", "bench", "check-config"] {
+        assert!(stdout.contains(command), "{command} missing from {stdout}");
+    }
 }
 
 #[test]
