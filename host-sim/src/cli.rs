@@ -42,6 +42,8 @@ enum Command {
         #[arg(long, value_name = "FILE.jsonl")]
         requests: PathBuf,
         #[command(flatten)]
+        vm: VmArgs,
+        #[command(flatten)]
         engine: EngineArgs,
     },
     /// Check scenarios; exit 1 on a mismatch.
@@ -61,6 +63,8 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 10_000)]
         iterations: usize,
         #[command(flatten)]
+        vm: VmArgs,
+        #[command(flatten)]
         engine: EngineArgs,
     },
     /// Configure the module with each file in turn (one process): one JSON line per file;
@@ -73,6 +77,8 @@ enum Command {
         names: PluginNames,
         #[arg(value_name = "CONFIG", required = true)]
         configs: Vec<PathBuf>,
+        #[command(flatten)]
+        vm: VmArgs,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -96,10 +102,15 @@ struct TargetArgs {
     #[arg(long, value_name = "FILE")]
     wasm: Option<PathBuf>,
     /// The module's plugin configuration, from a file.
-    #[arg(long, value_name = "FILE", conflicts_with = "config_string")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "config_string",
+        requires = "wasm"
+    )]
     config: Option<PathBuf>,
     /// The module's plugin configuration, given inline.
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", requires = "wasm")]
     config_string: Option<String>,
     #[command(flatten)]
     names: PluginNames,
@@ -107,11 +118,11 @@ struct TargetArgs {
     #[arg(long, value_name = "NAME", conflicts_with = "cluster")]
     cluster_header: Option<String>,
     /// Route everything to one cluster.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", requires = "wasm")]
     cluster: Option<String>,
     /// Leave out this filter of the bootstrap (by name or type) instead of refusing it;
     /// repeatable; results list it.
-    #[arg(long = "skip-filter", value_name = "NAME")]
+    #[arg(long = "skip-filter", value_name = "NAME", requires = "envoy_config")]
     skip_filters: Vec<String>,
 }
 
@@ -119,25 +130,30 @@ struct TargetArgs {
 #[derive(Args)]
 struct PluginNames {
     /// The plugin's name (`plugin_name`).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", requires = "wasm")]
     name: Option<String>,
     /// The root context's id (default: the name).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", requires = "wasm")]
     root_id: Option<String>,
     /// The VM's id (default: the name).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", requires = "wasm")]
     vm_id: Option<String>,
 }
 
-/// How the plugins run.
+/// How the plugins of a target run (a scenario file says it itself).
 #[derive(Args)]
-struct EngineArgs {
+struct VmArgs {
     /// VMs per plugin (Envoy worker threads).
     #[arg(long, value_name = "N", default_value_t = 1)]
     workers: usize,
     /// Lowest level logged: trace, debug, info, warn, error (Envoy's -l).
     #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = parse_level)]
     log_level: Level,
+}
+
+/// The engine's limits and module cache.
+#[derive(Args)]
+struct EngineArgs {
     /// Instructions per callback before the VM fails (default 10^9; 0 = unlimited, the
     /// default of bench).
     #[arg(long, value_name = "N")]
@@ -175,12 +191,12 @@ fn sim_with(a: &EngineArgs, default_fuel: Option<u64>) -> Result<HostSim, String
     .map_err(|e| e.to_string())
 }
 
-fn target(sim: &HostSim, a: &TargetArgs, engine: &EngineArgs) -> Result<Target, String> {
+fn target(sim: &HostSim, a: &TargetArgs, vm: &VmArgs) -> Result<Target, String> {
     match (&a.envoy_config, &a.wasm) {
         (Some(e), None) => {
             let opts = LoadOptions {
-                workers: engine.workers,
-                log_level: engine.log_level,
+                workers: vm.workers,
+                log_level: vm.log_level,
                 skip_filters: a.skip_filters.clone(),
                 ..LoadOptions::default()
             };
@@ -199,7 +215,7 @@ fn target(sim: &HostSim, a: &TargetArgs, engine: &EngineArgs) -> Result<Target, 
                 (None, Some(text)) => (text.clone().into_bytes(), "--config-string".into()),
                 (None, None) => (Vec::new(), String::new()),
             };
-            let spec = wasm_spec(&a.names, engine, w, configuration.clone());
+            let spec = wasm_spec(&a.names, vm, w, configuration.clone());
             let plugin = sim
                 .load(spec)
                 .map_err(|e| describe_config(&e, &configuration, &source))?;
@@ -219,7 +235,7 @@ fn target(sim: &HostSim, a: &TargetArgs, engine: &EngineArgs) -> Result<Target, 
 }
 
 /// The plugin of `--wasm FILE` with `configuration`.
-fn wasm_spec(a: &PluginNames, engine: &EngineArgs, w: &Path, configuration: Vec<u8>) -> PluginSpec {
+fn wasm_spec(a: &PluginNames, vm: &VmArgs, w: &Path, configuration: Vec<u8>) -> PluginSpec {
     let stem = w
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -229,8 +245,8 @@ fn wasm_spec(a: &PluginNames, engine: &EngineArgs, w: &Path, configuration: Vec<
         root_id: a.root_id.clone().unwrap_or(name.clone()),
         vm_id: a.vm_id.clone().unwrap_or(name.clone()),
         configuration,
-        workers: engine.workers,
-        log_level: engine.log_level,
+        workers: vm.workers,
+        log_level: vm.log_level,
         ..PluginSpec::new(WasmSource::File(w.to_path_buf()), &name)
     }
 }
@@ -300,21 +316,24 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Run {
             target,
             requests,
+            vm,
             engine,
-        } => run(target, requests, engine),
+        } => run(target, requests, vm, engine),
         Command::Test { scenarios, engine } => test(scenarios, engine),
         Command::Bench {
             target,
             requests,
             iterations,
+            vm,
             engine,
-        } => bench(target, requests.as_deref(), *iterations, engine),
+        } => bench(target, requests.as_deref(), *iterations, vm, engine),
         Command::CheckConfig {
             wasm,
             names,
             configs,
+            vm,
             engine,
-        } => check_config(wasm, names, configs, engine),
+        } => check_config(wasm, names, configs, vm, engine),
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,
@@ -334,9 +353,9 @@ pub fn main(args: Vec<String>) -> i32 {
     }
 }
 
-fn run(a: &TargetArgs, requests: &Path, engine: &EngineArgs) -> Result<i32, String> {
+fn run(a: &TargetArgs, requests: &Path, vm: &VmArgs, engine: &EngineArgs) -> Result<i32, String> {
     let sim = sim_with(engine, HostSimConfig::default().fuel_per_callback)?;
-    let t = target(&sim, a, engine)?;
+    let t = target(&sim, a, vm)?;
     let requests = read_requests(requests)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -379,6 +398,7 @@ fn check_config(
     w: &Path,
     names: &PluginNames,
     configs: &[PathBuf],
+    vm: &VmArgs,
     engine: &EngineArgs,
 ) -> Result<i32, String> {
     let sim = sim_with(engine, HostSimConfig::default().fuel_per_callback)?;
@@ -391,7 +411,7 @@ fn check_config(
         // Each configuration on a fresh host: no shared data or metrics carry over.
         let result = sim
             .fresh()
-            .load(wasm_spec(names, engine, w, configuration.clone()));
+            .load(wasm_spec(names, vm, w, configuration.clone()));
         let json = match result {
             Ok(plugin) => serde_json::json!({
                 "config": f.display().to_string(),
@@ -446,16 +466,17 @@ fn bench(
     a: &TargetArgs,
     requests: Option<&Path>,
     iterations: usize,
+    vm: &VmArgs,
     engine: &EngineArgs,
 ) -> Result<i32, String> {
     let sim = sim_with(engine, None)?;
     // First load compiles the module; a fresh host sharing the module cache loads it again
     // without compiling (both include VM start and configure).
     let started = Instant::now();
-    let t = target(&sim, a, engine)?;
+    let t = target(&sim, a, vm)?;
     let first = started.elapsed();
     let started = Instant::now();
-    target(&sim.fresh(), a, engine)?;
+    target(&sim.fresh(), a, vm)?;
     let cached = started.elapsed();
     println!(
         "load: first (compile, start, configure) {:.1} ms; cached module {:.2} ms",
