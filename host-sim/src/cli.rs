@@ -95,7 +95,9 @@ struct TargetArgs {
         long,
         value_name = "FILE",
         required_unless_present = "wasm",
-        conflicts_with = "wasm"
+        // What only a module takes (clap drops a `requires` of an argument that conflicts
+        // with a present one, so these are spelt out).
+        conflicts_with_all = ["wasm", "config", "config_string", "cluster", "name", "root_id", "vm_id"]
     )]
     envoy_config: Option<PathBuf>,
     /// One proxy-wasm module.
@@ -122,7 +124,12 @@ struct TargetArgs {
     cluster: Option<String>,
     /// Leave out this filter of the bootstrap (by name or type) instead of refusing it;
     /// repeatable; results list it.
-    #[arg(long = "skip-filter", value_name = "NAME", requires = "envoy_config")]
+    #[arg(
+        long = "skip-filter",
+        value_name = "NAME",
+        requires = "envoy_config",
+        conflicts_with = "wasm"
+    )]
     skip_filters: Vec<String>,
 }
 

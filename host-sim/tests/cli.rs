@@ -246,9 +246,31 @@ fn bad_arguments_exit_2_with_usage() {
         stderr.contains("unexpected argument '--frobnicate'"),
         "{stderr}"
     );
-    let (code, _, stderr) = host_sim(&["run", "--wasm", "a.wasm", "--envoy-config", "e.yaml"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    // Options that would be silently ignored with the other kind of target are refused.
+    for refused in [
+        &["--wasm", "a.wasm", "--envoy-config", "e.yaml"][..],
+        &["--envoy-config", "e.yaml", "--config", "c.json"],
+        &["--envoy-config", "e.yaml", "--cluster", "east"],
+        &["--envoy-config", "e.yaml", "--name", "n"],
+        &[
+            "--wasm",
+            "a.wasm",
+            "--skip-filter",
+            "envoy.filters.http.lua",
+        ],
+    ] {
+        let args: Vec<&str> = ["run", "--requests", "r.jsonl"]
+            .iter()
+            .chain(refused)
+            .copied()
+            .collect();
+        let (code, _, stderr) = host_sim(&args);
+        assert_eq!(code, 2, "{refused:?}");
+        assert!(
+            stderr.contains("cannot be used with"),
+            "{refused:?}: {stderr}"
+        );
+    }
 }
 
 #[test]
