@@ -330,48 +330,41 @@ fn host_sim_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> (i32, String
     )
 }
 
-/// Logs `started` at configure and `tick` every 100 ms; rejects a configuration longer
-/// than 5 bytes, logging `too long`.
-const TICKER: &str = r#"
-  (data (i32.const 1024) "tick")
-  (data (i32.const 1040) "started")
-  (data (i32.const 1060) "too long")
-  (func (export "proxy_on_configure") (param i32 i32) (result i32)
-    (if (i32.gt_u (local.get 1) (i32.const 5))
-      (then
-        (drop (call $proxy_log (i32.const 3) (i32.const 1060) (i32.const 8)))
-        (return (i32.const 0))))
-    (drop (call $set_tick (i32.const 100)))
-    (call $log (i32.const 1040) (i32.const 7))
-    (i32.const 1))
-  (func (export "proxy_on_tick") (param i32)
-    (call $log (i32.const 1024) (i32.const 4)))
-"#;
-
-#[test]
-fn run_shows_root_context_logs() {
-    let dir = workdir("root-logs");
-    std::fs::write(dir.join("ticker.wat"), common::guest(TICKER)).unwrap();
-    let requests = dir.join("requests.jsonl");
-    std::fs::write(
-        &requests,
-        "{\"name\": \"first\"}\n{\"name\": \"later\", \"advance_ms\": 250, \"advance_only\": true}\n",
-    )
-    .unwrap();
-    let wat = dir.join("ticker.wat");
-    let (code, stdout, stderr) = host_sim(&[
+/// `host-sim run --wasm WAT` on these request lines with `options`: the exit code, the
+/// result lines and stderr.
+fn run_lines(
+    dir: &Workdir,
+    wat: &str,
+    requests: &str,
+    options: &[&str],
+) -> (i32, Vec<serde_json::Value>, String) {
+    let path = dir.join("requests.jsonl");
+    std::fs::write(&path, requests).unwrap();
+    let wat = dir.join(wat);
+    let base = [
         "run",
         "--wasm",
         wat.to_str().unwrap(),
         "--requests",
-        requests.to_str().unwrap(),
-        "--no-cache",
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let lines: Vec<serde_json::Value> = stdout
+        path.to_str().unwrap(),
+    ];
+    let args: Vec<&str> = base.iter().chain(options).copied().collect();
+    let (code, stdout, stderr) = host_sim(&args);
+    let lines = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    (code, lines, stderr)
+}
+
+#[test]
+fn run_shows_root_context_logs() {
+    let dir = workdir("root-logs");
+    std::fs::write(dir.join("ticker.wat"), common::guest(common::TICKER)).unwrap();
+    let requests =
+        "{\"name\": \"first\"}\n{\"name\": \"later\", \"advance_ms\": 250, \"advance_only\": true}\n";
+    let (code, lines, stderr) = run_lines(&dir, "ticker.wat", requests, &["--no-cache"]);
+    assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         lines[0]["root_logs"],
         serde_json::json!([["info", "started"]])
@@ -386,7 +379,7 @@ fn run_shows_root_context_logs() {
 #[test]
 fn check_config_reports_each_configuration_in_one_process() {
     let dir = workdir("check-config");
-    std::fs::write(dir.join("ticker.wat"), common::guest(TICKER)).unwrap();
+    std::fs::write(dir.join("ticker.wat"), common::guest(common::TICKER)).unwrap();
     let wat = dir.join("ticker.wat");
     let files = [
         ("ok.json", "{}"),
@@ -425,7 +418,7 @@ fn check_config_reports_each_configuration_in_one_process() {
 #[test]
 fn a_json_syntax_error_in_config_string_says_where() {
     let dir = workdir("json-hint");
-    std::fs::write(dir.join("ticker.wat"), common::guest(TICKER)).unwrap();
+    std::fs::write(dir.join("ticker.wat"), common::guest(common::TICKER)).unwrap();
     let requests = dir.join("requests.jsonl");
     std::fs::write(&requests, "{}\n").unwrap();
     let wat = dir.join("ticker.wat");
@@ -558,28 +551,10 @@ fn root_callouts_outside_streams_are_in_run_and_test_results() {
       (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 500) (i32.const 300))))"#
     ));
     std::fs::write(dir.join("g.wat"), guest).unwrap();
-    let requests = dir.join("requests.jsonl");
-    std::fs::write(
-        &requests,
-        "{\"name\": \"before\", \"advance_only\": true}\n{\"name\": \"tick\", \"advance_ms\": 150, \"advance_only\": true}\n",
-    )
-    .unwrap();
-    let wat = dir.join("g.wat");
-    let (code, stdout, stderr) = host_sim(&[
-        "run",
-        "--wasm",
-        wat.to_str().unwrap(),
-        "--cluster",
-        "east",
-        "--requests",
-        requests.to_str().unwrap(),
-        "--no-cache",
-    ]);
+    let requests = "{\"name\": \"before\", \"advance_only\": true}\n{\"name\": \"tick\", \"advance_ms\": 150, \"advance_only\": true}\n";
+    let options = ["--cluster", "east", "--no-cache"];
+    let (code, lines, stderr) = run_lines(&dir, "g.wat", requests, &options);
     assert_eq!(code, 0, "{stderr}");
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert!(lines[0].get("root_callouts").is_none(), "{}", lines[0]);
     let calls = lines[1]["root_callouts"]
         .as_array()

@@ -264,23 +264,11 @@ fn filters_host_sim_cannot_run_are_refused_unless_skipped() {
     assert_eq!(s.http_filters.len(), 1);
 }
 
-/// A module whose root context ticks every 100 ms, logging each tick (a service).
-const TICKER: &str = r#"
-  (data (i32.const 1024) "tick")
-  (data (i32.const 1040) "started")
-  (func (export "proxy_on_configure") (param i32 i32) (result i32)
-    (drop (call $set_tick (i32.const 100)))
-    (call $log (i32.const 1040) (i32.const 7))
-    (i32.const 1))
-  (func (export "proxy_on_tick") (param i32)
-    (call $log (i32.const 1024) (i32.const 4)))
-"#;
-
 #[test]
 fn a_singleton_wasm_service_runs_on_its_ticks() {
     let dir = std::env::temp_dir().join(format!("host-sim-service-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("ticker.wat"), common::guest(TICKER)).unwrap();
+    std::fs::write(dir.join("ticker.wat"), common::guest(common::TICKER)).unwrap();
     let service = format!(
         r#"bootstrap_extensions:
 - name: envoy.bootstrap.wasm

@@ -146,3 +146,21 @@ pub fn sdk_guest_wasm() -> PathBuf {
     })
     .clone()
 }
+
+/// Logs `started` at configure and `tick` every 100 ms; rejects a configuration longer
+/// than 5 bytes, logging `too long`.
+pub const TICKER: &str = r#"
+  (data (i32.const 1024) "tick")
+  (data (i32.const 1040) "started")
+  (data (i32.const 1060) "too long")
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (if (i32.gt_u (local.get 1) (i32.const 5))
+      (then
+        (drop (call $proxy_log (i32.const 3) (i32.const 1060) (i32.const 8)))
+        (return (i32.const 0))))
+    (drop (call $set_tick (i32.const 100)))
+    (call $log (i32.const 1040) (i32.const 7))
+    (i32.const 1))
+  (func (export "proxy_on_tick") (param i32)
+    (call $log (i32.const 1024) (i32.const 4)))
+"#;
