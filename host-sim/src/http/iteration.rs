@@ -4,55 +4,46 @@
 
 use crate::vm::Callback;
 
-use super::phase::{ClientPhase, Dir, Ev, FilterPhase, FilterStatus, RequestPhase};
+use super::phase::{Dir, Ev, FilterPhase, FilterStatus, RequestPhase};
 use super::{Flow, Session};
 
 impl Session<'_> {
-    pub(super) fn decode(&mut self, mut i: usize, mut ev: Ev) {
-        while i < self.slots.len() {
-            if self.request == RequestPhase::Done {
+    /// Sends `ev` through the filters from position `p` in `dir`'s order (request: the
+    /// chain's order, to Envoy's router; response: the reverse, to the client) until one
+    /// stops it.
+    pub(super) fn iterate(&mut self, dir: Dir, mut p: usize, mut ev: Ev) {
+        // A local reply restarts the response: events of the response it replaced stop.
+        let generation = self.enc_gen;
+        let over = |s: &Self| match dir {
+            Dir::Decode => s.request == RequestPhase::Done,
+            Dir::Encode => s.client.is_reset() || generation != s.enc_gen,
+        };
+        let n = self.slots.len();
+        while p < n {
+            if over(self) {
                 return;
             }
-            if let FilterStatus::Doomed(msg) = &self.slots[i].status {
+            let i = match dir {
+                Dir::Decode => p,
+                Dir::Encode => n - 1 - p,
+            };
+            if let (Dir::Decode, FilterStatus::Doomed(msg)) = (dir, &self.slots[i].status) {
                 let msg = msg.clone();
                 self.vm_failed(i, msg);
                 return;
             }
-            if self.slots[i].status != FilterStatus::Running {
-                i += 1;
-                continue;
-            }
-            match self.step(i, Dir::Decode, ev) {
-                Some(next) => ev = next,
-                None => return,
-            }
-            i += 1;
-        }
-        if self.request != RequestPhase::Done {
-            self.router(ev);
-        }
-    }
-
-    pub(super) fn encode(&mut self, mut p: usize, mut ev: Ev) {
-        let generation = self.enc_gen;
-        let n = self.slots.len();
-        while p < n {
-            if self.client.is_reset() || generation != self.enc_gen {
-                return;
-            }
-            let i = n - 1 - p;
-            if self.slots[i].status != FilterStatus::Running {
-                p += 1;
-                continue;
-            }
-            match self.step(i, Dir::Encode, ev) {
-                Some(next) => ev = next,
-                None => return,
+            if self.slots[i].status == FilterStatus::Running {
+                match self.step(i, dir, ev) {
+                    Some(next) => ev = next,
+                    None => return,
+                }
             }
             p += 1;
         }
-        if generation == self.enc_gen && !self.client.is_reset() {
-            self.deliver_to_client(ev);
+        match dir {
+            _ if over(self) => {}
+            Dir::Decode => self.router(ev),
+            Dir::Encode => self.deliver_to_client(ev),
         }
     }
 
@@ -174,19 +165,17 @@ impl Session<'_> {
 
     /// Sends `ev` into the pipeline at filter `i` (`after`: at the filter after `i`).
     fn pipe(&mut self, dir: Dir, i: usize, after: bool, ev: Ev) {
-        let n = self.slots.len();
-        match dir {
-            Dir::Decode => self.decode(i + usize::from(after), ev),
-            Dir::Encode => self.encode(n - 1 - i + usize::from(after), ev),
-        }
+        let p = match dir {
+            Dir::Decode => i,
+            Dir::Encode => self.slots.len() - 1 - i,
+        };
+        self.iterate(dir, p + usize::from(after), ev);
     }
 
     /// Filter `i` continues `dir` (`proxy_continue_stream`): what it held goes on, as in
     /// Envoy's `commonContinue` (headers, then the buffered body, then the trailers).
     pub(super) fn resume(&mut self, i: usize, dir: Dir) {
-        if (dir == Dir::Decode && self.request == RequestPhase::Done)
-            || matches!(self.client, ClientPhase::Reset)
-        {
+        if (dir == Dir::Decode && self.request == RequestPhase::Done) || self.client.is_reset() {
             return;
         }
         match std::mem::take(self.phase(i, dir)) {

@@ -163,7 +163,7 @@ impl<'p> Session<'p> {
             events.push(Ev::Trailers);
         }
         for ev in events {
-            self.decode(0, ev);
+            self.iterate(Dir::Decode, 0, ev);
             self.settle();
         }
     }
@@ -411,7 +411,8 @@ impl<'p> Session<'p> {
 
     fn start_encode_chunks(&mut self, chunks: Vec<Vec<u8>>, trailers: bool) {
         let end_with_headers = chunks.is_empty() && !trailers;
-        self.encode(
+        self.iterate(
+            Dir::Encode,
             0,
             Ev::Headers {
                 end: end_with_headers,
@@ -419,7 +420,8 @@ impl<'p> Session<'p> {
         );
         let n = chunks.len();
         for (k, chunk) in chunks.into_iter().enumerate() {
-            self.encode(
+            self.iterate(
+                Dir::Encode,
                 0,
                 Ev::Data {
                     chunk,
@@ -428,7 +430,7 @@ impl<'p> Session<'p> {
             );
         }
         if trailers {
-            self.encode(0, Ev::Trailers);
+            self.iterate(Dir::Encode, 0, Ev::Trailers);
         }
     }
 
