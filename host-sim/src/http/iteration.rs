@@ -56,24 +56,14 @@ impl Session<'_> {
         let kind = if dir == Dir::Decode { 0 } else { 1 };
         match ev {
             Ev::Headers { end } => {
-                let headers = if dir == Dir::Decode {
-                    self.slots[i].access.request_headers = true;
-                    self.stream.request_headers.len()
-                } else {
-                    self.slots[i].access.response_headers = true;
-                    self.stream.response_headers.len()
-                } as u32;
+                let headers = self.lend_map(i, dir, false);
                 let cb = match dir {
                     Dir::Decode => Callback::RequestHeaders { headers, end },
                     Dir::Encode => Callback::ResponseHeaders { headers, end },
                 };
                 match self.call(i, cb, dir) {
                     Flow::Continue => {
-                        let a = &mut self.slots[i].access;
-                        match dir {
-                            Dir::Decode => a.request_headers = false,
-                            Dir::Encode => a.response_headers = false,
-                        }
+                        *self.map_access(i, dir, false) = false;
                         Some(Ev::Headers { end })
                     }
                     Flow::Stop => {
@@ -117,13 +107,7 @@ impl Session<'_> {
                     self.stream.body = body.clone();
                     self.slots[i].access.body = Some(kind);
                 }
-                let trailers = if dir == Dir::Decode {
-                    self.slots[i].access.request_trailers = true;
-                    self.stream.request_trailers.len()
-                } else {
-                    self.slots[i].access.response_trailers = true;
-                    self.stream.response_trailers.len()
-                } as u32;
+                let trailers = self.lend_map(i, dir, true);
                 let cb = match dir {
                     Dir::Decode => Callback::RequestTrailers { trailers },
                     Dir::Encode => Callback::ResponseTrailers { trailers },
@@ -133,11 +117,7 @@ impl Session<'_> {
                     self.slots[i].access.body = None;
                     std::mem::take(&mut self.stream.body)
                 });
-                let a = &mut self.slots[i].access;
-                match dir {
-                    Dir::Decode => a.request_trailers = false,
-                    Dir::Encode => a.response_trailers = false,
-                }
+                *self.map_access(i, dir, true) = false;
                 match flow {
                     Flow::Continue => {
                         // A buffering filter that lets trailers through releases its body
@@ -153,6 +133,30 @@ impl Session<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Lends filter `i` the headers (or trailers) of `dir` for its callback; their count.
+    fn lend_map(&mut self, i: usize, dir: Dir, trailers: bool) -> u32 {
+        *self.map_access(i, dir, trailers) = true;
+        match (dir, trailers) {
+            (Dir::Decode, false) => self.stream.request_headers.len(),
+            (Dir::Encode, false) => self.stream.response_headers.len(),
+            (Dir::Decode, true) => self.stream.request_trailers.len(),
+            (Dir::Encode, true) => self.stream.response_trailers.len(),
+        }
+        .try_into()
+        .unwrap_or(u32::MAX)
+    }
+
+    /// Whether filter `i` may reach the headers (or trailers) of `dir`.
+    fn map_access(&mut self, i: usize, dir: Dir, trailers: bool) -> &mut bool {
+        let a = &mut self.slots[i].access;
+        match (dir, trailers) {
+            (Dir::Decode, false) => &mut a.request_headers,
+            (Dir::Encode, false) => &mut a.response_headers,
+            (Dir::Decode, true) => &mut a.request_trailers,
+            (Dir::Encode, true) => &mut a.response_trailers,
         }
     }
 
