@@ -56,11 +56,9 @@ impl Default for LoadOptions {
 /// What left-out filters would have added to every request: headers and properties (such
 /// as `metadata.filter_metadata.NS.KEY` dynamic metadata).
 #[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Inject {
-    #[serde(default)]
     pub headers: Option<Value>,
-    #[serde(default)]
     pub properties: BTreeMap<String, Value>,
 }
 
@@ -87,7 +85,6 @@ pub struct GrpcSpec {
     #[serde(default)]
     pub message: String,
     /// The response message: a string or `{hex: ...}`.
-    #[serde(default)]
     pub response: Option<Value>,
     #[serde(default)]
     pub delay_ms: u64,
@@ -118,29 +115,20 @@ impl GrpcSpec {
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// An Envoy bootstrap providing filters, routes and clusters...
-    #[serde(default)]
     pub envoy_config: Option<String>,
     /// ...or a single Wasm module with its plugin configuration (a string, or any YAML
     /// value, which is passed as JSON).
-    #[serde(default)]
     pub wasm: Option<String>,
-    #[serde(default)]
     pub config: Option<Value>,
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub root_id: Option<String>,
-    #[serde(default)]
     pub vm_id: Option<String>,
     #[serde(default)]
     pub fail_open: bool,
     /// Route by this header (default `x-wasmgate-cluster`), or everything to `cluster`.
-    #[serde(default)]
     pub cluster_header: Option<String>,
-    #[serde(default)]
     pub cluster: Option<String>,
     /// Clusters that exist; any other name is unknown (503, like Envoy's router).
-    #[serde(default)]
     pub clusters: Option<Vec<String>>,
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamSpec>,
@@ -151,15 +139,12 @@ pub struct Scenario {
     #[serde(default)]
     pub skip_filters: Vec<String>,
     /// What the left-out filters would have added to each request.
-    #[serde(default)]
     pub inject: Option<Inject>,
     /// Plugin properties by dotted path, e.g. `xds.node.metadata.REGION: us`.
     #[serde(default)]
     pub properties: BTreeMap<String, Value>,
-    #[serde(default)]
     pub workers: Option<usize>,
     /// Lowest level the guests log at (default `info`, as Envoy's `-l info`).
-    #[serde(default)]
     pub log_level: Option<String>,
     #[serde(default)]
     pub cases: Vec<Case>,
@@ -179,38 +164,27 @@ pub struct TcpCase {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConnectionSpec {
     /// The listener port the client connected to.
-    #[serde(default)]
     pub port: Option<u16>,
-    #[serde(default)]
     pub source: Option<String>,
-    #[serde(default)]
     pub data: Vec<String>,
-    #[serde(default)]
     pub upstream_data: Vec<String>,
-    #[serde(default)]
     pub properties: BTreeMap<String, Value>,
-    #[serde(default)]
     pub advance_ms: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TcpExpect {
     /// A cluster name, or `null` for none.
-    #[serde(default, deserialize_with = "some_value")]
+    #[serde(deserialize_with = "some_value")]
     pub cluster: Option<Value>,
-    #[serde(default)]
     pub closed: Option<bool>,
-    #[serde(default)]
     pub to_upstream: Option<String>,
-    #[serde(default)]
     pub to_downstream: Option<String>,
-    #[serde(default)]
     pub logs_contain: Vec<String>,
-    #[serde(default)]
     pub filter_state: BTreeMap<String, String>,
 }
 
@@ -326,36 +300,25 @@ impl UpstreamSpec {
 
 /// A request, as a scenario case or one line of a `run` requests file.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RequestSpec {
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub method: Option<String>,
-    #[serde(default, alias = "authority")]
+    #[serde(alias = "authority")]
     pub host: Option<String>,
-    #[serde(default)]
     pub path: Option<String>,
     /// `{name: value}` or `[[name, value], ...]`; a value is a string or `{hex: "..."}`.
-    #[serde(default)]
     pub headers: Option<Value>,
-    #[serde(default)]
     pub body: Option<String>,
-    #[serde(default)]
     pub chunks: Vec<String>,
-    #[serde(default)]
     pub trailers: Option<Value>,
     /// `source.address` (`ip:port`).
-    #[serde(default)]
     pub source: Option<String>,
-    #[serde(default)]
     pub properties: BTreeMap<String, Value>,
     /// Virtual time to let pass before this request.
-    #[serde(default)]
     pub advance_ms: u64,
     /// `run` only: let `advance_ms` pass and send no request (the result has the root
     /// contexts' logs, e.g. of ticks).
-    #[serde(default)]
     pub advance_only: bool,
 }
 
@@ -364,7 +327,6 @@ pub struct RequestSpec {
 pub struct Case {
     pub name: String,
     /// Without a request, the case only lets `advance_ms` pass and checks the root logs.
-    #[serde(default)]
     pub request: Option<RequestSpec>,
     #[serde(default)]
     pub advance_ms: u64,
@@ -374,55 +336,39 @@ pub struct Case {
 
 /// Expected outcome; absent fields are not checked.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Expect {
-    #[serde(default)]
     pub status: Option<u16>,
     /// A cluster name, or `null` for "reached no upstream".
-    #[serde(default, deserialize_with = "some_value")]
+    #[serde(deserialize_with = "some_value")]
     pub cluster: Option<Value>,
-    #[serde(default)]
     pub body: Option<String>,
-    #[serde(default)]
     pub details: Option<String>,
     /// Response headers; `null` means absent, a list means every value in order.
-    #[serde(default)]
     pub headers: BTreeMap<String, Value>,
     /// Headers forwarded upstream; `null` means absent, a list means every value in order.
-    #[serde(default)]
     pub upstream_headers: BTreeMap<String, Value>,
     /// Lines logged by root contexts (start-up, ticks, queues) since the previous case.
-    #[serde(default)]
     pub root_logs_contain: Vec<String>,
     /// The callouts of the stream, in order (only the fields given are compared).
-    #[serde(default)]
     pub callouts: Option<Vec<CalloutExpect>>,
     /// Callouts root contexts made outside streams since the previous case (start-up,
     /// ticks, queues, the services'), in order.
-    #[serde(default)]
     pub root_callouts: Option<Vec<CalloutExpect>>,
-    #[serde(default)]
     pub local_reply: Option<bool>,
-    #[serde(default)]
     pub logs_contain: Vec<String>,
-    #[serde(default)]
     pub filter_state: BTreeMap<String, String>,
 }
 
 /// An expected callout.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct CalloutExpect {
-    #[serde(default)]
     pub cluster: Option<String>,
     /// Headers (or gRPC initial metadata) the callout carried; `null` means absent.
-    #[serde(default)]
     pub headers: BTreeMap<String, Value>,
-    #[serde(default)]
     pub body: Option<Value>,
-    #[serde(default)]
     pub service: Option<String>,
-    #[serde(default)]
     pub method: Option<String>,
 }
 
