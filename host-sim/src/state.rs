@@ -178,7 +178,10 @@ pub(crate) struct HostState {
     pub call_data: Option<Vec<u8>>,
     pub http_call_response: Option<CallResponse>,
     pub grpc_message: Option<Vec<u8>>,
-    pub status: (u32, Vec<u8>),
+    /// What `proxy_get_status` reads, per context: the code of the last callout that
+    /// failed on it (Envoy keeps it on the context afterwards, also through later
+    /// successes) and, during the callback that reports the failure, its message.
+    pub status: HashMap<u32, (u32, Vec<u8>)>,
     pub stream: Option<Box<Stream>>,
     pub stream_context: u32,
     pub access: Access,
@@ -217,7 +220,7 @@ impl HostState {
             call_data: None,
             http_call_response: None,
             grpc_message: None,
-            status: (0, Vec::new()),
+            status: HashMap::new(),
             stream: None,
             stream_context: 0,
             access: Access::default(),
@@ -238,6 +241,20 @@ impl HostState {
     pub fn log(&mut self, level: Level, message: String) {
         if level >= self.info.log_level {
             self.logs.push((level, message));
+        }
+    }
+
+    /// A callout of context `ctx` failed with `code` and `message`, as its callback is about
+    /// to report.
+    pub fn callout_failed(&mut self, ctx: u32, code: u32, message: Vec<u8>) {
+        self.status.insert(ctx, (code, message));
+    }
+
+    /// The callback that reported a failure returned: Envoy clears the message and keeps
+    /// the code.
+    pub fn failure_reported(&mut self, ctx: u32) {
+        if let Some((_, message)) = self.status.get_mut(&ctx) {
+            message.clear();
         }
     }
 

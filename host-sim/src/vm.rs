@@ -436,7 +436,9 @@ impl Vm {
     /// A deleted context's callouts live on: Envoy files them under the root context,
     /// which gets their callbacks later.
     fn forget_context(&mut self, ctx: u32) {
-        self.store.data_mut().contexts.remove(&ctx);
+        let st = self.store.data_mut();
+        st.contexts.remove(&ctx);
+        st.status.remove(&ctx);
     }
 
     /// The earliest virtual time at which this VM has something to do.
@@ -546,11 +548,13 @@ impl Vm {
                     None => Ok(None),
                     Some(call) => {
                         let r = call.response;
+                        // A success leaves the status as it was (Envoy's
+                        // `onHttpCallSuccess` does not touch it).
                         let args = if r.failed {
-                            st.status = (Status::BrokenConnection as u32, b"reset".to_vec());
+                            let code = Status::BrokenConnection as u32;
+                            st.callout_failed(target, code, b"reset".to_vec());
                             (c, token as i32, 0, 0, 0)
                         } else {
-                            st.status = (0, Vec::new());
                             (
                                 c,
                                 token as i32,
@@ -567,7 +571,7 @@ impl Vm {
                         );
                         let st = self.store.data_mut();
                         st.http_call_response = None;
-                        st.status = (0, Vec::new());
+                        st.failure_reported(target);
                         res
                     }
                 }
@@ -592,7 +596,7 @@ impl Vm {
                         res
                     }
                     Some(call) => {
-                        st.status = (call.status, call.message.into_bytes());
+                        st.callout_failed(target, call.status, call.message.into_bytes());
                         // Envoy's receive buffer reads as empty (not missing) at the close
                         // (seen with a real gRPC server).
                         st.grpc_message = Some(Vec::new());
@@ -602,7 +606,7 @@ impl Vm {
                             (c, token as i32, call.status as i32),
                         );
                         let st = self.store.data_mut();
-                        st.status = (0, Vec::new());
+                        st.failure_reported(target);
                         st.grpc_message = None;
                         res
                     }

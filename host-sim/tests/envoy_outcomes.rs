@@ -193,6 +193,77 @@ fn grpc_calls_get_the_scripted_answer() {
     }
 }
 
+/// A guest that makes two unary gRPC calls at request headers (`Check`, then `Allow`) and
+/// logs what `proxy_get_status` reads in each callback: the code as one digit, then the
+/// message.
+const GRPC_STATUS_GUEST: &str = r#"(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_grpc_call" (func $grpc_call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_status" (func $get_status (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 65536))
+  (func (export "malloc") (param $n i32) (result i32) (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
+    (local.get $p))
+  (func (export "proxy_abi_version_0_2_1"))
+  (data (i32.const 1024) "authz")
+  (data (i32.const 1040) "pkg.Auth")
+  (data (i32.const 1060) "Check")
+  (data (i32.const 1070) "Allow")
+  (data (i32.const 1080) "req")
+  (func $call (param $method i32)
+    (drop (call $grpc_call (i32.const 1024) (i32.const 5) (i32.const 1040) (i32.const 8)
+      (local.get $method) (i32.const 5) (i32.const 0) (i32.const 0) (i32.const 1080) (i32.const 3)
+      (i32.const 1000) (i32.const 512))))
+  (func $log_status
+    (drop (call $get_status (i32.const 200) (i32.const 204) (i32.const 208)))
+    (i32.store8 (i32.const 300) (i32.add (i32.const 48) (i32.load (i32.const 200))))
+    (drop (call $log (i32.const 2) (i32.const 300) (i32.const 1)))
+    (drop (call $log (i32.const 2) (i32.load (i32.const 204)) (i32.load (i32.const 208)))))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $call (i32.const 1060))
+    (call $call (i32.const 1070))
+    (i32.const 1))
+  (func (export "proxy_on_grpc_receive") (param i32 i32 i32) (call $log_status))
+  (func (export "proxy_on_grpc_close") (param i32 i32 i32) (call $log_status))
+)"#;
+
+/// Envoy keeps a closed call's status code on the context (only a close or a failed
+/// `http_call` sets it) and clears the message after the close callback: a success
+/// answered later reads the earlier failure's code with no message.
+#[test]
+fn a_grpc_failure_status_stays_on_the_context_after_its_close() {
+    // (Check's answer, Allow's answer, what the guest logs, in order)
+    let ms = Duration::from_millis;
+    let cases = [
+        (
+            GrpcReply::error(7, "denied"),
+            GrpcReply::ok("yes").with_delay(ms(10)),
+            ["7", "denied{via_upstream}", "7", ""],
+        ),
+        (
+            GrpcReply::ok("yes"),
+            GrpcReply::error(7, "denied").with_delay(ms(10)),
+            ["0", "", "7", "denied{via_upstream}"],
+        ),
+    ];
+    for (check, allow, want) in cases {
+        let sim = common::sim();
+        sim.set_grpc_reply("authz/pkg.Auth/Check", check);
+        sim.set_grpc_reply("authz/pkg.Auth/Allow", allow);
+        let p = sim
+            .load(PluginSpec::new(
+                WasmSource::Wat(GRPC_STATUS_GUEST.into()),
+                "grpc",
+            ))
+            .unwrap();
+        let out = p.http(&routes(), HttpRequest::get("foo.com", "/"));
+        let logged: Vec<&str> = out.logs.iter().map(|(_, m)| m.as_str()).collect();
+        assert_eq!(logged, want);
+    }
+}
+
 fn hcm_bootstrap(filters: &str, extensions: &str) -> String {
     format!(
         r#"
