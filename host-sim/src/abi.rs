@@ -165,8 +165,7 @@ fn add_general(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "proxy_get_status",
         |mut c: C<'_>, code_ptr: i32, msg_ptr: i32, msg_len: i32| -> R {
             count(&mut c);
-            let st = c.data();
-            let (code, msg) = st.status.get(&st.context()).cloned().unwrap_or_default();
+            let (code, msg) = c.data().status.clone();
             tri!(write_u32(&mut c, code_ptr, code));
             Ok(return_bytes(&mut c, &msg, msg_ptr, msg_len)?.code())
         },

@@ -178,10 +178,11 @@ pub(crate) struct HostState {
     pub call_data: Option<Vec<u8>>,
     pub http_call_response: Option<CallResponse>,
     pub grpc_message: Option<Vec<u8>>,
-    /// What `proxy_get_status` reads, per context: the code of the last callout that
-    /// failed on it (Envoy keeps it on the context afterwards, also through later
+    /// What `proxy_get_status` reads: the status of the root context (Envoy reads the
+    /// root context's, whichever context asks), which is the one callouts are filed under:
+    /// the code of the last callout that failed (kept afterwards, also through later
     /// successes) and, during the callback that reports the failure, its message.
-    pub status: HashMap<u32, (u32, Vec<u8>)>,
+    pub status: (u32, Vec<u8>),
     pub stream: Option<Box<Stream>>,
     pub stream_context: u32,
     pub access: Access,
@@ -220,7 +221,7 @@ impl HostState {
             call_data: None,
             http_call_response: None,
             grpc_message: None,
-            status: HashMap::new(),
+            status: (0, Vec::new()),
             stream: None,
             stream_context: 0,
             access: Access::default(),
@@ -244,18 +245,15 @@ impl HostState {
         }
     }
 
-    /// A callout of context `ctx` failed with `code` and `message`, as its callback is about
-    /// to report.
-    pub fn callout_failed(&mut self, ctx: u32, code: u32, message: Vec<u8>) {
-        self.status.insert(ctx, (code, message));
+    /// A callout failed with `code` and `message`, as its callback is about to report.
+    pub fn callout_failed(&mut self, code: u32, message: Vec<u8>) {
+        self.status = (code, message);
     }
 
     /// The callback that reported a failure returned: Envoy clears the message and keeps
     /// the code.
-    pub fn failure_reported(&mut self, ctx: u32) {
-        if let Some((_, message)) = self.status.get_mut(&ctx) {
-            message.clear();
-        }
+    pub fn failure_reported(&mut self) {
+        self.status.1.clear();
     }
 
     /// The context host calls act on: the effective context when one was set.

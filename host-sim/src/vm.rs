@@ -436,9 +436,7 @@ impl Vm {
     /// A deleted context's callouts live on: Envoy files them under the root context,
     /// which gets their callbacks later.
     fn forget_context(&mut self, ctx: u32) {
-        let st = self.store.data_mut();
-        st.contexts.remove(&ctx);
-        st.status.remove(&ctx);
+        self.store.data_mut().contexts.remove(&ctx);
     }
 
     /// The earliest virtual time at which this VM has something to do.
@@ -552,7 +550,7 @@ impl Vm {
                         // `onHttpCallSuccess` does not touch it).
                         let args = if r.failed {
                             let code = Status::BrokenConnection as u32;
-                            st.callout_failed(target, code, b"reset".to_vec());
+                            st.callout_failed(code, b"reset".to_vec());
                             (c, token as i32, 0, 0, 0)
                         } else {
                             (
@@ -571,7 +569,7 @@ impl Vm {
                         );
                         let st = self.store.data_mut();
                         st.http_call_response = None;
-                        st.failure_reported(target);
+                        st.failure_reported();
                         res
                     }
                 }
@@ -596,7 +594,7 @@ impl Vm {
                         res
                     }
                     Some(call) => {
-                        st.callout_failed(target, call.status, call.message.into_bytes());
+                        st.callout_failed(call.status, call.message.into_bytes());
                         // Envoy's receive buffer reads as empty (not missing) at the close
                         // (seen with a real gRPC server).
                         st.grpc_message = Some(Vec::new());
@@ -606,7 +604,7 @@ impl Vm {
                             (c, token as i32, call.status as i32),
                         );
                         let st = self.store.data_mut();
-                        st.failure_reported(target);
+                        st.failure_reported();
                         st.grpc_message = None;
                         res
                     }

@@ -229,11 +229,11 @@ const GRPC_STATUS_GUEST: &str = r#"(module
   (func (export "proxy_on_grpc_close") (param i32 i32 i32) (call $log_status))
 )"#;
 
-/// Envoy keeps a closed call's status code on the context (only a close or a failed
+/// Envoy keeps a closed call's status code on the root context (only a close or a failed
 /// `http_call` sets it) and clears the message after the close callback: a success
 /// answered later reads the earlier failure's code with no message.
 #[test]
-fn a_grpc_failure_status_stays_on_the_context_after_its_close() {
+fn a_grpc_failure_status_stays_after_its_close() {
     // (Check's answer, Allow's answer, what the guest logs, in order)
     let ms = Duration::from_millis;
     let cases = [
