@@ -201,4 +201,38 @@ impl Session<'_> {
             }
         }
     }
+
+    pub(super) fn start_encode(&mut self, body: Vec<u8>, trailers: bool) {
+        let chunks = if body.is_empty() {
+            Vec::new()
+        } else {
+            vec![body]
+        };
+        self.start_encode_chunks(chunks, trailers);
+    }
+
+    pub(super) fn start_encode_chunks(&mut self, chunks: Vec<Vec<u8>>, trailers: bool) {
+        let end_with_headers = chunks.is_empty() && !trailers;
+        self.iterate(
+            Dir::Encode,
+            0,
+            Ev::Headers {
+                end: end_with_headers,
+            },
+        );
+        let n = chunks.len();
+        for (k, chunk) in chunks.into_iter().enumerate() {
+            self.iterate(
+                Dir::Encode,
+                0,
+                Ev::Data {
+                    chunk,
+                    end: k + 1 == n && !trailers,
+                },
+            );
+        }
+        if trailers {
+            self.iterate(Dir::Encode, 0, Ev::Trailers);
+        }
+    }
 }

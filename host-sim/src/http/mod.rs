@@ -8,15 +8,16 @@
 //! the clock jumps to the next callout response or tick.
 
 mod iteration;
+mod local_reply;
 mod phase;
 mod request;
 mod router;
 mod run;
+mod stream_end;
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::headers::HeaderMap;
 use crate::plugin::{HostSim, Plugin};
 use crate::route_config::{Decision, Routes};
 use crate::state::{Access, HostAction, LocalReply, Stream};
@@ -25,7 +26,7 @@ use crate::vm::{CallOutcome, Callback};
 use phase::{ClientPhase, Dir, Ev, FilterPhase, FilterStatus, RequestPhase, UpstreamPhase};
 
 pub use request::{HttpOutcome, HttpRequest};
-use router::{codec_adds_zero_length, envoy_reply};
+use router::envoy_reply;
 pub use run::FilterChain;
 
 /// Envoy's default `stream_idle_timeout`.
@@ -343,160 +344,5 @@ impl<'p> Session<'p> {
             Ok(v) if stop || (v != 0 && !resume_self) => Flow::Stop,
             Ok(_) => Flow::Continue,
         }
-    }
-
-    fn request_local_reply(&mut self, lr: LocalReply, from_filter: bool) {
-        if self.pending_local.is_none() {
-            self.pending_local = Some((lr, from_filter));
-        }
-        // Nothing more reaches the filters or the router once a reply is on its way.
-        self.request = RequestPhase::Done;
-    }
-
-    fn apply_local_reply(&mut self, lr: LocalReply, from_filter: bool) {
-        if self.client.is_reset() {
-            return;
-        }
-        if self.client.headers().is_some() || self.local_replies >= 2 {
-            // The response already started: Envoy can only reset the stream.
-            self.client = ClientPhase::Reset;
-            return;
-        }
-        self.local_replies += 1;
-        if from_filter && self.out.local_reply.is_none() {
-            self.out.local_reply = Some(lr.clone());
-        }
-        self.upstream = UpstreamPhase::Idle;
-        self.enc_gen += 1;
-        for s in &mut self.slots {
-            s.enc = FilterPhase::Passing;
-            s.access.response_headers = false;
-            s.access.response_trailers = false;
-        }
-        // Envoy builds the map from the status, then the filter's headers, then, with a
-        // body, its length and (unless the filter gave one) its type; without a body it
-        // removes both.
-        let mut h = HeaderMap::new();
-        h.add(":status", lr.status.to_string());
-        for (k, v) in &lr.headers {
-            h.add(k, v);
-        }
-        if lr.body.is_empty() {
-            h.remove("content-length");
-            h.remove("content-type");
-        } else {
-            h.replace("content-length", lr.body.len().to_string());
-            if h.get("content-type").is_none() {
-                h.add("content-type", "text/plain");
-            }
-        }
-        self.stream.response_headers = h;
-        self.stream.response_trailers = HeaderMap::new();
-        self.stream.response_code = Some(lr.status);
-        self.stream.response_details = lr.details.clone();
-        self.out.details = lr.details;
-        // A HEAD request gets the headers (with the body's length) and no body.
-        let body = if self.head { Vec::new() } else { lr.body };
-        self.start_encode(body, false);
-    }
-
-    fn start_encode(&mut self, body: Vec<u8>, trailers: bool) {
-        let chunks = if body.is_empty() {
-            Vec::new()
-        } else {
-            vec![body]
-        };
-        self.start_encode_chunks(chunks, trailers);
-    }
-
-    fn start_encode_chunks(&mut self, chunks: Vec<Vec<u8>>, trailers: bool) {
-        let end_with_headers = chunks.is_empty() && !trailers;
-        self.iterate(
-            Dir::Encode,
-            0,
-            Ev::Headers {
-                end: end_with_headers,
-            },
-        );
-        let n = chunks.len();
-        for (k, chunk) in chunks.into_iter().enumerate() {
-            self.iterate(
-                Dir::Encode,
-                0,
-                Ev::Data {
-                    chunk,
-                    end: k + 1 == n && !trailers,
-                },
-            );
-        }
-        if trailers {
-            self.iterate(Dir::Encode, 0, Ev::Trailers);
-        }
-    }
-
-    fn finish(mut self) -> HttpOutcome {
-        // Access log, then filter destruction, like Envoy's connection manager. The request
-        // is complete now (`request.duration`).
-        self.stream.end_nanos = Some(self.now());
-        for cb in [Callback::Log, Callback::Done, Callback::Delete] {
-            for i in 0..self.slots.len() {
-                if self.slots[i].ctx == 0 {
-                    continue;
-                }
-                let slot = &mut self.slots[i];
-                let mut vm = slot.plugin.vm(slot.worker);
-                if vm.failed.is_some() {
-                    continue;
-                }
-                // The maps the filter still holds (a request map it never let go on, as
-                // after a local reply from its request headers) stay writable.
-                let mut access = Access {
-                    log_phase: matches!(cb, Callback::Log),
-                    body: None,
-                    ..slot.access
-                };
-                let before = vm.host_calls();
-                let out = vm.call(slot.ctx, cb, &mut self.stream, &mut access);
-                self.calls += vm.host_calls().saturating_sub(before);
-                drop(vm);
-                self.out.logs.extend(out.logs);
-                self.out.callouts.extend(out.callouts);
-                if let Err(m) = out.result {
-                    self.out.vm_failures.push(m);
-                }
-            }
-        }
-        let mut out = self.out;
-        out.host_calls = self.calls;
-        let (client_headers, headers_only) = match self.client {
-            ClientPhase::Waiting | ClientPhase::Reset => (None, false),
-            ClientPhase::Receiving(h) => (Some(h), false),
-            ClientPhase::Complete {
-                headers,
-                headers_only,
-            } => (headers, headers_only),
-        };
-        if let Some(h) = client_headers {
-            out.status = h
-                .get_str(":status")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            out.response_headers = h.to_vec();
-            if headers_only && !self.head && codec_adds_zero_length(out.status, &h) {
-                // Envoy's HTTP/1.1 codec frames a response that ends with its headers.
-                out.response_headers
-                    .push(("content-length".into(), b"0".to_vec()));
-            }
-        } else {
-            out.status = 0;
-            out.reset = true;
-        }
-        out.filter_state = self
-            .stream
-            .filter_state
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        out
     }
 }
