@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use host_sim::bootstrap_reader::{parse_bootstrap, parse_bootstrap_with, BootstrapOptions};
 use host_sim::scenario::{LoadOptions, Target};
-use host_sim::{
-    Error, FilterChain, GrpcReply, HttpRequest, PluginSpec, Routes, UpstreamReply, WasmSource,
-};
+use host_sim::{Error, FilterChain, GrpcReply, HttpRequest, Routes, UpstreamReply};
 
 fn routes() -> Routes {
     Routes::cluster_header("x-wasmgate-cluster")
@@ -130,36 +128,37 @@ fn http_calls_are_in_the_outcome() {
         .contains(&("content-length".into(), b"3".to_vec())));
 }
 
-/// A guest that makes a unary gRPC call at request headers, pauses, and logs how it was
-/// answered.
-const GRPC_GUEST: &str = r#"(module
-  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
-  (import "env" "proxy_grpc_call" (func $grpc_call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "env" "proxy_get_buffer_bytes" (func $get_buffer (param i32 i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (global $heap (mut i32) (i32.const 65536))
-  (func (export "malloc") (param $n i32) (result i32) (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
-    (local.get $p))
-  (func (export "proxy_abi_version_0_2_1"))
+/// A guest that makes two unary gRPC calls at request headers (`Check`, then `Allow`),
+/// pauses, and logs per callback what `proxy_get_status` reads (the code as two digits,
+/// then the message), then the message received or `closed`.
+const GRPC_GUEST: &str = r#"
   (data (i32.const 1024) "authz")
   (data (i32.const 1040) "pkg.Auth")
   (data (i32.const 1060) "Check")
+  (data (i32.const 1070) "Allow")
   (data (i32.const 1080) "req")
   (data (i32.const 1100) "closed")
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+  (func $call (param $method i32)
     (drop (call $grpc_call (i32.const 1024) (i32.const 5) (i32.const 1040) (i32.const 8)
-      (i32.const 1060) (i32.const 5) (i32.const 0) (i32.const 0) (i32.const 1080) (i32.const 3)
-      (i32.const 1000) (i32.const 512)))
-    ;; Wait: the stream stays open until the idle timeout, so the answer arrives.
+      (local.get $method) (i32.const 5) (i32.const 0) (i32.const 0) (i32.const 1080) (i32.const 3)
+      (i32.const 1000) (i32.const 512))))
+  (func $log_status
+    (drop (call $get_status (i32.const 200) (i32.const 256) (i32.const 260)))
+    (call $log_num (i32.load (i32.const 200)))
+    (call $log (call $ret_ptr) (call $ret_len)))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $call (i32.const 1060))
+    (call $call (i32.const 1070))
+    ;; Wait: the stream stays open until the idle timeout, so the answers arrive.
     (i32.const 1))
   (func (export "proxy_on_grpc_receive") (param i32 i32 i32)
+    (call $log_status)
     (drop (call $get_buffer (i32.const 5) (i32.const 0) (local.get 2) (i32.const 256) (i32.const 260)))
-    (drop (call $log (i32.const 2) (i32.load (i32.const 256)) (i32.load (i32.const 260)))))
+    (call $log (call $ret_ptr) (call $ret_len)))
   (func (export "proxy_on_grpc_close") (param i32 i32 i32)
-    (drop (call $log (i32.const 2) (i32.const 1100) (i32.const 6))))
-)"#;
+    (call $log_status)
+    (call $log (i32.const 1100) (i32.const 6)))
+"#;
 
 #[test]
 fn grpc_calls_get_the_scripted_answer() {
@@ -174,9 +173,7 @@ fn grpc_calls_get_the_scripted_answer() {
         if let Some(r) = reply {
             sim.set_grpc_reply("authz/pkg.Auth/Check", r);
         }
-        let p = sim
-            .load(PluginSpec::new(WasmSource::Wat(GRPC_GUEST.into()), "grpc"))
-            .unwrap();
+        let p = common::load(&sim, GRPC_GUEST);
         let out = p.http(&routes(), HttpRequest::get("foo.com", "/"));
         assert!(out.logged(logged), "{logged}: {:?}", out.logs);
         let c = &out.callouts[0];
@@ -193,42 +190,6 @@ fn grpc_calls_get_the_scripted_answer() {
     }
 }
 
-/// A guest that makes two unary gRPC calls at request headers (`Check`, then `Allow`) and
-/// logs what `proxy_get_status` reads in each callback: the code as one digit, then the
-/// message.
-const GRPC_STATUS_GUEST: &str = r#"(module
-  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
-  (import "env" "proxy_grpc_call" (func $grpc_call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "env" "proxy_get_status" (func $get_status (param i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (global $heap (mut i32) (i32.const 65536))
-  (func (export "malloc") (param $n i32) (result i32) (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
-    (local.get $p))
-  (func (export "proxy_abi_version_0_2_1"))
-  (data (i32.const 1024) "authz")
-  (data (i32.const 1040) "pkg.Auth")
-  (data (i32.const 1060) "Check")
-  (data (i32.const 1070) "Allow")
-  (data (i32.const 1080) "req")
-  (func $call (param $method i32)
-    (drop (call $grpc_call (i32.const 1024) (i32.const 5) (i32.const 1040) (i32.const 8)
-      (local.get $method) (i32.const 5) (i32.const 0) (i32.const 0) (i32.const 1080) (i32.const 3)
-      (i32.const 1000) (i32.const 512))))
-  (func $log_status
-    (drop (call $get_status (i32.const 200) (i32.const 204) (i32.const 208)))
-    (i32.store8 (i32.const 300) (i32.add (i32.const 48) (i32.load (i32.const 200))))
-    (drop (call $log (i32.const 2) (i32.const 300) (i32.const 1)))
-    (drop (call $log (i32.const 2) (i32.load (i32.const 204)) (i32.load (i32.const 208)))))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
-    (call $call (i32.const 1060))
-    (call $call (i32.const 1070))
-    (i32.const 1))
-  (func (export "proxy_on_grpc_receive") (param i32 i32 i32) (call $log_status))
-  (func (export "proxy_on_grpc_close") (param i32 i32 i32) (call $log_status))
-)"#;
-
 /// Envoy keeps a closed call's status code on the root context (only a close or a failed
 /// `http_call` sets it) and clears the message after the close callback: a success
 /// answered later reads the earlier failure's code with no message.
@@ -240,24 +201,19 @@ fn a_grpc_failure_status_stays_after_its_close() {
         (
             GrpcReply::error(7, "denied"),
             GrpcReply::ok("yes").with_delay(ms(10)),
-            ["7", "denied{via_upstream}", "7", ""],
+            ["07", "denied{via_upstream}", "closed", "07", "", "yes"],
         ),
         (
             GrpcReply::ok("yes"),
             GrpcReply::error(7, "denied").with_delay(ms(10)),
-            ["0", "", "7", "denied{via_upstream}"],
+            ["00", "", "yes", "07", "denied{via_upstream}", "closed"],
         ),
     ];
     for (check, allow, want) in cases {
         let sim = common::sim();
         sim.set_grpc_reply("authz/pkg.Auth/Check", check);
         sim.set_grpc_reply("authz/pkg.Auth/Allow", allow);
-        let p = sim
-            .load(PluginSpec::new(
-                WasmSource::Wat(GRPC_STATUS_GUEST.into()),
-                "grpc",
-            ))
-            .unwrap();
+        let p = common::load(&sim, GRPC_GUEST);
         let out = p.http(&routes(), HttpRequest::get("foo.com", "/"));
         let logged: Vec<&str> = out.logs.iter().map(|(_, m)| m.as_str()).collect();
         assert_eq!(logged, want);
