@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use wasmgate_tests::ha::{self, run_failover};
+use wasmgate_harness::ha::{self, run_failover};
 
 #[test]
 fn generated_config_fails_over_with_few_losses_keeps_affinity_and_recovers_within_two_checks() {

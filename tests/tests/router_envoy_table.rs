@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 
 use cases::{bytes, check, load, Case, Observed};
 use wasmgate_core::config::RouterConfig;
-use wasmgate_tests::router_cases::{case_bootstrap, clusters_of, PASS_THROUGH};
-use wasmgate_tests::{free_port, request_bytes, Backend, Envoy, Scratch};
+use wasmgate_harness::router_cases::{case_bootstrap, clusters_of, PASS_THROUGH};
+use wasmgate_harness::{free_port, request_bytes, Backend, Envoy, Scratch};
 
 /// Cases Envoy's HTTP/1 codec answers itself, before any filter runs: (case, status, why).
 const ANSWERED_BY_CODEC: &[(&str, u16, &str)] = &[

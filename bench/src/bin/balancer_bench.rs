@@ -69,7 +69,7 @@ fn per_request_us(mut run: impl FnMut(usize)) -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = HostSim::new()?;
-    let wasm = wasmgate_tests::paths::wasm("wasmgate_balancer");
+    let wasm = wasmgate_harness::paths::wasm("wasmgate_balancer");
     let routes = Routes::cluster_header("x-wasmgate-cluster");
     let req =
         |i: usize| HttpRequest::get("shop", "/").header("x-user", format!("user-{}", i % 1024));
