@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use wasmgate_harness::deploy::{deploy, Member};
-use wasmgate_harness::live::{Live, Outcome, Route, State, Traffic};
+use wasmgate_harness::live_reconfig::{Live, Outcome, Route, State, Traffic};
 use wasmgate_harness::paths::examples;
 use wasmgate_harness::s3store::S3Store;
 use wasmgate_harness::{get, request, Backend, Scratch, TcpBackend};

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::json;
-use wasmgate_harness::mc::{FlipBackend, McSetup};
+use wasmgate_harness::balancer_setup::{FlipBackend, McSetup};
 use wasmgate_harness::{free_port, get, request, TcpBackend};
 
 fn members(names: &[(&str, u32)]) -> serde_json::Value {

@@ -57,7 +57,7 @@ fn send(
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
-) -> wasmgate_harness::http::Response {
+) -> wasmgate_harness::http_client::Response {
     let addr = w.d.ports[&port];
     let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
     request(addr, method, "x.example", path, &headers).unwrap()

@@ -20,7 +20,7 @@ use host_sim::scenario::{LoadOptions, Target};
 use host_sim::{GrpcReply, HostSim, HttpRequest, UpstreamReply};
 use serde_json::{json, Value};
 use wasmgate_harness::bootstrap::HttpBootstrap;
-use wasmgate_harness::grpc::GrpcServer;
+use wasmgate_harness::grpc_server::GrpcServer;
 use wasmgate_harness::{free_port, paths, request, Backend, Envoy, Scratch};
 
 const HOST: &str = "probe.test";

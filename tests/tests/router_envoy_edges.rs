@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use serde_json::json;
 use wasmgate_harness::bootstrap::{HttpBootstrap, WasmFilter};
-use wasmgate_harness::envoy::EnvoyError;
+use wasmgate_harness::envoy_process::EnvoyError;
 use wasmgate_harness::{free_port, get, request, request_bytes, Backend, Envoy, Scratch};
 
 fn bootstrap(config: String, backend: &Backend) -> (HttpBootstrap, u16) {

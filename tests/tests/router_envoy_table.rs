@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use cases::{bytes, check, load, Case, Observed};
 use wasmgate_core::config::RouterConfig;
-use wasmgate_harness::router_cases::{case_bootstrap, clusters_of, PASS_THROUGH};
+use wasmgate_harness::router_case_setup::{case_bootstrap, clusters_of, PASS_THROUGH};
 use wasmgate_harness::{free_port, request_bytes, Backend, Envoy, Scratch};
 
 /// Cases Envoy's HTTP/1 codec answers itself, before any filter runs: (case, status, why).

@@ -11,7 +11,7 @@ use cases::{bytes, check, load, Case, Observed};
 use host_sim::envoy_config::parse_bootstrap;
 use host_sim::{HostSim, HttpOutcome, HttpRequest};
 use wasmgate_core::config::RouterConfig;
-use wasmgate_harness::router_cases::{case_bootstrap, clusters_of, PASS_THROUGH};
+use wasmgate_harness::router_case_setup::{case_bootstrap, clusters_of, PASS_THROUGH};
 
 fn to_request(case: &Case) -> HttpRequest {
     let r = &case.request;
@@ -239,7 +239,7 @@ fn a_10000_route_config_configures_within_a_32_mib_memory_cap() {
         ..Default::default()
     })
     .unwrap();
-    let config = wasmgate_harness::routesets::router_config(1_000, 10).to_string();
+    let config = wasmgate_harness::synthetic_routes::router_config(1_000, 10).to_string();
     let spec = host_sim::PluginSpec {
         vm_id: "wasmgate".into(),
         configuration: config.into_bytes(),

@@ -11,8 +11,8 @@ use host_sim::{HostSim, HttpRequest, Routes};
 use wasmgate_core::seeded_hash::SeededState;
 use wasmgate_core::{FixedRandom, Outcome, RequestView, RouteTable};
 use wasmgate_harness::bootstrap::WasmFilter;
-use wasmgate_harness::keysets::{probe_stats, KEY_SETS};
-use wasmgate_harness::routesets::{keyset_config, keyset_requests, requests, router_config};
+use wasmgate_harness::hash_keysets::{probe_stats, KEY_SETS};
+use wasmgate_harness::synthetic_routes::{keyset_config, keyset_requests, requests, router_config};
 
 /// Best of five passes: ns per native lookup.
 fn native_ns(table: &RouteTable, reqs: &[(String, String)]) -> f64 {

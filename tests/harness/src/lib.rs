@@ -3,27 +3,27 @@
 //! when its handle drops, including while a failing test unwinds.
 
 pub mod backend;
+pub mod balancer_setup;
 pub mod bootstrap;
-pub mod conformance;
+pub mod conformance_runner;
 pub mod deploy;
-pub mod envoy;
-pub mod fuzz;
+pub mod envoy_process;
+pub mod failover;
 pub mod fuzz_core;
-pub mod grpc;
-pub mod ha;
-pub mod http;
-pub mod keysets;
-pub mod live;
-pub mod mc;
+pub mod fuzz_targets;
+pub mod grpc_server;
+pub mod hash_keysets;
+pub mod http_client;
+pub mod live_reconfig;
 pub mod paths;
-pub mod router_cases;
-pub mod routesets;
+pub mod router_case_setup;
 pub mod s3store;
 pub mod scratch;
+pub mod synthetic_routes;
 
 pub use backend::{Backend, TcpBackend};
-pub use envoy::Envoy;
-pub use http::{get, post, post_chunked, request, request_bytes, request_raw, Response};
+pub use envoy_process::Envoy;
+pub use http_client::{get, post, post_chunked, request, request_bytes, request_raw, Response};
 pub use scratch::Scratch;
 
 /// Binds `127.0.0.1:0` and releases it, for configs that must name a port up front.
