@@ -1,17 +1,14 @@
 //! The router case table run through the compiled .wasm in host-sim, configured from the very
 //! Envoy bootstrap the real-Envoy runner starts Envoy with.
 
-#[path = "../../filters/core/tests/cases/mod.rs"]
-mod cases;
-
 use std::net::SocketAddr;
 use std::path::Path;
 
-use cases::{bytes, check, load, Case, Observed};
 use host_sim::envoy_config::parse_bootstrap;
 use host_sim::{HostSim, HttpOutcome, HttpRequest};
 use wasmgate_core::config::RouterConfig;
 use wasmgate_harness::router_case_setup::{case_bootstrap, clusters_of, PASS_THROUGH};
+use wasmgate_router_cases::{bytes, check, load, Case, Observed};
 
 fn to_request(case: &Case) -> HttpRequest {
     let r = &case.request;
