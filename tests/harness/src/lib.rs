@@ -9,7 +9,6 @@ pub mod conformance_runner;
 pub mod deploy;
 pub mod envoy_process;
 pub mod failover;
-pub mod fuzz_core;
 pub mod fuzz_targets;
 pub mod grpc_server;
 pub mod hash_keysets;
