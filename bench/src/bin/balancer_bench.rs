@@ -1,7 +1,7 @@
 //! The balancer's cost per request: selection natively (filters/core) beside the compiled
 //! .wasm in host-sim, for 3, 30 and 300 member clusters, with and without an affinity key.
 //! The .wasm column is the whole filter (host calls included) minus the no-Wasm baseline.
-//! Run with `cargo run --release -p wasmgate-tests --bin balancer_bench`.
+//! Run with `cargo run --release -p wasmgate-bench --bin balancer_bench`.
 
 use std::hint::black_box;
 use std::time::Instant;

@@ -1,6 +1,19 @@
-//! The test harness: local backends standing in for clusters, a real Envoy started from the
-//! repo's venv, and a small HTTP client. Every process and server a test starts is stopped
-//! when its handle drops, including while a failing test unwinds.
+//! The test harness shared by the workspace tests (`tests/tests`), the benches (`bench/`) and
+//! the demo (`demo/`). Every process and server it starts is stopped when its handle drops,
+//! including while a failing test unwinds.
+//!
+//! - Processes and servers: a real Envoy ([`envoy_process`]), local backends standing in
+//!   for clusters ([`backend`]), a gRPC server ([`grpc_server`]), an S3 store ([`s3store`]).
+//! - Envoy configs: hand-built bootstraps around a filter config ([`bootstrap`]), the
+//!   balancer alone with backends that go and come back ([`balancer_setup`]), the router
+//!   case table's bootstrap ([`router_case_setup`]), generated config deployed
+//!   ([`deploy`]).
+//! - Scenarios: Gateway API conformance files ([`conformance_runner`]), failover under load
+//!   ([`failover`]), live reconfiguration through `--watch` ([`live_reconfig`]), the fuzz
+//!   targets ([`fuzz_targets`]).
+//! - Inputs for benches and hash tests: [`synthetic_routes`], [`hash_keysets`].
+//! - Plumbing: an HTTP client ([`http_client`]), temporary directories ([`scratch`]), where
+//!   the built artefacts are ([`paths`]).
 
 pub mod backend;
 pub mod balancer_setup;
