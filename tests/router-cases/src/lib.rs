@@ -2,7 +2,6 @@
 //! and the host-sim and Envoy runners in tests/: loading, and comparing what a runner
 //! observed with what a case expects.
 #![allow(
-    dead_code,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
