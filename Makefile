@@ -70,7 +70,7 @@ build: wasm-target $(AS_WASM)
 	cargo build --release -p wasmgate-gen -p host-sim
 
 demo: setup build
-	cargo run --release -q -p wasmgate-tests --bin demo
+	cargo run --release -q -p wasmgate-demo
 
 test: setup build
 	cargo test --workspace
@@ -83,17 +83,17 @@ bench-setup:
 
 bench: setup build bench-setup
 	cargo bench -p wasmgate-core
-	cargo run --release -q -p wasmgate-tests --bin router_bench
-	cargo run --release -q -p wasmgate-tests --bin balancer_bench
-	cargo run --release -q -p wasmgate-tests --bin envoy_bench
-	cargo run --release -q -p wasmgate-tests --bin throughput_bench
-	cargo run --release -q -p wasmgate-tests --bin ha_bench
-	cargo run --release -q -p wasmgate-tests --bin xds_bench
+	cargo run --release -q -p wasmgate-bench --bin router_bench
+	cargo run --release -q -p wasmgate-bench --bin balancer_bench
+	cargo run --release -q -p wasmgate-bench --bin envoy_bench
+	cargo run --release -q -p wasmgate-bench --bin throughput_bench
+	cargo run --release -q -p wasmgate-bench --bin ha_bench
+	cargo run --release -q -p wasmgate-bench --bin xds_bench
 	@echo "host-sim: the router on the seed's config, one core"
 	cargo run --release -q -p host-sim -- bench --wasm $(WASM_DIR)/wasmgate_router.wasm \
 	  --config configs/examples/seed/generated/router.json \
-	  --requests tests/bench/seed-requests.jsonl --iterations 200000
-	cargo run --release -q -p wasmgate-tests --bin hostsim_cli_bench
+	  --requests bench/seed-requests.jsonl --iterations 200000
+	cargo run --release -q -p wasmgate-bench --bin hostsim_cli_bench
 
 # Coverage-guided fuzzing (cargo-fuzz, libFuzzer) on stable Rust: no sanitizers (they need
 # nightly). Each target runs FUZZ_SECONDS; new inputs join fuzz/corpus/<target>; the figures

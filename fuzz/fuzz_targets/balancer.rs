@@ -1,8 +1,3 @@
 #![no_main]
 
-// Each target uses part of the shared module.
-#[allow(dead_code)]
-#[path = "../../tests/src/fuzz_core.rs"]
-mod fuzz_core;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_core::balancer(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wasmgate_core_fuzz_targets::balancer(data));

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wasmgate_tests::fuzz::differential(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wasmgate_harness::fuzz_targets::differential(data));

@@ -7,9 +7,9 @@
 
 use std::net::SocketAddr;
 
-use wasmgate_tests::deploy::{deploy, Deployment, Member};
-use wasmgate_tests::paths::workspace_root;
-use wasmgate_tests::{request_raw, Backend};
+use wasmgate_harness::deploy::{deploy, Deployment, Member};
+use wasmgate_harness::paths::workspace_root;
+use wasmgate_harness::{request_raw, Backend};
 
 /// What came back: the status, and for a forwarded request the backend and what it saw.
 #[derive(Debug, Clone, PartialEq, Eq)]

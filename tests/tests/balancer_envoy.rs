@@ -7,8 +7,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::json;
-use wasmgate_tests::mc::{FlipBackend, McSetup};
-use wasmgate_tests::{free_port, get, request, TcpBackend};
+use wasmgate_harness::balancer_setup::{FlipBackend, McSetup};
+use wasmgate_harness::{free_port, get, request, TcpBackend};
 
 fn members(names: &[(&str, u32)]) -> serde_json::Value {
     names
@@ -305,7 +305,7 @@ fn a_client_without_the_affinity_cookie_gets_one_through_envoy_and_replays_reach
     });
     let setup = shop_setup(&config, &backends, 2);
     let d = setup.start("mc-cookie").unwrap();
-    let sid = |r: &wasmgate_tests::Response| -> Vec<String> {
+    let sid = |r: &wasmgate_harness::Response| -> Vec<String> {
         r.headers
             .iter()
             .filter(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("sid="))

@@ -12,7 +12,7 @@ use host_sim::{
     UpstreamReply, WasmSource,
 };
 use serde_json::{json, Value};
-use wasmgate_tests::paths::wasm;
+use wasmgate_harness::paths::wasm;
 
 const HEADER: &str = "x-wasmgate-cluster";
 

@@ -3,9 +3,9 @@
 //! signed by Envoy's own `aws_request_signing` filter on the bucket's cluster with
 //! credentials from a file only Envoy reads.
 
-use wasmgate_tests::deploy::deploy;
-use wasmgate_tests::s3store::S3Store;
-use wasmgate_tests::{request, request_raw, Scratch};
+use wasmgate_harness::deploy::deploy;
+use wasmgate_harness::s3store::S3Store;
+use wasmgate_harness::{request, request_raw, Scratch};
 
 const ACCESS_KEY: &str = "AKWASMGATETEST";
 const SECRET_KEY: &str = "wasmgate-test-secret";

@@ -10,7 +10,7 @@ use std::path::Path;
 use host_sim::bootstrap_reader::parse_bootstrap;
 use host_sim::{HostSim, HttpRequest, UpstreamReply};
 use wasmgate_core::config::RouterConfig;
-use wasmgate_tests::router_cases::{case_bootstrap, clusters_of};
+use wasmgate_harness::router_case_setup::{case_bootstrap, clusters_of};
 
 const CONFIG: &str = r#"{"routes": [{"http": {"host": "b.com", "rules": [
   {"path": "/", "bucket": {"name": "site", "cluster": "store", "host": "127.0.0.1:9000",

@@ -3,7 +3,7 @@
 //! backends. Each way reduces a case to what the client and the backend saw and checks it
 //! against the same expectations.
 
-use wasmgate_tests::conformance::{run_all, Way};
+use wasmgate_harness::conformance_runner::{run_all, Way};
 
 fn assert_holds(way: Way) {
     let failures = run_all(way);

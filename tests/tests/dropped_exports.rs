@@ -2,7 +2,7 @@
 //! that implements one of those callbacks would silently never see it. Each listed export must
 //! be one the filter's plugin leaves at the SDK's default, and must be gone from the built module.
 
-use wasmgate_tests::paths::{wasm, workspace_root};
+use wasmgate_harness::paths::{wasm, workspace_root};
 
 /// The SDK trait method behind each droppable `proxy_on_*` export.
 const METHODS: &[(&str, &str)] = &[

@@ -3,9 +3,9 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 
-use wasmgate_tests::deploy::{deploy, Member};
-use wasmgate_tests::paths::examples;
-use wasmgate_tests::{get, Backend, TcpBackend};
+use wasmgate_harness::deploy::{deploy, Member};
+use wasmgate_harness::paths::examples;
+use wasmgate_harness::{get, Backend, TcpBackend};
 
 #[test]
 fn seed_virtualhost_routes_http_tcp_and_status_codes_in_envoy() {
@@ -99,7 +99,7 @@ fn seed_virtualhost_routes_http_tcp_and_status_codes_in_envoy() {
     }
 
     // A client cannot pick the cluster by sending the routing header itself.
-    let r = wasmgate_tests::request(
+    let r = wasmgate_harness::request(
         d.http,
         "GET",
         "bar.com",

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use wasmgate_tests::fuzz::{fuzz_dir, TARGETS};
+use wasmgate_harness::fuzz_targets::{fuzz_dir, TARGETS};
 
 /// Generated inputs per target beyond the corpus: about 15 s in all in a dev build.
 fn generated(target: &str) -> usize {

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use wasmgate_tests::deploy::{deploy, Deployment, Member};
-use wasmgate_tests::paths::workspace_root;
-use wasmgate_tests::{request, Backend};
+use wasmgate_harness::deploy::{deploy, Deployment, Member};
+use wasmgate_harness::paths::workspace_root;
+use wasmgate_harness::{request, Backend};
 
 struct World {
     d: Deployment,
@@ -57,7 +57,7 @@ fn send(
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
-) -> wasmgate_tests::http::Response {
+) -> wasmgate_harness::http_client::Response {
     let addr = w.d.ports[&port];
     let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
     request(addr, method, "x.example", path, &headers).unwrap()

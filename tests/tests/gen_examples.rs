@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use wasmgate_tests::deploy::{deploy, Member};
-use wasmgate_tests::paths::{examples, wasm};
-use wasmgate_tests::{get, request, Backend, Envoy, Scratch};
+use wasmgate_harness::deploy::{deploy, Member};
+use wasmgate_harness::paths::{examples, wasm};
+use wasmgate_harness::{get, request, Backend, Envoy, Scratch};
 
 #[test]
 fn every_example_bootstrap_and_its_native_twin_validate_in_envoy() {

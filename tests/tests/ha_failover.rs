@@ -4,18 +4,22 @@
 
 use std::time::Duration;
 
-use wasmgate_tests::ha::{self, run_failover};
+use wasmgate_harness::failover::{self, run_failover};
 
 #[test]
 fn generated_config_fails_over_with_few_losses_keeps_affinity_and_recovers_within_two_checks() {
     let report = run_failover(Duration::from_millis(2000), 200).unwrap();
     eprintln!("{}", report.table());
     let lost = |name: &str| report.phase(name).unwrap().lost;
-    assert_eq!(lost(ha::WARM), 0, "{}", report.table());
-    assert!(lost(ha::KILL_ONE) <= 5, "{}", report.table());
-    assert_eq!(lost(ha::DRAIN_ONE), 0, "{}", report.table());
-    assert!(lost(ha::KILL_REGION) <= 5, "{}", report.table());
-    for back in [ha::BACK_ONE, ha::BACK_DRAINED, ha::BACK_REGION] {
+    assert_eq!(lost(failover::WARM), 0, "{}", report.table());
+    assert!(lost(failover::KILL_ONE) <= 5, "{}", report.table());
+    assert_eq!(lost(failover::DRAIN_ONE), 0, "{}", report.table());
+    assert!(lost(failover::KILL_REGION) <= 5, "{}", report.table());
+    for back in [
+        failover::BACK_ONE,
+        failover::BACK_DRAINED,
+        failover::BACK_REGION,
+    ] {
         assert_eq!(lost(back), 0, "{}", report.table());
         let after = report.phase(back).unwrap().recovered_after.unwrap();
         assert!(

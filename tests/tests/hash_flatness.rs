@@ -5,7 +5,7 @@
 //! same bound, so the bound is what catches a weak hash.
 
 use wasmgate_core::seeded_hash::SeededState;
-use wasmgate_tests::keysets::{probe_stats, OldFxHasher, ProbeStats, KEY_SETS};
+use wasmgate_harness::hash_keysets::{probe_stats, OldFxHasher, ProbeStats, KEY_SETS};
 
 const KEYS: usize = 10_000;
 /// (group width, hash bits, most groups a lookup may visit, most on average).
@@ -59,7 +59,7 @@ fn the_old_hash_fails_the_bound_on_the_colliding_sets() {
 fn every_table_draws_its_own_seed() {
     let a = SeededState::default();
     let b = SeededState::default();
-    let key = |s: &SeededState| wasmgate_tests::keysets::path_hash(s, "/svc1");
+    let key = |s: &SeededState| wasmgate_harness::hash_keysets::path_hash(s, "/svc1");
     assert_ne!(key(&a), key(&b), "the seed must be drawn per table");
     assert_eq!(key(&a), key(&a));
 }

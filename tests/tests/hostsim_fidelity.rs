@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use host_sim::bootstrap_reader::parse_bootstrap;
 use host_sim::{HostSim, HttpRequest, TcpConnection, UpstreamReply};
 use serde_json::{json, Value};
-use wasmgate_tests::bootstrap::HttpBootstrap;
-use wasmgate_tests::{
+use wasmgate_harness::bootstrap::HttpBootstrap;
+use wasmgate_harness::{
     free_port, paths, post, post_chunked, request, Backend, Envoy, Scratch, TcpBackend,
 };
 

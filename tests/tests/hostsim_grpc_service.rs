@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use host_sim::scenario::{LoadOptions, Target};
 use host_sim::{GrpcReply, HostSim, HttpRequest, UpstreamReply};
 use serde_json::{json, Value};
-use wasmgate_tests::bootstrap::HttpBootstrap;
-use wasmgate_tests::grpc::GrpcServer;
-use wasmgate_tests::{free_port, paths, request, Backend, Envoy, Scratch};
+use wasmgate_harness::bootstrap::HttpBootstrap;
+use wasmgate_harness::grpc_server::GrpcServer;
+use wasmgate_harness::{free_port, paths, request, Backend, Envoy, Scratch};
 
 const HOST: &str = "probe.test";
 /// What the server answers to `Ok` (`pong:` + the probe's message `ping`) and to `Fail`.

@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 
 use serde_json::json;
-use wasmgate_tests::bootstrap::{HttpBootstrap, WasmFilter};
-use wasmgate_tests::envoy::EnvoyError;
-use wasmgate_tests::{free_port, get, request, request_bytes, Backend, Envoy, Scratch};
+use wasmgate_harness::bootstrap::{HttpBootstrap, WasmFilter};
+use wasmgate_harness::envoy_process::EnvoyError;
+use wasmgate_harness::{free_port, get, request, request_bytes, Backend, Envoy, Scratch};
 
 fn bootstrap(config: String, backend: &Backend) -> (HttpBootstrap, u16) {
     let admin_port = free_port().unwrap();

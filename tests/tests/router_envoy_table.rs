@@ -1,16 +1,13 @@
-//! The router case table (filters/core/tests/router_cases.yaml) run through a real Envoy:
+//! The router case table (tests/router-cases/router_cases.yaml) run through a real Envoy:
 //! one local backend per cluster, named after it, so the backend that answers tells the
 //! cluster Envoy reached; its echo tells how the request arrived.
 
-#[path = "../../filters/core/tests/cases/mod.rs"]
-mod cases;
-
 use std::net::SocketAddr;
 
-use cases::{bytes, check, load, Case, Observed};
 use wasmgate_core::config::RouterConfig;
-use wasmgate_tests::router_cases::{case_bootstrap, clusters_of, PASS_THROUGH};
-use wasmgate_tests::{free_port, request_bytes, Backend, Envoy, Scratch};
+use wasmgate_harness::router_case_setup::{case_bootstrap, clusters_of, PASS_THROUGH};
+use wasmgate_harness::{free_port, request_bytes, Backend, Envoy, Scratch};
+use wasmgate_router_cases::{bytes, check, load, Case, Observed};
 
 /// Cases Envoy's HTTP/1 codec answers itself, before any filter runs: (case, status, why).
 const ANSWERED_BY_CODEC: &[(&str, u16, &str)] = &[

@@ -1,17 +1,14 @@
 //! The router case table run through the compiled .wasm in host-sim, configured from the very
 //! Envoy bootstrap the real-Envoy runner starts Envoy with.
 
-#[path = "../../filters/core/tests/cases/mod.rs"]
-mod cases;
-
 use std::net::SocketAddr;
 use std::path::Path;
 
-use cases::{bytes, check, load, Case, Observed};
 use host_sim::bootstrap_reader::parse_bootstrap;
 use host_sim::{HostSim, HttpOutcome, HttpRequest};
 use wasmgate_core::config::RouterConfig;
-use wasmgate_tests::router_cases::{case_bootstrap, clusters_of, PASS_THROUGH};
+use wasmgate_harness::router_case_setup::{case_bootstrap, clusters_of, PASS_THROUGH};
+use wasmgate_router_cases::{bytes, check, load, Case, Observed};
 
 fn to_request(case: &Case) -> HttpRequest {
     let r = &case.request;
@@ -121,7 +118,7 @@ fn the_tcp_root_steers_each_connection_by_listener_port() {
         vm_id: "wasmgate".into(),
         configuration: file.config_json("seed"),
         ..host_sim::PluginSpec::new(
-            host_sim::WasmSource::File(wasmgate_tests::paths::wasm("wasmgate_router")),
+            host_sim::WasmSource::File(wasmgate_harness::paths::wasm("wasmgate_router")),
             "wasmgate.router.tcp",
         )
     };
@@ -165,7 +162,7 @@ fn huge_and_odd_requests_get_defined_answers_and_never_trap() {
         vm_id: "wasmgate".into(),
         configuration: config.to_string().into_bytes(),
         ..host_sim::PluginSpec::new(
-            host_sim::WasmSource::File(wasmgate_tests::paths::wasm("wasmgate_router")),
+            host_sim::WasmSource::File(wasmgate_harness::paths::wasm("wasmgate_router")),
             "wasmgate.router",
         )
     };
@@ -239,12 +236,12 @@ fn a_10000_route_config_configures_within_a_32_mib_memory_cap() {
         ..Default::default()
     })
     .unwrap();
-    let config = wasmgate_tests::routesets::router_config(1_000, 10).to_string();
+    let config = wasmgate_harness::synthetic_routes::router_config(1_000, 10).to_string();
     let spec = host_sim::PluginSpec {
         vm_id: "wasmgate".into(),
         configuration: config.into_bytes(),
         ..host_sim::PluginSpec::new(
-            host_sim::WasmSource::File(wasmgate_tests::paths::wasm("wasmgate_router")),
+            host_sim::WasmSource::File(wasmgate_harness::paths::wasm("wasmgate_router")),
             "wasmgate.router",
         )
     };

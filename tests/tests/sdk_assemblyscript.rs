@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use host_sim::scenario::{Inject, LoadOptions, Target};
 use host_sim::{HostSim, HttpOutcome, HttpRequest, UpstreamReply, UpstreamRequest};
 use serde_json::{json, Value};
-use wasmgate_tests::backend::Received;
-use wasmgate_tests::{free_port, paths, request, Backend, Envoy, Response, Scratch};
+use wasmgate_harness::backend::Received;
+use wasmgate_harness::{free_port, paths, request, Backend, Envoy, Response, Scratch};
 
 /// Headers Envoy's HTTP/1 codec and connection manager add on the wire after the filters,
 /// which host-sim does not model (README, "Known differences").
@@ -351,7 +351,7 @@ fn run_in_envoy() -> Run {
         let before = backend.received().len();
         let headers = step_headers(step);
         let r: Response = if step.method == "POST" {
-            wasmgate_tests::post(
+            wasmgate_harness::post(
                 local(listen),
                 "as.test",
                 step.path,

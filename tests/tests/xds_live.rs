@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use wasmgate_tests::live::{Live, Outcome, Route, State, Traffic, MEMBERS};
+use wasmgate_harness::live_reconfig::{Live, Outcome, Route, State, Traffic, MEMBERS};
 
 const STEADY_HOST: &str = "shop.test";
 const VISIBLE_WITHIN: Duration = Duration::from_secs(1);
@@ -224,7 +224,7 @@ fn routes_and_members_change_under_load_with_no_failed_request() {
             std::thread::sleep(Duration::from_millis(500));
             assert_eq!(xds_files(&live), before_files, "nothing written");
             assert_eq!(ecds_reloads(&live), before_reloads, "Envoy saw no update");
-            let r = wasmgate_tests::get(live.http, "broken.test", "/").unwrap();
+            let r = wasmgate_harness::get(live.http, "broken.test", "/").unwrap();
             assert_eq!(r.status, 404, "the invalid route never served");
             continue;
         }
@@ -382,7 +382,7 @@ fn a_member_ejected_before_a_change_stays_ejected_after_it() {
     let start = Instant::now();
     while live.stat_containing("shop.c3.ejections") == 0 {
         for k in &keys {
-            let r = wasmgate_tests::live::probe(live.http, STEADY_HOST, "/", k).unwrap();
+            let r = wasmgate_harness::live_reconfig::probe(live.http, STEADY_HOST, "/", k).unwrap();
             assert_eq!(r.0, 200, "retried into another member");
         }
         assert!(
@@ -407,7 +407,7 @@ fn a_member_ejected_before_a_change_stays_ejected_after_it() {
     );
     assert!(seen.is_some(), "the change applied");
     for k in &keys {
-        let r = wasmgate_tests::live::probe(live.http, STEADY_HOST, "/", k).unwrap();
+        let r = wasmgate_harness::live_reconfig::probe(live.http, STEADY_HOST, "/", k).unwrap();
         assert_eq!(r.0, 200);
     }
     assert_eq!(
@@ -431,7 +431,7 @@ fn a_request_in_flight_on_a_removed_member_completes() {
     let key = keys()
         .into_iter()
         .find(|k| {
-            wasmgate_tests::live::probe(live.http, STEADY_HOST, "/", k)
+            wasmgate_harness::live_reconfig::probe(live.http, STEADY_HOST, "/", k)
                 .is_ok_and(|(s, b)| s == 200 && b.as_deref() == Some("c3"))
         })
         .expect("some key lands on c3");
@@ -439,10 +439,13 @@ fn a_request_in_flight_on_a_removed_member_completes() {
     let slow_key = key.clone();
     let slow = std::thread::spawn(move || {
         let headers: [(&str, &[u8]); 2] = [
-            (wasmgate_tests::live::AFFINITY_HEADER, slow_key.as_bytes()),
+            (
+                wasmgate_harness::live_reconfig::AFFINITY_HEADER,
+                slow_key.as_bytes(),
+            ),
             ("x-echo-delay-ms", b"2000"),
         ];
-        wasmgate_tests::request(http, "GET", STEADY_HOST, "/", &headers)
+        wasmgate_harness::request(http, "GET", STEADY_HOST, "/", &headers)
     });
     // The slow request is on its way to c3 before the change is written.
     std::thread::sleep(Duration::from_millis(300));

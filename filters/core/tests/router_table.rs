@@ -6,15 +6,13 @@
     clippy::indexing_slicing
 )]
 
-mod cases;
-
-use cases::{check, load, Observed};
 use wasmgate_core::{
     apply_edits, apply_request, FixedRandom, Outcome, RequestView, RouteTable, Step, TcpOutcome,
     VecHeaders,
 };
+use wasmgate_router_cases::{check, load, Case, Observed};
 
-fn run(table: &RouteTable, case: &cases::Case) -> Observed {
+fn run(table: &RouteTable, case: &Case) -> Observed {
     let all = case.request.header_list();
     let get = |n: &str| {
         all.iter()

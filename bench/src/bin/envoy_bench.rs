@@ -8,8 +8,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use wasmgate_tests::bootstrap::{HttpBootstrap, WasmFilter};
-use wasmgate_tests::{free_port, Backend, Envoy, Scratch};
+use wasmgate_harness::bootstrap::{HttpBootstrap, WasmFilter};
+use wasmgate_harness::{free_port, Backend, Envoy, Scratch};
 
 const REQUESTS: usize = 20_000;
 

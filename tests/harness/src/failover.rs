@@ -251,7 +251,7 @@ impl Load {
                     .as_deref()
                     .map(|u| vec![("x-user", u.as_bytes())])
                     .unwrap_or_default();
-                let r = crate::http::request(addr, "GET", &host, "/", &headers);
+                let r = crate::http_client::request(addr, "GET", &host, "/", &headers);
                 let outcome = Outcome {
                     sent,
                     key,

@@ -1,7 +1,7 @@
 //! The balancer's cost per request: selection natively (filters/core) beside the compiled
 //! .wasm in host-sim, for 3, 30 and 300 member clusters, with and without an affinity key.
 //! The .wasm column is the whole filter (host calls included) minus the no-Wasm baseline.
-//! Run with `cargo run --release -p wasmgate-tests --bin balancer_bench`.
+//! Run with `cargo run --release -p wasmgate-bench --bin balancer_bench`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -69,7 +69,7 @@ fn per_request_us(mut run: impl FnMut(usize)) -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = HostSim::new()?;
-    let wasm = wasmgate_tests::paths::wasm("wasmgate_balancer");
+    let wasm = wasmgate_harness::paths::wasm("wasmgate_balancer");
     let routes = Routes::cluster_header("x-wasmgate-cluster");
     let req =
         |i: usize| HttpRequest::get("shop", "/").header("x-user", format!("user-{}", i % 1024));

@@ -7,7 +7,7 @@ fn main() {
     let runs = 3;
     println!("failover with the generated config: 3 member clusters, 2 Envoy workers, 200 requests/s, 5 s phases, {runs} runs");
     for run in 1..=runs {
-        match wasmgate_tests::ha::run_failover(Duration::from_secs(5), 200) {
+        match wasmgate_harness::failover::run_failover(Duration::from_secs(5), 200) {
             Ok(report) => {
                 println!("run {run}");
                 print!("{}", report.table());

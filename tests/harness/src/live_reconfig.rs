@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::envoy::Envoy;
+use crate::envoy_process::Envoy;
 use crate::paths::{wasm, workspace_root};
 use crate::{free_port, request, Backend, Scratch};
 
@@ -327,7 +327,8 @@ impl Live {
 
     /// The sum of Envoy's counters and gauges whose name contains `part`.
     pub fn stat_containing(&self, part: &str) -> u64 {
-        let Ok(r) = crate::http::get(self.envoy.admin, "admin", &format!("/stats?filter={part}"))
+        let Ok(r) =
+            crate::http_client::get(self.envoy.admin, "admin", &format!("/stats?filter={part}"))
         else {
             return 0;
         };

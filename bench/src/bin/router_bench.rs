@@ -10,9 +10,9 @@ use host_sim::bootstrap_reader::parse_bootstrap;
 use host_sim::{HostSim, HttpRequest, Routes};
 use wasmgate_core::seeded_hash::SeededState;
 use wasmgate_core::{FixedRandom, Outcome, RequestView, RouteTable};
-use wasmgate_tests::bootstrap::WasmFilter;
-use wasmgate_tests::keysets::{probe_stats, KEY_SETS};
-use wasmgate_tests::routesets::{keyset_config, keyset_requests, requests, router_config};
+use wasmgate_harness::bootstrap::WasmFilter;
+use wasmgate_harness::hash_keysets::{probe_stats, KEY_SETS};
+use wasmgate_harness::synthetic_routes::{keyset_config, keyset_requests, requests, router_config};
 
 /// Best of five passes: ns per native lookup.
 fn native_ns(table: &RouteTable, reqs: &[(String, String)]) -> f64 {
@@ -61,9 +61,9 @@ fn linear_scan_ns(hosts: usize, per_host: usize, reqs: &[(String, String)]) -> f
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = HostSim::new()?;
-    let wasm = wasmgate_tests::paths::wasm("wasmgate_router");
+    let wasm = wasmgate_harness::paths::wasm("wasmgate_router");
     // One placeholder bootstrap gives the plugin spec Envoy would use.
-    let boot = wasmgate_tests::bootstrap::HttpBootstrap {
+    let boot = wasmgate_harness::bootstrap::HttpBootstrap {
         listen: ([127, 0, 0, 1], 1).into(),
         admin: ([127, 0, 0, 1], 2).into(),
         filters: vec![WasmFilter::router("{\"routes\": []}")],

@@ -1,8 +1,7 @@
 //! The router case table (`router_cases.yaml`), shared by the native runner in filters/core
-//! and the host-sim runner in tests/: loading, and comparing what a runner observed with
-//! what a case expects.
+//! and the host-sim and Envoy runners in tests/: loading, and comparing what a runner
+//! observed with what a case expects.
 #![allow(
-    dead_code,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use wasmgate_tests::live::{Live, Route, State, Traffic};
+use wasmgate_harness::live_reconfig::{Live, Route, State, Traffic};
 
 const CHANGES: usize = 100;
 

@@ -6,11 +6,11 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use wasmgate_tests::deploy::{deploy, Member};
-use wasmgate_tests::live::{Live, Outcome, Route, State, Traffic};
-use wasmgate_tests::paths::examples;
-use wasmgate_tests::s3store::S3Store;
-use wasmgate_tests::{get, request, Backend, Scratch, TcpBackend};
+use wasmgate_harness::deploy::{deploy, Member};
+use wasmgate_harness::live_reconfig::{Live, Outcome, Route, State, Traffic};
+use wasmgate_harness::paths::examples;
+use wasmgate_harness::s3store::S3Store;
+use wasmgate_harness::{get, request, Backend, Scratch, TcpBackend};
 
 fn show_inputs(files: &[std::path::PathBuf]) {
     println!("generated from:");

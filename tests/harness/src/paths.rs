@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 
 pub fn workspace_root() -> PathBuf {
+    // This crate is tests/harness: the root is two levels up.
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .map(PathBuf::from)
         .unwrap_or_default()
 }

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use host_sim::{HostSim, HostSimConfig, HttpRequest, Plugin, PluginSpec, Routes, WasmSource};
 use wasmgate_core::{FixedRandom, Outcome, RequestView};
 
-pub use crate::fuzz_core::{balancer, config, request, with_table, FuzzRequest, REQUEST_CONFIG};
+pub use wasmgate_core_fuzz_targets::{
+    balancer, config, request, with_table, FuzzRequest, REQUEST_CONFIG,
+};
 
 /// A fuzz target's body: any bytes in, a panic only when an invariant breaks.
 pub type Target = fn(&[u8]);

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use wasmgate_tests::{paths, Scratch};
+use wasmgate_harness::{paths, Scratch};
 
 fn host_sim() -> PathBuf {
     paths::workspace_root().join("target/release/host-sim")

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use wasmgate_gen::{Options, Output};
 
-use crate::envoy::Envoy;
+use crate::envoy_process::Envoy;
 use crate::free_port;
 use crate::paths::wasm;
 use crate::scratch::Scratch;

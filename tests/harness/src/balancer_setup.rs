@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::envoy::{Envoy, EnvoyError};
+use crate::envoy_process::{Envoy, EnvoyError};
 use crate::free_port;
 use crate::scratch::Scratch;
 

@@ -46,7 +46,7 @@ pub fn requests(hosts: usize, per_host: usize, n: usize) -> Vec<(String, String)
 
 /// One host with `n` PathPrefix rules keyed by an adversarial key set, plus a `/` rule so a
 /// request that misses every key still walks all its path elements and then forwards.
-pub fn keyset_config(set: &crate::keysets::KeySet, n: usize) -> Value {
+pub fn keyset_config(set: &crate::hash_keysets::KeySet, n: usize) -> Value {
     let mut rules: Vec<Value> = (0..n)
         .map(|i| {
             json!({"matches": [{"path": {"type": "PathPrefix", "value": (set.key)(i)}}],
@@ -59,7 +59,7 @@ pub fn keyset_config(set: &crate::keysets::KeySet, n: usize) -> Value {
 
 /// `count` paths for [`keyset_config`]: every other one a stored key with a suffix (a hit),
 /// the rest keys `n..` of the same family (misses a client can make up).
-pub fn keyset_requests(set: &crate::keysets::KeySet, n: usize, count: usize) -> Vec<String> {
+pub fn keyset_requests(set: &crate::hash_keysets::KeySet, n: usize, count: usize) -> Vec<String> {
     let mut x: u64 = 0x9e37_79b9;
     (0..count)
         .map(|j| {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::backend::Backend;
 use crate::deploy::{inventory_yaml, Member};
-use crate::envoy::Envoy;
+use crate::envoy_process::Envoy;
 use crate::free_port;
 use crate::paths::{wasm, workspace_root};
 use crate::scratch::Scratch;
@@ -726,7 +726,7 @@ impl Env {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_bytes()))
             .collect();
-        let resp = crate::http::request(addr, &r.method, &r.host, &r.path, &headers)
+        let resp = crate::http_client::request(addr, &r.method, &r.host, &r.path, &headers)
             .map_err(|e| format!("request to {addr}: {e}"))?;
         let mut seen = Seen {
             status: resp.status,

@@ -106,7 +106,7 @@ impl Envoy {
                     tail(&self.log, 40)
                 )));
             }
-            if let Ok(r) = crate::http::get(self.admin, "admin", "/ready") {
+            if let Ok(r) = crate::http_client::get(self.admin, "admin", "/ready") {
                 if r.status == 200 {
                     return Ok(());
                 }
@@ -123,7 +123,8 @@ impl Envoy {
 
     /// A counter or gauge from the admin `/stats` page.
     pub fn stat(&self, name: &str) -> Option<u64> {
-        let r = crate::http::get(self.admin, "admin", &format!("/stats?filter=^{name}$")).ok()?;
+        let r = crate::http_client::get(self.admin, "admin", &format!("/stats?filter=^{name}$"))
+            .ok()?;
         r.text().lines().find_map(|l| {
             l.strip_prefix(name)?
                 .strip_prefix(": ")?
@@ -135,7 +136,8 @@ impl Envoy {
 
     /// Every counter and gauge whose name starts with `prefix`.
     pub fn stats_with_prefix(&self, prefix: &str) -> Vec<(String, u64)> {
-        let Ok(r) = crate::http::get(self.admin, "admin", &format!("/stats?filter=^{prefix}"))
+        let Ok(r) =
+            crate::http_client::get(self.admin, "admin", &format!("/stats?filter=^{prefix}"))
         else {
             return Vec::new();
         };

@@ -1,4 +1,4 @@
-//! Support for running the router case table (filters/core/tests/router_cases.yaml) against
+//! Support for running the router case table (tests/router-cases/router_cases.yaml) against
 //! a real Envoy and against host-sim from the same Envoy bootstrap.
 
 use std::collections::BTreeSet;

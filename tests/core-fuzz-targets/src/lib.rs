@@ -1,7 +1,7 @@
 //! The fuzz targets that need only filters/core: config parse and compile, the request
 //! matcher, balancer selection and cookie parsing. Kept free of host-sim so cargo-fuzz builds
-//! them without wasmtime (`fuzz/` includes this file by path); `tests/src/fuzz.rs` adds the
-//! host-sim targets.
+//! them without wasmtime (`fuzz/` depends on this crate alone for them);
+//! `tests/harness/src/fuzz_targets.rs` adds the host-sim targets.
 
 use wasmgate_core::host::parse_authority;
 use wasmgate_core::multicluster::cookie::cookie;
