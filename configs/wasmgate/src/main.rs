@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use wasmgate_gen::explain::{explain, Probe};
-use wasmgate_gen::{watch, xds};
+use wasmgate::explain::{explain, Probe};
+use wasmgate::{watch, xds};
 
 const USAGE: &str = "usage:
   wasmgate generate [OPTIONS] INPUT...    write the outputs into --out (default: out)
@@ -70,7 +70,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
     if !matches!(cmd.as_str(), "generate" | "check" | "explain") {
         return Err(usage(format!("unknown command {cmd:?}")));
     }
-    let mut opts = wasmgate_gen::Options::default();
+    let mut opts = wasmgate::Options::default();
     let mut out = PathBuf::from("out");
     let mut xds_dir: Option<PathBuf> = None;
     let mut watch = false;
@@ -158,9 +158,8 @@ fn run(args: &[String]) -> Result<(), Failure> {
     if watch {
         return Err(usage("--watch needs --xds DIR".into()));
     }
-    let loaded = wasmgate_gen::load(&inputs).map_err(|e| Failure::Invalid(e.to_string()))?;
-    let output =
-        wasmgate_gen::generate(&loaded, &opts).map_err(|e| Failure::Invalid(e.to_string()))?;
+    let loaded = wasmgate::load(&inputs).map_err(|e| Failure::Invalid(e.to_string()))?;
+    let output = wasmgate::generate(&loaded, &opts).map_err(|e| Failure::Invalid(e.to_string()))?;
     for n in &output.notes {
         eprintln!("note: {n}");
     }
@@ -236,7 +235,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
 /// `generate --xds DIR [--watch]`.
 fn generate_xds(
     inputs: &[PathBuf],
-    opts: &wasmgate_gen::Options,
+    opts: &wasmgate::Options,
     dir: &std::path::Path,
     watch: bool,
 ) -> Result<(), Failure> {
