@@ -6,7 +6,7 @@
 pub mod buckets;
 pub mod change;
 pub mod emit;
-pub mod envoy;
+pub mod envoy_bootstrap;
 pub mod error;
 pub mod explain;
 pub mod gateway_filters;
@@ -18,7 +18,7 @@ pub mod model;
 pub mod namespaces;
 pub mod policy;
 pub mod resolve;
-pub mod routes;
+pub mod router_rules;
 pub mod status;
 pub mod watch;
 pub mod xds;

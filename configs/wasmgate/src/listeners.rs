@@ -10,7 +10,7 @@ use wasmgate_core::config as fc;
 use crate::error::ErrorKind;
 use crate::model::Listener;
 use crate::resolve::Ctx;
-use crate::routes::RouteSet;
+use crate::router_rules::RouteSet;
 use crate::status::{Condition, GatewayStatus, ListenerStatus};
 
 /// `namespace/name` of an object; `default` when the manifest names no namespace.

@@ -166,7 +166,7 @@ fn fill_placeholders(filters: &mut Value, placeholders: &[Value]) {
     }
 }
 
-/// Splits a static bootstrap (as [`crate::envoy::bootstrap`] writes it) into a dynamic
+/// Splits a static bootstrap (as [`crate::envoy_bootstrap::bootstrap`] writes it) into a dynamic
 /// bootstrap reading `dir` and the files for `dir`. `dir` should be absolute: Envoy resolves
 /// the paths from its own working directory.
 pub fn split(bootstrap: &Value, dir: &Path) -> XdsConfig {
