@@ -6,6 +6,7 @@
 pub mod buckets;
 pub mod change;
 pub mod emit;
+pub mod envoy_api;
 pub mod envoy_bootstrap;
 pub mod error;
 pub mod explain;

@@ -1,0 +1,479 @@
+//! Typed Envoy resources the generator writes: a misspelt field or type URL is a compile
+//! error here rather than a config Envoy rejects at load time. Each type serialises to
+//! Envoy's JSON form; the generator turns them into `serde_json::Value` with [`value`] (a
+//! JSON object's keys come out sorted either way, so the written files do not depend on
+//! field order).
+//!
+//! Only what the generator sets is modelled; an `Option` left `None` is not written.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A resource's protobuf type, written as `@type` wherever Envoy takes an `Any`.
+pub trait TypeUrl {
+    const TYPE_URL: &'static str;
+}
+
+/// An `Any`: the type URL, then the resource's own fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct Typed<T> {
+    #[serde(rename = "@type")]
+    type_url: &'static str,
+    #[serde(flatten)]
+    config: T,
+}
+
+impl<T: TypeUrl> Typed<T> {
+    pub fn new(config: T) -> Self {
+        Typed {
+            type_url: T::TYPE_URL,
+            config,
+        }
+    }
+}
+
+/// A named extension (filter, access logger, cluster type, retry plugin): `name` plus its
+/// typed config.
+#[derive(Debug, Clone, Serialize)]
+pub struct Extension<T> {
+    pub name: String,
+    pub typed_config: Typed<T>,
+}
+
+pub fn extension<T: TypeUrl>(name: impl Into<String>, config: T) -> Extension<T> {
+    Extension {
+        name: name.into(),
+        typed_config: Typed::new(config),
+    }
+}
+
+/// Any of these types as a JSON value. Serialising them cannot fail (every map key is a
+/// string), so `Null` is never seen in practice.
+pub fn value(resource: impl Serialize) -> Value {
+    serde_json::to_value(resource).unwrap_or(Value::Null)
+}
+
+// ---------------------------------------------------------------------------------------
+// Addresses
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Address {
+    pub socket_address: SocketAddress,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SocketAddress {
+    pub address: String,
+    pub port_value: u16,
+}
+
+pub fn socket(address: impl Into<String>, port: u16) -> Address {
+    Address {
+        socket_address: SocketAddress {
+            address: address.into(),
+            port_value: port,
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP connection manager and HTTP filters
+
+/// How the HTTP connection manager hands `:path` to the filters. The router matches `:path`
+/// as Envoy hands it over; these make that form canonical (RFC 3986 normalised, no repeated
+/// slashes, no encoded slashes to disagree on). One definition for generated bootstraps and
+/// the tests' hand-built ones, so the two cannot drift.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PathNormalization {
+    pub normalize_path: bool,
+    pub merge_slashes: bool,
+    pub path_with_escaped_slashes_action: &'static str,
+}
+
+pub const PATH_NORMALIZATION: PathNormalization = PathNormalization {
+    normalize_path: true,
+    merge_slashes: true,
+    path_with_escaped_slashes_action: "UNESCAPE_AND_REDIRECT",
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpConnectionManager {
+    pub stat_prefix: String,
+    #[serde(flatten)]
+    pub paths: PathNormalization,
+    pub route_config: Value,
+    pub http_filters: Vec<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub access_log: Vec<Value>,
+}
+
+impl TypeUrl for HttpConnectionManager {
+    const TYPE_URL: &'static str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+}
+
+/// Envoy's router filter, last in every HTTP chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Router {}
+
+impl TypeUrl for Router {
+    const TYPE_URL: &'static str =
+        "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+}
+
+/// The network filter running HTTP on a listener: `filters` (without Envoy's router, which
+/// is appended), normalised paths, `route_config`, and the access logs.
+pub fn http_connection_manager(
+    route_config: Value,
+    mut filters: Vec<Value>,
+    access_log: Vec<Value>,
+) -> Value {
+    filters.push(value(extension("envoy.filters.http.router", Router {})));
+    value(extension(
+        "envoy.filters.network.http_connection_manager",
+        HttpConnectionManager {
+            stat_prefix: "wasmgate".into(),
+            paths: PATH_NORMALIZATION,
+            route_config,
+            http_filters: filters,
+            access_log,
+        },
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// Wasm filters
+
+/// The proxy-wasm plugin config shared by the HTTP and network Wasm filters.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginConfig {
+    pub name: String,
+    pub root_id: String,
+    pub fail_open: bool,
+    pub vm_config: VmConfig,
+    pub configuration: Typed<StringValue>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VmConfig {
+    pub vm_id: String,
+    pub runtime: String,
+    pub code: VmCode,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VmCode {
+    pub local: LocalFile,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalFile {
+    pub filename: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StringValue {
+    pub value: String,
+}
+
+impl TypeUrl for StringValue {
+    const TYPE_URL: &'static str = "type.googleapis.com/google.protobuf.StringValue";
+}
+
+/// The HTTP Wasm filter.
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpWasm {
+    pub config: PluginConfig,
+}
+
+impl TypeUrl for HttpWasm {
+    const TYPE_URL: &'static str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+}
+
+/// The network (TCP) Wasm filter.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkWasm {
+    pub config: PluginConfig,
+}
+
+impl TypeUrl for NetworkWasm {
+    const TYPE_URL: &'static str =
+        "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm";
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TcpProxy {
+    pub stat_prefix: String,
+    pub cluster: String,
+}
+
+impl TypeUrl for TcpProxy {
+    const TYPE_URL: &'static str =
+        "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+}
+
+// ---------------------------------------------------------------------------------------
+// Access log
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileAccessLog {
+    pub path: String,
+    pub log_format: JsonFormat,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonFormat {
+    pub json_format: Value,
+}
+
+impl TypeUrl for FileAccessLog {
+    const TYPE_URL: &'static str =
+        "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
+}
+
+// ---------------------------------------------------------------------------------------
+// Listeners and the bootstrap
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Listener {
+    pub name: String,
+    pub address: Address,
+    pub filter_chains: Vec<FilterChain>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FilterChain {
+    pub filters: Vec<Value>,
+}
+
+/// A listener with one filter chain.
+pub fn listener(name: impl Into<String>, address: Address, filters: Vec<Value>) -> Value {
+    value(Listener {
+        name: name.into(),
+        address,
+        filter_chains: vec![FilterChain { filters }],
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Bootstrap {
+    pub admin: Admin,
+    pub static_resources: StaticResources,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Admin {
+    pub address: Address,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StaticResources {
+    pub listeners: Vec<Value>,
+    pub clusters: Vec<Value>,
+}
+
+/// A static bootstrap: the admin listener, then `listeners` and `clusters`.
+pub fn bootstrap(admin: Address, listeners: Vec<Value>, clusters: Vec<Value>) -> Value {
+    value(Bootstrap {
+        admin: Admin { address: admin },
+        static_resources: StaticResources {
+            listeners,
+            clusters,
+        },
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Clusters
+
+/// A cluster of fixed endpoints.
+#[derive(Debug, Clone, Serialize)]
+pub struct StaticCluster {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub connect_timeout: String,
+    pub load_assignment: LoadAssignment,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit_breakers: Option<CircuitBreakers>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_checks: Option<Vec<HealthCheck>>,
+}
+
+impl StaticCluster {
+    /// `name` reaching `endpoints`, connect timeout 1 s.
+    pub fn new(name: impl Into<String>, endpoints: Vec<Address>) -> Self {
+        let name = name.into();
+        StaticCluster {
+            load_assignment: LoadAssignment {
+                cluster_name: name.clone(),
+                endpoints: vec![LocalityEndpoints {
+                    lb_endpoints: endpoints
+                        .into_iter()
+                        .map(|address| LbEndpoint {
+                            endpoint: Endpoint { address },
+                        })
+                        .collect(),
+                }],
+            },
+            name,
+            kind: "STATIC",
+            connect_timeout: "1s".into(),
+            outlier_detection: None,
+            circuit_breakers: None,
+            health_checks: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadAssignment {
+    pub cluster_name: String,
+    pub endpoints: Vec<LocalityEndpoints>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalityEndpoints {
+    pub lb_endpoints: Vec<LbEndpoint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LbEndpoint {
+    pub endpoint: Endpoint,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub address: Address,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CircuitBreakers {
+    pub thresholds: Vec<Thresholds>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Thresholds {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_pending_requests: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_budget: Option<RetryBudget>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RetryBudget {
+    pub budget_percent: Percent,
+    pub min_retry_concurrency: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Percent {
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthCheck {
+    pub timeout: String,
+    pub interval: String,
+    pub no_traffic_interval: String,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+    pub http_health_check: HttpHealthCheck,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpHealthCheck {
+    pub path: String,
+}
+
+/// A cluster that tries its child clusters in order (Envoy's aggregate cluster).
+#[derive(Debug, Clone, Serialize)]
+pub struct AggregateCluster {
+    pub name: String,
+    pub connect_timeout: String,
+    pub lb_policy: &'static str,
+    pub cluster_type: Extension<AggregateClusterConfig>,
+    pub circuit_breakers: CircuitBreakers,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AggregateClusterConfig {
+    pub clusters: Vec<String>,
+}
+
+impl TypeUrl for AggregateClusterConfig {
+    const TYPE_URL: &'static str =
+        "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig";
+}
+
+// ---------------------------------------------------------------------------------------
+// Routes
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteConfiguration {
+    pub name: String,
+    pub virtual_hosts: Vec<VirtualHost>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VirtualHost {
+    pub name: String,
+    pub domains: Vec<String>,
+    pub routes: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_attempt_count_in_response: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviousPriorities {
+    pub update_frequency: u32,
+}
+
+impl TypeUrl for PreviousPriorities {
+    const TYPE_URL: &'static str = "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig";
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviousHosts {}
+
+impl TypeUrl for PreviousHosts {
+    const TYPE_URL: &'static str =
+        "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_extension_writes_its_type_url_beside_its_fields() {
+        let got = value(extension(
+            "a",
+            TcpProxy {
+                stat_prefix: "p".into(),
+                cluster: "c".into(),
+            },
+        ));
+        assert_eq!(
+            got,
+            json!({"name": "a", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                "stat_prefix": "p", "cluster": "c"
+            }})
+        );
+    }
+
+    #[test]
+    fn an_empty_config_writes_only_its_type_url() {
+        assert_eq!(
+            value(Typed::new(Router {})),
+            json!({"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"})
+        );
+    }
+}
