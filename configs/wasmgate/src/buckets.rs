@@ -34,20 +34,15 @@ pub struct BucketSpec {
     /// `http://host[:port]` or `https://host[:port]` of the store's S3 endpoint.
     pub endpoint: String,
     /// The region signatures are scoped to; default `us-east-1`.
-    #[serde(default)]
     pub region: Option<String>,
     #[serde(default)]
     pub addressing: BucketAddressing,
     #[serde(default)]
     pub prefix: String,
-    #[serde(default)]
     pub index_document: Option<String>,
-    #[serde(default)]
     pub spa_fallback: Option<String>,
-    #[serde(default)]
     pub not_found_body: Option<String>,
     /// A private bucket: Envoy signs every request to it. Absent: a public bucket.
-    #[serde(default)]
     pub signing: Option<Signing>,
 }
 
@@ -57,10 +52,8 @@ pub struct BucketSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Signing {
     /// An AWS credentials file Envoy reads (and re-reads as it changes).
-    #[serde(default)]
     pub credentials_file: Option<String>,
     /// The profile in that file; default `default`.
-    #[serde(default)]
     pub profile: Option<String>,
 }
 

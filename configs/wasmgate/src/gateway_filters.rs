@@ -77,9 +77,7 @@ impl Policies {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct GwTimeouts {
-    #[serde(default)]
     request: Option<String>,
-    #[serde(default)]
     backend_request: Option<String>,
 }
 
@@ -88,9 +86,7 @@ struct GwTimeouts {
 struct GwRetry {
     #[serde(default)]
     codes: Vec<u16>,
-    #[serde(default)]
     attempts: Option<u32>,
-    #[serde(default)]
     backoff: Option<String>,
 }
 
@@ -98,23 +94,17 @@ struct GwRetry {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct GwMirror {
     backend_ref: GwObjectRef,
-    #[serde(default)]
     percent: Option<u32>,
-    #[serde(default)]
     fraction: Option<GwFraction>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct GwObjectRef {
-    #[serde(default)]
     group: Option<String>,
-    #[serde(default)]
     kind: Option<String>,
     name: String,
-    #[serde(default)]
     namespace: Option<String>,
-    #[serde(default)]
     port: Option<u16>,
 }
 
@@ -122,7 +112,6 @@ struct GwObjectRef {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct GwFraction {
     numerator: u32,
-    #[serde(default)]
     denominator: Option<u32>,
 }
 
@@ -131,7 +120,6 @@ struct GwFraction {
 struct GwCors {
     #[serde(default)]
     allow_origins: Vec<String>,
-    #[serde(default)]
     allow_credentials: Option<bool>,
     #[serde(default)]
     allow_methods: Vec<String>,
@@ -139,7 +127,6 @@ struct GwCors {
     allow_headers: Vec<String>,
     #[serde(default)]
     expose_headers: Vec<String>,
-    #[serde(default)]
     max_age: Option<u32>,
 }
 
