@@ -116,10 +116,7 @@ pub fn resolve(
         cx.fail(
             at,
             format!("{field}.endpoint"),
-            ErrorKind::Invalid(format!(
-                "endpoint {:?}: expected http://host[:port] or https://host[:port]",
-                spec.endpoint
-            )),
+            ErrorKind::BucketEndpoint(spec.endpoint.clone()),
         );
         return None;
     };
@@ -146,7 +143,7 @@ pub fn resolve(
             .path
             .replace(".cluster", ".name")
             .replace(".host", ".endpoint");
-        cx.fail(at, field, ErrorKind::Invalid(e.kind.to_string()));
+        cx.fail(at, field, ErrorKind::Core(e.kind));
         return None;
     }
     let def = BucketCluster {
@@ -161,10 +158,7 @@ pub fn resolve(
             cx.fail(
                 at,
                 field.to_string(),
-                ErrorKind::Invalid(format!(
-                    "bucket {:?} is already defined with another endpoint, region or signing",
-                    spec.name
-                )),
+                ErrorKind::BucketRedefined(spec.name.clone()),
             );
             return None;
         }
@@ -190,11 +184,7 @@ pub fn seed_backend(
             Some((None, Some(bucket)))
         }
         (Some(_), _) => {
-            cx.fail(
-                at,
-                field.to_string(),
-                ErrorKind::Invalid("a backend is either a service or a bucket".into()),
-            );
+            cx.fail(at, field.to_string(), ErrorKind::ServiceOrBucket);
             None
         }
         (None, _) => {

@@ -185,13 +185,7 @@ pub fn duration_ms(text: &str) -> Option<u64> {
 fn duration(cx: &mut Ctx<'_>, at: &Location, field: String, text: &str) -> Option<u64> {
     let ms = duration_ms(text);
     if ms.is_none() {
-        cx.fail(
-            at,
-            field,
-            ErrorKind::Invalid(format!(
-                "invalid duration {text:?}: expected up to four number-unit pairs, units h, m, s, ms (e.g. 1m30s, 500ms)"
-            )),
-        );
+        cx.fail(at, field, ErrorKind::Duration(text.to_string()));
     }
     ms
 }
@@ -226,11 +220,10 @@ pub fn rule_policy(
                         cx.fail(
                             at,
                             format!("{field}.backendRequest"),
-                            ErrorKind::Invalid(format!(
-                                "backendRequest ({}) must not be longer than request ({})",
-                                t.backend_request.as_deref().unwrap_or(""),
-                                t.request.as_deref().unwrap_or("")
-                            )),
+                            ErrorKind::BackendRequestLonger {
+                                backend_request: t.backend_request.clone().unwrap_or_default(),
+                                request: t.request.clone().unwrap_or_default(),
+                            },
                         );
                         failed = true;
                     }
@@ -247,24 +240,14 @@ pub fn rule_policy(
                     cx.fail(
                         at,
                         format!("{field}.codes[{i}]"),
-                        ErrorKind::Invalid(format!(
-                            "retry code {} is outside 400-599",
-                            r.codes.get(i).copied().unwrap_or(0)
-                        )),
+                        ErrorKind::RetryCode(r.codes.get(i).copied().unwrap_or(0)),
                     );
                     failed = true;
                 }
                 if r.backoff.is_some() {
                     // Envoy's back-off is fully jittered: the first retry waits a random
                     // time in [0, base), so no setting guarantees Gateway API's minimum.
-                    cx.fail(
-                        at,
-                        format!("{field}.backoff"),
-                        ErrorKind::Invalid(
-                            "backoff is not supported by wasmgate: Envoy's jittered back-off may retry sooner than the minimum Gateway API requires"
-                                .into(),
-                        ),
-                    );
+                    cx.fail(at, format!("{field}.backoff"), ErrorKind::RetryBackoff);
                     failed = true;
                 }
                 let mut codes = r.codes.clone();
@@ -302,11 +285,7 @@ fn mirror(
     f: &HttpRouteFilter,
 ) -> Option<Mirror> {
     let Some(raw) = &f.request_mirror else {
-        cx.fail(
-            at,
-            field,
-            ErrorKind::Invalid("filter type RequestMirror needs its requestMirror field".into()),
-        );
+        cx.fail(at, field, ErrorKind::MirrorMissing);
         return None;
     };
     let m: GwMirror = typed(cx, at, field, raw)?;
@@ -316,9 +295,7 @@ fn mirror(
         cx.fail(
             at,
             format!("{field}.backendRef.kind"),
-            ErrorKind::Invalid(format!(
-                "a mirror to kind {kind:?} is not supported: wasmgate mirrors to Services"
-            )),
+            ErrorKind::MirrorKind(kind.to_string()),
         );
         return None;
     }
@@ -326,7 +303,7 @@ fn mirror(
         cx.fail(
             at,
             format!("{field}.backendRef.namespace"),
-            ErrorKind::Invalid("cross-namespace mirrors are not supported by wasmgate".into()),
+            ErrorKind::CrossNamespaceMirror,
         );
         return None;
     }
@@ -334,10 +311,7 @@ fn mirror(
         cx.fail(
             at,
             format!("{field}.backendRef.name"),
-            ErrorKind::Invalid(format!(
-                "{:?} is a multi-cluster service: Envoy mirrors to one cluster, so wasmgate mirrors only to Services",
-                r.name
-            )),
+            ErrorKind::MirrorToMultiCluster(r.name.clone()),
         );
         return None;
     }
@@ -346,17 +320,13 @@ fn mirror(
             cx.fail(
                 at,
                 format!("{field}.fraction"),
-                ErrorKind::Invalid("give percent or fraction, not both".into()),
+                ErrorKind::PercentAndFraction,
             );
             return None;
         }
         (Some(p), None) if p <= 100 => p * 10_000,
         (Some(p), None) => {
-            cx.fail(
-                at,
-                format!("{field}.percent"),
-                ErrorKind::Invalid(format!("percent {p} is outside 0-100")),
-            );
+            cx.fail(at, format!("{field}.percent"), ErrorKind::Percent(p));
             return None;
         }
         (None, Some(fr)) => {
@@ -365,10 +335,10 @@ fn mirror(
                 cx.fail(
                     at,
                     format!("{field}.fraction"),
-                    ErrorKind::Invalid(format!(
-                        "fraction {}/{d} must have 0 <= numerator <= denominator, denominator > 0",
-                        fr.numerator
-                    )),
+                    ErrorKind::Fraction {
+                        numerator: fr.numerator,
+                        denominator: d,
+                    },
                 );
                 return None;
             }
@@ -409,7 +379,7 @@ pub fn cors(cx: &mut Ctx<'_>, at: &Location, field: &str, raw: &Value) -> Option
     // Checked here, as the router will, so an error names the HTTPRoute's own field.
     let filter = field.strip_suffix(".cors").unwrap_or(field);
     if let Err(e) = wasmgate_core::cors::CompiledCors::compile(filter, &cors) {
-        cx.fail(at, e.path, ErrorKind::Invalid(e.kind.to_string()));
+        cx.fail(at, e.path, ErrorKind::Core(e.kind));
         return None;
     }
     Some(cors)
@@ -448,22 +418,14 @@ pub fn backend_filters(
                 backend.response_headers = Some(modifier(m))
             }
             (k @ ("RequestHeaderModifier" | "ResponseHeaderModifier"), ..) => {
-                cx.fail(
-                    at,
-                    f_field,
-                    ErrorKind::Invalid(format!(
-                        "filter {k} needs exactly its own field and may appear once per backendRef"
-                    )),
-                );
+                cx.fail(at, f_field, ErrorKind::BackendFilterShape(k.to_string()));
                 ok = false;
             }
             (k, ..) => {
                 cx.fail(
                     at,
                     format!("{f_field}.type"),
-                    ErrorKind::Invalid(format!(
-                        "filter {k} is not supported on a backendRef by wasmgate: only RequestHeaderModifier and ResponseHeaderModifier are"
-                    )),
+                    ErrorKind::BackendFilterUnsupported(k.to_string()),
                 );
                 ok = false;
             }

@@ -208,10 +208,7 @@ pub fn http_listener_sets(
                     cx.fail(
                         &gw.at,
                         format!("{field}.port"),
-                        ErrorKind::Invalid(format!(
-                            "no VirtualHost tcp route for TCP listener port {}",
-                            l.port
-                        )),
+                        ErrorKind::NoTcpRoute(l.port),
                     );
                 }
                 continue;
@@ -262,7 +259,11 @@ pub fn http_listener_sets(
             .map(|g| g.at.clone())
             .unwrap_or_default();
         if cx.strict {
-            cx.fail(&at, "spec.listeners", ErrorKind::Invalid(message.clone()));
+            cx.fail(
+                &at,
+                "spec.listeners",
+                ErrorKind::StrictFault(message.clone()),
+            );
         }
         for l in &s.listeners {
             let Some(ls) = cx
