@@ -13,6 +13,7 @@ pub mod explain;
 pub mod gateway_filters;
 pub mod ha;
 pub mod istio;
+pub mod istio_api;
 pub mod listeners;
 pub mod load;
 pub mod model;
