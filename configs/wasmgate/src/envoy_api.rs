@@ -285,14 +285,20 @@ pub fn bootstrap(admin: Address, listeners: Vec<Value>, clusters: Vec<Value>) ->
 // ---------------------------------------------------------------------------------------
 // Clusters
 
-/// A cluster of fixed endpoints.
+/// A cluster of endpoints given by address (`STATIC`) or by DNS name (`STRICT_DNS`).
 #[derive(Debug, Clone, Serialize)]
-pub struct StaticCluster {
+pub struct Cluster {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub connect_timeout: String,
     pub load_assignment: LoadAssignment,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_lookup_family: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport_socket: Option<Extension<UpstreamTlsContext>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub typed_extension_protocol_options: Option<ProtocolOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -301,11 +307,11 @@ pub struct StaticCluster {
     pub health_checks: Option<Vec<HealthCheck>>,
 }
 
-impl StaticCluster {
-    /// `name` reaching `endpoints`, connect timeout 1 s.
+impl Cluster {
+    /// `name` reaching `endpoints` by address, connect timeout 1 s.
     pub fn new(name: impl Into<String>, endpoints: Vec<Address>) -> Self {
         let name = name.into();
-        StaticCluster {
+        Cluster {
             load_assignment: LoadAssignment {
                 cluster_name: name.clone(),
                 endpoints: vec![LocalityEndpoints {
@@ -320,11 +326,86 @@ impl StaticCluster {
             name,
             kind: "STATIC",
             connect_timeout: "1s".into(),
+            dns_lookup_family: None,
+            transport_socket: None,
+            typed_extension_protocol_options: None,
             outlier_detection: None,
             circuit_breakers: None,
             health_checks: None,
         }
     }
+}
+
+/// TLS to the upstream.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamTlsContext {
+    pub sni: String,
+    pub common_tls_context: CommonTlsContext,
+}
+
+impl TypeUrl for UpstreamTlsContext {
+    const TYPE_URL: &'static str =
+        "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommonTlsContext {
+    pub validation_context: ValidationContext,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidationContext {
+    pub trusted_ca: LocalFile,
+    pub match_typed_subject_alt_names: Vec<SanMatcher>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SanMatcher {
+    pub san_type: &'static str,
+    pub matcher: Value,
+}
+
+/// A cluster's `typed_extension_protocol_options`: the one entry the generator writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtocolOptions {
+    #[serde(rename = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions")]
+    pub http: Typed<HttpProtocolOptions>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpProtocolOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explicit_http_config: Option<Value>,
+    /// Upstream HTTP filters; Envoy's upstream codec must be last.
+    pub http_filters: Vec<Value>,
+}
+
+impl TypeUrl for HttpProtocolOptions {
+    const TYPE_URL: &'static str =
+        "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+}
+
+/// The codec filter that ends an upstream filter chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamCodec {}
+
+impl TypeUrl for UpstreamCodec {
+    const TYPE_URL: &'static str =
+        "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec";
+}
+
+/// Envoy's SigV4 request signing filter.
+#[derive(Debug, Clone, Serialize)]
+pub struct AwsRequestSigning {
+    pub service_name: &'static str,
+    pub region: String,
+    pub use_unsigned_payload: bool,
+    pub credential_provider: Value,
+    pub match_excluded_headers: Vec<Value>,
+}
+
+impl TypeUrl for AwsRequestSigning {
+    const TYPE_URL: &'static str = "type.googleapis.com/envoy.extensions.filters.http.aws_request_signing.v3.AwsRequestSigning";
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -123,7 +123,7 @@ fn clusters(
                     api::socket(host, port.parse().unwrap_or(80))
                 })
                 .collect();
-            let mut c = api::StaticCluster::new(name, addresses);
+            let mut c = api::Cluster::new(name, addresses);
             c.outlier_detection = Some(outlier_detection());
             if let Some(p) = policies.get(name) {
                 if let Some(ms) = p.connect_timeout_ms {
