@@ -240,6 +240,10 @@ pub struct Listener {
     pub filter_chains: Vec<FilterChain>,
 }
 
+impl TypeUrl for Listener {
+    const TYPE_URL: &'static str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct FilterChain {
     pub filters: Vec<Value>,
@@ -305,6 +309,10 @@ pub struct Cluster {
     pub circuit_breakers: Option<CircuitBreakers>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_checks: Option<Vec<HealthCheck>>,
+}
+
+impl TypeUrl for Cluster {
+    const TYPE_URL: &'static str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 }
 
 impl Cluster {
@@ -501,6 +509,10 @@ pub struct RouteConfiguration {
     pub virtual_hosts: Vec<VirtualHost>,
 }
 
+impl TypeUrl for RouteConfiguration {
+    const TYPE_URL: &'static str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct VirtualHost {
     pub name: String,
@@ -525,6 +537,80 @@ pub struct PreviousHosts {}
 impl TypeUrl for PreviousHosts {
     const TYPE_URL: &'static str =
         "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
+}
+
+// ---------------------------------------------------------------------------------------
+// File-based xDS
+
+/// Where Envoy reads a discovery resource from: a file it watches.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigSource {
+    pub path_config_source: PathConfigSource,
+    pub resource_api_version: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PathConfigSource {
+    pub path: String,
+}
+
+pub fn file_source(path: &std::path::Path) -> ConfigSource {
+    ConfigSource {
+        path_config_source: PathConfigSource {
+            path: path.display().to_string(),
+        },
+        resource_api_version: "V3",
+    }
+}
+
+/// The content of one xDS file.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiscoveryResponse {
+    pub version_info: String,
+    pub resources: Vec<Value>,
+}
+
+/// An HCM's routes by RDS instead of inline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rds {
+    pub route_config_name: String,
+    pub config_source: ConfigSource,
+}
+
+/// A filter whose config comes by ECDS.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiscoveredFilter {
+    pub name: String,
+    pub config_discovery: ExtensionConfigSource,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExtensionConfigSource {
+    pub config_source: ConfigSource,
+    pub type_urls: Vec<String>,
+}
+
+/// An ECDS resource: a filter's name and typed config.
+#[derive(Debug, Clone, Serialize)]
+pub struct TypedExtensionConfig {
+    pub name: String,
+    pub typed_config: Value,
+}
+
+impl TypeUrl for TypedExtensionConfig {
+    const TYPE_URL: &'static str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DynamicResources {
+    pub lds_config: ConfigSource,
+    pub cds_config: ConfigSource,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub id: String,
+    pub cluster: String,
 }
 
 #[cfg(test)]
