@@ -522,6 +522,150 @@ pub struct VirtualHost {
     pub include_attempt_count_in_response: Option<bool>,
 }
 
+/// What a route matches.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteMatch {
+    #[serde(flatten)]
+    pub path: PathMatch,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatcher>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query_parameters: Vec<QueryParameterMatcher>,
+}
+
+impl RouteMatch {
+    pub fn new(path: PathMatch) -> Self {
+        RouteMatch {
+            path,
+            headers: Vec::new(),
+            query_parameters: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathMatch {
+    Path(String),
+    Prefix(String),
+    PathSeparatedPrefix(String),
+    SafeRegex(Regex),
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StringMatcher {
+    Exact(String),
+    SafeRegex(Regex),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Regex {
+    pub regex: String,
+}
+
+pub fn regex(regex: impl Into<String>) -> Regex {
+    Regex {
+        regex: regex.into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HeaderMatcher {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub string_match: Option<StringMatcher>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub present_match: Option<bool>,
+}
+
+impl HeaderMatcher {
+    pub fn matching(name: impl Into<String>, m: StringMatcher) -> Self {
+        HeaderMatcher {
+            name: name.into(),
+            string_match: Some(m),
+            present_match: None,
+        }
+    }
+
+    pub fn exact(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::matching(name, StringMatcher::Exact(value.into()))
+    }
+
+    /// Present (`true`) or absent (`false`).
+    pub fn present(name: impl Into<String>, present: bool) -> Self {
+        HeaderMatcher {
+            name: name.into(),
+            string_match: None,
+            present_match: Some(present),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryParameterMatcher {
+    pub name: String,
+    pub string_match: StringMatcher,
+}
+
+/// A regex rewrite of the path (`regex_rewrite`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RegexRewrite {
+    pub pattern: Regex,
+    pub substitution: String,
+}
+
+/// A header to add (`request_headers_to_add`, `response_headers_to_add`).
+#[derive(Debug, Clone, Serialize)]
+pub struct HeaderValueOption {
+    pub header: HeaderValue,
+    pub append_action: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HeaderValue {
+    pub key: String,
+    pub value: String,
+}
+
+/// A route's retry policy toward the cluster the filters chose.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetryPolicy {
+    pub retry_on: &'static str,
+    pub num_retries: usize,
+    pub retry_priority: Extension<PreviousPriorities>,
+    pub retry_host_predicate: Vec<Extension<PreviousHosts>>,
+    pub host_selection_retry_max_attempts: u32,
+    pub retry_back_off: RetryBackOff,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RetryBackOff {
+    pub base_interval: String,
+    pub max_interval: String,
+}
+
+/// A copy of the request sent to `cluster`, for `runtime_fraction` of requests (all when
+/// `None`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestMirrorPolicy {
+    pub cluster: String,
+    pub disable_shadow_host_suffix_append: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_fraction: Option<RuntimeFraction>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeFraction {
+    pub default_value: FractionalPercent,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FractionalPercent {
+    pub numerator: u32,
+    pub denominator: &'static str,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PreviousPriorities {
     pub update_frequency: u32,

@@ -215,23 +215,29 @@ fn steered_route(cluster_header: &str, method: Option<&str>, retries: usize) -> 
         } else {
             "connect-failure,refused-stream,reset-before-request"
         };
-        route["retry_policy"] = json!({
-            "retry_on": retry_on,
-            "num_retries": retries,
-            "retry_priority": api::extension(
+        route["retry_policy"] = api::value(api::RetryPolicy {
+            retry_on,
+            num_retries: retries,
+            retry_priority: api::extension(
                 "envoy.retry_priorities.previous_priorities",
-                api::PreviousPriorities { update_frequency: 1 },
+                api::PreviousPriorities {
+                    update_frequency: 1,
+                },
             ),
-            "retry_host_predicate": [
-                api::extension("envoy.retry_host_predicates.previous_hosts", api::PreviousHosts {})
-            ],
-            "host_selection_retry_max_attempts": 3,
-            "retry_back_off": {"base_interval": "0.005s", "max_interval": "0.05s"}
+            retry_host_predicate: vec![api::extension(
+                "envoy.retry_host_predicates.previous_hosts",
+                api::PreviousHosts {},
+            )],
+            host_selection_retry_max_attempts: 3,
+            retry_back_off: api::RetryBackOff {
+                base_interval: "0.005s".into(),
+                max_interval: "0.05s".into(),
+            },
         });
     }
-    let mut matcher = json!({"prefix": "/"});
+    let mut matcher = api::RouteMatch::new(api::PathMatch::Prefix("/".into()));
     if let Some(m) = method {
-        matcher["headers"] = json!([{"name": ":method", "string_match": {"exact": m}}]);
+        matcher.headers = vec![api::HeaderMatcher::exact(":method", m)];
     }
     json!({"match": matcher, "route": route})
 }
@@ -363,11 +369,11 @@ fn domains(host: &str) -> Vec<String> {
     }
 }
 
-fn string_match(kind_regex: bool, value: &str) -> Value {
+fn string_match(kind_regex: bool, value: &str) -> api::StringMatcher {
     if kind_regex {
-        json!({"safe_regex": {"regex": value}})
+        api::StringMatcher::SafeRegex(api::regex(value))
     } else {
-        json!({"exact": value})
+        api::StringMatcher::Exact(value.into())
     }
 }
 
@@ -400,9 +406,17 @@ fn regex_escape(s: &str) -> String {
         .collect()
 }
 
-fn header_values(list: &[fc::HeaderValue], append: &str) -> Vec<Value> {
+fn header_values(list: &[fc::HeaderValue], append: &'static str) -> Vec<Value> {
     list.iter()
-        .map(|h| json!({"header": {"key": h.name, "value": h.value}, "append_action": append}))
+        .map(|h| {
+            api::value(api::HeaderValueOption {
+                header: api::HeaderValue {
+                    key: h.name.clone(),
+                    value: h.value.clone(),
+                },
+                append_action: append,
+            })
+        })
         .collect()
 }
 
@@ -454,48 +468,56 @@ pub fn native_route_config(
                         (p.kind, p.value.clone())
                     });
                 let (rank, path_match) = match kind {
-                    PathMatchKind::Exact => (0, json!({"path": value})),
-                    PathMatchKind::Pattern => {
-                        (1, json!({"safe_regex": {"regex": pattern_regex(&value)}}))
-                    }
+                    PathMatchKind::Exact => (0, api::PathMatch::Path(value.clone())),
+                    PathMatchKind::Pattern => (
+                        1,
+                        api::PathMatch::SafeRegex(api::regex(pattern_regex(&value))),
+                    ),
                     PathMatchKind::RegularExpression => {
-                        (2, json!({"safe_regex": {"regex": value}}))
+                        (2, api::PathMatch::SafeRegex(api::regex(value.clone())))
                     }
                     PathMatchKind::PathPrefix => {
                         let trimmed = value.trim_end_matches('/');
                         if trimmed.is_empty() {
-                            (3, json!({"prefix": "/"}))
+                            (3, api::PathMatch::Prefix("/".into()))
                         } else {
-                            (3, json!({"path_separated_prefix": trimmed}))
+                            (3, api::PathMatch::PathSeparatedPrefix(trimmed.into()))
                         }
                     }
                 };
-                let mut matcher = path_match;
-                let mut headers: Vec<Value> = m
+                let mut matcher = api::RouteMatch::new(path_match);
+                matcher.headers = m
                     .headers
                     .iter()
-                    .map(|h| match h.kind {
-                        HeaderMatchKind::Exact | HeaderMatchKind::RegularExpression => json!({
-                            "name": h.name.to_ascii_lowercase(),
-                            "string_match": string_match(h.kind == HeaderMatchKind::RegularExpression, h.value.as_deref().unwrap_or(""))
-                        }),
-                        HeaderMatchKind::Present => json!({"name": h.name.to_ascii_lowercase(), "present_match": true}),
-                        HeaderMatchKind::Absent => json!({"name": h.name.to_ascii_lowercase(), "present_match": false}),
+                    .map(|h| {
+                        let name = h.name.to_ascii_lowercase();
+                        match h.kind {
+                            HeaderMatchKind::Exact | HeaderMatchKind::RegularExpression => {
+                                let regex = h.kind == HeaderMatchKind::RegularExpression;
+                                let value = h.value.as_deref().unwrap_or("");
+                                api::HeaderMatcher::matching(name, string_match(regex, value))
+                            }
+                            HeaderMatchKind::Present => api::HeaderMatcher::present(name, true),
+                            HeaderMatchKind::Absent => api::HeaderMatcher::present(name, false),
+                        }
                     })
                     .collect();
                 if let Some(method) = &m.method {
-                    headers.push(json!({"name": ":method", "string_match": {"exact": method}}));
+                    matcher
+                        .headers
+                        .push(api::HeaderMatcher::exact(":method", method));
                 }
-                if !headers.is_empty() {
-                    matcher["headers"] = Value::Array(headers);
-                }
-                if !m.query_params.is_empty() {
-                    matcher["query_parameters"] = m
-                        .query_params
-                        .iter()
-                        .map(|q| json!({"name": q.name, "string_match": string_match(q.kind == QueryMatchKind::RegularExpression, &q.value)}))
-                        .collect();
-                }
+                matcher.query_parameters = m
+                    .query_params
+                    .iter()
+                    .map(|q| api::QueryParameterMatcher {
+                        name: q.name.clone(),
+                        string_match: string_match(
+                            q.kind == QueryMatchKind::RegularExpression,
+                            &q.value,
+                        ),
+                    })
+                    .collect();
                 let prefix_len = if rank == 3 {
                     value.trim_end_matches('/').len() as isize
                 } else {
@@ -511,7 +533,7 @@ pub fn native_route_config(
                 );
                 order += 1;
                 let mut entry = action.clone();
-                entry["match"] = matcher;
+                entry["match"] = api::value(matcher);
                 entries.push((key, entry));
             }
         }
@@ -632,8 +654,10 @@ fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Resu
                 route["regex_rewrite"] = prefix_rewrite(rule, &p.value)?
             }
             Some(p) => {
-                route["regex_rewrite"] =
-                    json!({"pattern": {"regex": "^/.*$"}, "substitution": p.value})
+                route["regex_rewrite"] = api::value(api::RegexRewrite {
+                    pattern: api::regex("^/.*$"),
+                    substitution: p.value.clone(),
+                })
             }
             None => {}
         }
@@ -678,11 +702,15 @@ fn prefix_rewrite(rule: &fc::HttpRule, replacement: &str) -> Result<Value, Strin
         );
     }
     let prefix = regex_escape(first.trim_end_matches('/'));
-    Ok(if replacement.ends_with('/') {
-        json!({"pattern": {"regex": format!("^{prefix}/?")}, "substitution": replacement})
+    let pattern = if replacement.ends_with('/') {
+        format!("^{prefix}/?")
     } else {
-        json!({"pattern": {"regex": format!("^{prefix}")}, "substitution": replacement})
-    })
+        format!("^{prefix}")
+    };
+    Ok(api::value(api::RegexRewrite {
+        pattern: api::regex(pattern),
+        substitution: replacement.into(),
+    }))
 }
 
 /// The native bootstrap: the same listeners and clusters, Envoy's own routes, no Wasm.

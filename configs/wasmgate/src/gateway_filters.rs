@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use wasmgate_core::config as fc;
 
+use crate::envoy_api as api;
 use crate::error::{ErrorKind, Location};
 use crate::listeners::namespace_of;
 use crate::model::{HttpRouteFilter, HttpRouteRule, PortRef};
@@ -483,7 +484,7 @@ const ENVOY_DEFAULT_TIMEOUT_MS: u64 = 15_000;
 
 fn policy_route(steered: &Value, name: &str, policy: &RulePolicy, policy_header: &str) -> Value {
     let mut route = steered.clone();
-    let header = json!({"name": policy_header, "string_match": {"exact": name}});
+    let header = api::value(api::HeaderMatcher::exact(policy_header, name));
     match route
         .pointer_mut("/match/headers")
         .and_then(Value::as_array_mut)
@@ -530,14 +531,16 @@ fn policy_route(steered: &Value, name: &str, policy: &RulePolicy, policy_header:
             .mirrors
             .iter()
             .map(|m| {
-                let mut p =
-                    json!({"cluster": m.cluster, "disable_shadow_host_suffix_append": true});
-                if m.per_million < 1_000_000 {
-                    p["runtime_fraction"] = json!({
-                        "default_value": {"numerator": m.per_million, "denominator": "MILLION"}
-                    });
-                }
-                p
+                api::value(api::RequestMirrorPolicy {
+                    cluster: m.cluster.clone(),
+                    disable_shadow_host_suffix_append: true,
+                    runtime_fraction: (m.per_million < 1_000_000).then_some(api::RuntimeFraction {
+                        default_value: api::FractionalPercent {
+                            numerator: m.per_million,
+                            denominator: "MILLION",
+                        },
+                    }),
+                })
             })
             .collect();
     }
