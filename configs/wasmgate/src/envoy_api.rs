@@ -608,6 +608,75 @@ pub struct QueryParameterMatcher {
     pub string_match: StringMatcher,
 }
 
+/// What a route does: forward, redirect or answer, and the header edits around it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RouteEntry {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RedirectAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct_response: Option<DirectResponse>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_headers_to_remove: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_headers_to_remove: Vec<String>,
+}
+
+/// Forwarding: to one cluster or several by weight, with the path and host rewritten.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RouteAction {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weighted_clusters: Option<WeightedClusters>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_rewrite_literal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regex_rewrite: Option<RegexRewrite>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WeightedClusters {
+    pub clusters: Vec<ClusterWeight>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterWeight {
+    pub name: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RedirectAction {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme_redirect: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_redirect: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_redirect: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_redirect: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regex_rewrite: Option<RegexRewrite>,
+    pub response_code: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectResponse {
+    pub status: u16,
+    pub body: InlineString,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InlineString {
+    pub inline_string: String,
+}
+
 /// A regex rewrite of the path (`regex_rewrite`).
 #[derive(Debug, Clone, Serialize)]
 pub struct RegexRewrite {

@@ -406,16 +406,14 @@ fn regex_escape(s: &str) -> String {
         .collect()
 }
 
-fn header_values(list: &[fc::HeaderValue], append: &'static str) -> Vec<Value> {
+fn header_values(list: &[fc::HeaderValue], append: &'static str) -> Vec<api::HeaderValueOption> {
     list.iter()
-        .map(|h| {
-            api::value(api::HeaderValueOption {
-                header: api::HeaderValue {
-                    key: h.name.clone(),
-                    value: h.value.clone(),
-                },
-                append_action: append,
-            })
+        .map(|h| api::HeaderValueOption {
+            header: api::HeaderValue {
+                key: h.name.clone(),
+                value: h.value.clone(),
+            },
+            append_action: append,
         })
         .collect()
 }
@@ -532,7 +530,7 @@ pub fn native_route_config(
                     order,
                 );
                 order += 1;
-                let mut entry = action.clone();
+                let mut entry = api::value(&action);
                 entry["match"] = api::value(matcher);
                 entries.push((key, entry));
             }
@@ -552,7 +550,10 @@ pub fn native_route_config(
     (api::value(routes), gaps)
 }
 
-fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Result<Value, String> {
+fn native_action(
+    rule: &fc::HttpRule,
+    balancer: Option<&BalancerConfig>,
+) -> Result<api::RouteEntry, String> {
     let backend_edits = rule
         .backend
         .iter()
@@ -569,44 +570,42 @@ fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Resu
                 .into(),
         );
     }
-    let mut v = json!({});
+    let mut v = api::RouteEntry::default();
     if let Some(sc) = &rule.status_code {
-        v["direct_response"] = json!({"status": sc.code, "body": {"inline_string": sc.body.clone().unwrap_or_default()}});
-        if !sc.headers.is_empty() {
-            v["response_headers_to_add"] =
-                header_values(&sc.headers, "OVERWRITE_IF_EXISTS_OR_ADD").into();
-        }
+        v.direct_response = Some(api::DirectResponse {
+            status: sc.code,
+            body: api::InlineString {
+                inline_string: sc.body.clone().unwrap_or_default(),
+            },
+        });
+        v.response_headers_to_add = header_values(&sc.headers, "OVERWRITE_IF_EXISTS_OR_ADD");
         return Ok(v);
     }
     if let Some(r) = &rule.redirect {
-        let mut red = json!({});
-        if let Some(s) = &r.scheme {
-            red["scheme_redirect"] = json!(s);
-        }
-        if let Some(h) = &r.hostname {
-            red["host_redirect"] = json!(h);
-        }
-        if let Some(p) = r.port {
-            red["port_redirect"] = json!(p);
-        }
+        let mut red = api::RedirectAction {
+            scheme_redirect: r.scheme.clone(),
+            host_redirect: r.hostname.clone(),
+            port_redirect: r.port,
+            ..Default::default()
+        };
         match &r.path {
             Some(p) if uses_template(&p.value) => {
                 return Err("capture templates have no native equivalent".into())
             }
             Some(p) if p.kind == PathModifierKind::ReplaceFullPath => {
-                red["path_redirect"] = json!(p.value)
+                red.path_redirect = Some(p.value.clone())
             }
-            Some(p) => red["regex_rewrite"] = prefix_rewrite(rule, &p.value)?,
+            Some(p) => red.regex_rewrite = Some(prefix_rewrite(rule, &p.value)?),
             None => {}
         }
-        red["response_code"] = json!(match r.status_code.unwrap_or(302) {
+        red.response_code = match r.status_code.unwrap_or(302) {
             301 => "MOVED_PERMANENTLY",
             303 => "SEE_OTHER",
             307 => "TEMPORARY_REDIRECT",
             308 => "PERMANENT_REDIRECT",
             _ => "FOUND",
-        });
-        v["redirect"] = red;
+        };
+        v.redirect = Some(red);
         return Ok(v);
     }
     if rule.unresolved_weight > 0 {
@@ -634,27 +633,36 @@ fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Resu
         }
     }
     let mut route = match targets.as_slice() {
-        [(c, _)] => json!({"cluster": c}),
-        _ => {
-            json!({"weighted_clusters": {"clusters": targets.iter().map(|(c, w)| json!({"name": c, "weight": w})).collect::<Vec<_>>()}})
-        }
+        [(c, _)] => api::RouteAction {
+            cluster: Some(c.clone()),
+            ..Default::default()
+        },
+        _ => api::RouteAction {
+            weighted_clusters: Some(api::WeightedClusters {
+                clusters: targets
+                    .into_iter()
+                    .map(|(name, weight)| api::ClusterWeight { name, weight })
+                    .collect(),
+            }),
+            ..Default::default()
+        },
     };
     if let Some(rw) = &rule.url_rewrite {
         if let Some(h) = &rw.hostname {
             if uses_template(h) {
                 return Err("capture templates have no native equivalent".into());
             }
-            route["host_rewrite_literal"] = json!(h);
+            route.host_rewrite_literal = Some(h.clone());
         }
         match &rw.path {
             Some(p) if uses_template(&p.value) => {
                 return Err("capture templates have no native equivalent".into())
             }
             Some(p) if p.kind == PathModifierKind::ReplacePrefixMatch => {
-                route["regex_rewrite"] = prefix_rewrite(rule, &p.value)?
+                route.regex_rewrite = Some(prefix_rewrite(rule, &p.value)?)
             }
             Some(p) => {
-                route["regex_rewrite"] = api::value(api::RegexRewrite {
+                route.regex_rewrite = Some(api::RegexRewrite {
                     pattern: api::regex("^/.*$"),
                     substitution: p.value.clone(),
                 })
@@ -662,30 +670,33 @@ fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Resu
             None => {}
         }
     }
-    v["route"] = route;
-    for (key, m) in [
-        ("request", &rule.request_headers),
-        ("response", &rule.response_headers),
+    v.route = Some(route);
+    for (add, remove, m) in [
+        (
+            &mut v.request_headers_to_add,
+            &mut v.request_headers_to_remove,
+            &rule.request_headers,
+        ),
+        (
+            &mut v.response_headers_to_add,
+            &mut v.response_headers_to_remove,
+            &rule.response_headers,
+        ),
     ] {
         let Some(m) = m else { continue };
         if m.set.iter().chain(&m.add).any(|h| uses_template(&h.value)) {
             return Err("capture templates have no native equivalent".into());
         }
-        let mut add = header_values(&m.set, "OVERWRITE_IF_EXISTS_OR_ADD");
+        add.extend(header_values(&m.set, "OVERWRITE_IF_EXISTS_OR_ADD"));
         add.extend(header_values(&m.add, "APPEND_IF_EXISTS_OR_ADD"));
-        if !add.is_empty() {
-            v[format!("{key}_headers_to_add")] = add.into();
-        }
-        if !m.remove.is_empty() {
-            v[format!("{key}_headers_to_remove")] = json!(m.remove);
-        }
+        remove.extend(m.remove.iter().cloned());
     }
     Ok(v)
 }
 
 /// Gateway API's ReplacePrefixMatch as a regex rewrite: Envoy's literal `prefix_rewrite`
 /// would turn `/old/x` with replacement `/` into `//x`.
-fn prefix_rewrite(rule: &fc::HttpRule, replacement: &str) -> Result<Value, String> {
+fn prefix_rewrite(rule: &fc::HttpRule, replacement: &str) -> Result<api::RegexRewrite, String> {
     let mut prefixes = rule
         .path
         .iter()
@@ -707,10 +718,10 @@ fn prefix_rewrite(rule: &fc::HttpRule, replacement: &str) -> Result<Value, Strin
     } else {
         format!("^{prefix}")
     };
-    Ok(api::value(api::RegexRewrite {
+    Ok(api::RegexRewrite {
         pattern: api::regex(pattern),
         substitution: replacement.into(),
-    }))
+    })
 }
 
 /// The native bootstrap: the same listeners and clusters, Envoy's own routes, no Wasm.
