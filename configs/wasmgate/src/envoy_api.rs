@@ -304,7 +304,7 @@ pub struct Cluster {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub typed_extension_protocol_options: Option<ProtocolOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub outlier_detection: Option<Value>,
+    pub outlier_detection: Option<OutlierDetection>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub circuit_breakers: Option<CircuitBreakers>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -437,6 +437,17 @@ pub struct Endpoint {
     pub address: Address,
 }
 
+/// Envoy's outlier detection (passive health of single endpoints).
+#[derive(Debug, Clone, Serialize)]
+pub struct OutlierDetection {
+    pub consecutive_5xx: u32,
+    pub consecutive_gateway_failure: u32,
+    pub enforcing_consecutive_gateway_failure: u32,
+    pub interval: String,
+    pub base_ejection_time: String,
+    pub max_ejection_percent: u32,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CircuitBreakers {
     pub thresholds: Vec<Thresholds>,
@@ -520,6 +531,15 @@ pub struct VirtualHost {
     pub routes: Vec<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub include_attempt_count_in_response: Option<bool>,
+}
+
+/// A route: what it matches and what it does.
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    #[serde(rename = "match")]
+    pub matching: RouteMatch,
+    #[serde(flatten)]
+    pub entry: RouteEntry,
 }
 
 /// What a route matches.
@@ -632,6 +652,11 @@ pub struct RouteEntry {
 pub struct RouteAction {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// The cluster named by this request header (the filters write it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_header: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weighted_clusters: Option<WeightedClusters>,
     #[serde(skip_serializing_if = "Option::is_none")]

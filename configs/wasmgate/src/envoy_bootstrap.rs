@@ -93,15 +93,15 @@ fn network_wasm(root_id: &str, wasm: &Path, configuration: &str) -> Value {
 
 /// Envoy's outlier detection inside a cluster: it ejects single bad endpoints, never more
 /// than half of them, so a member cluster that is wholly down is left to the balancer.
-fn outlier_detection() -> Value {
-    json!({
-        "consecutive_5xx": 5,
-        "consecutive_gateway_failure": 3,
-        "enforcing_consecutive_gateway_failure": 100,
-        "interval": "1s",
-        "base_ejection_time": format!("{}s", ha::EJECT_BASE_MS / 1000),
-        "max_ejection_percent": 50
-    })
+fn outlier_detection() -> api::OutlierDetection {
+    api::OutlierDetection {
+        consecutive_5xx: 5,
+        consecutive_gateway_failure: 3,
+        enforcing_consecutive_gateway_failure: 100,
+        interval: "1s".into(),
+        base_ejection_time: format!("{}s", ha::EJECT_BASE_MS / 1000),
+        max_ejection_percent: 50,
+    }
 }
 
 fn duration(ms: u64) -> String {
@@ -208,14 +208,17 @@ fn failover_clusters(balancer: Option<&BalancerConfig>, layout: &Layout<'_>) -> 
 /// which every consumer of the bootstrap, host-sim included, reads); `None`: the rest.
 fn steered_route(cluster_header: &str, method: Option<&str>, retries: usize) -> Value {
     let idempotent = method.is_some();
-    let mut route = json!({"cluster_header": cluster_header});
+    let mut route = api::RouteAction {
+        cluster_header: Some(cluster_header.into()),
+        ..Default::default()
+    };
     if retries > 0 {
         let retry_on = if idempotent {
             "connect-failure,refused-stream,reset"
         } else {
             "connect-failure,refused-stream,reset-before-request"
         };
-        route["retry_policy"] = api::value(api::RetryPolicy {
+        route.retry_policy = Some(api::RetryPolicy {
             retry_on,
             num_retries: retries,
             retry_priority: api::extension(
@@ -239,7 +242,13 @@ fn steered_route(cluster_header: &str, method: Option<&str>, retries: usize) -> 
     if let Some(m) = method {
         matcher.headers = vec![api::HeaderMatcher::exact(":method", m)];
     }
-    json!({"match": matcher, "route": route})
+    api::value(api::Route {
+        matching: matcher,
+        entry: api::RouteEntry {
+            route: Some(route),
+            ..Default::default()
+        },
+    })
 }
 
 /// The bootstrap running the router (and the balancer when multi-cluster services are used).
@@ -530,9 +539,11 @@ pub fn native_route_config(
                     order,
                 );
                 order += 1;
-                let mut entry = api::value(&action);
-                entry["match"] = api::value(matcher);
-                entries.push((key, entry));
+                let route = api::Route {
+                    matching: matcher,
+                    entry: action.clone(),
+                };
+                entries.push((key, api::value(route)));
             }
         }
         entries.sort_by_key(|e| e.0);
