@@ -302,7 +302,7 @@ pub fn clusters(buckets: &BucketClusters) -> Vec<Value> {
                             },
                             match_typed_subject_alt_names: vec![api::SanMatcher {
                                 san_type: "DNS",
-                                matcher: json!({"exact": b.host}),
+                                matcher: api::StringMatcher::Exact(b.host.clone()),
                             }],
                         },
                     },
@@ -313,7 +313,9 @@ pub fn clusters(buckets: &BucketClusters) -> Vec<Value> {
                 c.typed_extension_protocol_options = Some(signing_options(
                     &b.region,
                     s,
-                    Some(json!({"http_protocol_options": {}})),
+                    Some(api::ExplicitHttpConfig {
+                        http_protocol_options: api::Empty {},
+                    }),
                 ));
             }
             api::value(c)
@@ -325,7 +327,7 @@ pub fn clusters(buckets: &BucketClusters) -> Vec<Value> {
 fn signing_options(
     region: &str,
     s: &Signing,
-    explicit_http_config: Option<Value>,
+    explicit_http_config: Option<api::ExplicitHttpConfig>,
 ) -> api::ProtocolOptions {
     let codec = api::extension("envoy.filters.http.upstream_codec", api::UpstreamCodec {});
     api::ProtocolOptions {
@@ -341,18 +343,19 @@ fn signing_options(
 fn signing_filter(region: &str, s: &Signing) -> Value {
     // Only the source named here: without `custom_credential_provider_chain` Envoy also
     // walks its default chain (instance metadata included) on every refresh.
-    let provider = match &s.credentials_file {
-        Some(file) => json!({
-            "custom_credential_provider_chain": true,
-            "credentials_file_provider": {
-                "credentials_data_source": {"filename": file},
-                "profile": s.profile.as_deref().unwrap_or("default")
-            }
-        }),
-        None => json!({
-            "custom_credential_provider_chain": true,
-            "environment_credential_provider": {}
-        }),
+    let file = s
+        .credentials_file
+        .as_ref()
+        .map(|file| api::CredentialsFileProvider {
+            credentials_data_source: api::LocalFile {
+                filename: file.clone(),
+            },
+            profile: s.profile.clone().unwrap_or_else(|| "default".into()),
+        });
+    let provider = api::CredentialProvider {
+        custom_credential_provider_chain: true,
+        environment_credential_provider: file.is_none().then_some(api::Empty {}),
+        credentials_file_provider: file,
     };
     let signing = api::AwsRequestSigning {
         service_name: "s3",
@@ -361,9 +364,9 @@ fn signing_filter(region: &str, s: &Signing) -> Value {
         credential_provider: provider,
         // Headers Envoy adds or changes after signing must stay out of the signature.
         match_excluded_headers: vec![
-            json!({"prefix": "x-envoy"}),
-            json!({"prefix": "x-wasmgate"}),
-            json!({"exact": "x-request-id"}),
+            api::StringMatcher::Prefix("x-envoy".into()),
+            api::StringMatcher::Prefix("x-wasmgate".into()),
+            api::StringMatcher::Exact("x-request-id".into()),
         ],
     };
     api::value(api::extension(

@@ -370,7 +370,7 @@ pub struct ValidationContext {
 #[derive(Debug, Clone, Serialize)]
 pub struct SanMatcher {
     pub san_type: &'static str,
-    pub matcher: Value,
+    pub matcher: StringMatcher,
 }
 
 /// A cluster's `typed_extension_protocol_options`: the one entry the generator writes.
@@ -383,7 +383,7 @@ pub struct ProtocolOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct HttpProtocolOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub explicit_http_config: Option<Value>,
+    pub explicit_http_config: Option<ExplicitHttpConfig>,
     /// Upstream HTTP filters; Envoy's upstream codec must be last.
     pub http_filters: Vec<Value>,
 }
@@ -392,6 +392,16 @@ impl TypeUrl for HttpProtocolOptions {
     const TYPE_URL: &'static str =
         "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 }
+
+/// HTTP/1.1 to the upstream, whatever the downstream spoke.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplicitHttpConfig {
+    pub http_protocol_options: Empty,
+}
+
+/// A message whose presence is its meaning.
+#[derive(Debug, Clone, Serialize)]
+pub struct Empty {}
 
 /// The codec filter that ends an upstream filter chain.
 #[derive(Debug, Clone, Serialize)]
@@ -408,8 +418,25 @@ pub struct AwsRequestSigning {
     pub service_name: &'static str,
     pub region: String,
     pub use_unsigned_payload: bool,
-    pub credential_provider: Value,
-    pub match_excluded_headers: Vec<Value>,
+    pub credential_provider: CredentialProvider,
+    pub match_excluded_headers: Vec<StringMatcher>,
+}
+
+/// Where the signing filter finds its credentials.
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialProvider {
+    /// Only the sources named here (not Envoy's default chain).
+    pub custom_credential_provider_chain: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials_file_provider: Option<CredentialsFileProvider>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment_credential_provider: Option<Empty>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialsFileProvider {
+    pub credentials_data_source: LocalFile,
+    pub profile: String,
 }
 
 impl TypeUrl for AwsRequestSigning {
@@ -576,6 +603,7 @@ pub enum PathMatch {
 #[serde(rename_all = "snake_case")]
 pub enum StringMatcher {
     Exact(String),
+    Prefix(String),
     SafeRegex(Regex),
 }
 
