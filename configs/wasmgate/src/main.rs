@@ -64,10 +64,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Check { .. } => {
             println!("ok: {} input path(s) valid", inputs.len());
             for g in &output.native_gaps {
-                println!(
-                    "note: envoy-native.yaml leaves out routes[{}].http.rules[{}]: {}",
-                    g.route, g.rule, g.reason
-                );
+                println!("{}", native_gap_note(g));
             }
             Ok(())
         }
@@ -115,14 +112,18 @@ fn run(command: Command) -> Result<(), Failure> {
                 println!("wrote {}", path.display());
             }
             for g in &output.native_gaps {
-                eprintln!(
-                    "note: envoy-native.yaml leaves out routes[{}].http.rules[{}]: {}",
-                    g.route, g.rule, g.reason
-                );
+                eprintln!("{}", native_gap_note(g));
             }
             Ok(())
         }
     }
+}
+
+fn native_gap_note(g: &wasmgate::envoy_bootstrap::NativeGap) -> String {
+    format!(
+        "note: envoy-native.yaml leaves out routes[{}].http.rules[{}]: {}",
+        g.route, g.rule, g.reason
+    )
 }
 
 /// `generate --xds DIR [--watch]`.

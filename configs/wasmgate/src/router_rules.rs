@@ -176,17 +176,7 @@ fn ingress(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &IngressSp
         let mut rules = Vec::new();
         for (pi, p) in rule.http.paths.iter().enumerate() {
             let field = format!("{base}.rules[{ri}].http.paths[{pi}].backend");
-            let b = &p.backend;
-            if let Some(backend) = cx.backend(
-                at,
-                &field,
-                "serviceName",
-                &b.service_name,
-                None,
-                Some(&b.service_port),
-                1,
-                "servicePort",
-            ) {
+            if let Some(backend) = ingress_backend(cx, at, &field, &p.backend) {
                 rules.push(fc::HttpRule {
                     path: Some(p.path.clone().unwrap_or_else(|| "/".into())),
                     backend: Some(backend),
@@ -199,16 +189,7 @@ fn ingress(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &IngressSp
     // The Ingress default backend takes whatever no rule matches: the catch-all host.
     if let Some(b) = &spec.backend {
         let field = format!("{base}.backend");
-        if let Some(backend) = cx.backend(
-            at,
-            &field,
-            "serviceName",
-            &b.service_name,
-            None,
-            Some(&b.service_port),
-            1,
-            "servicePort",
-        ) {
+        if let Some(backend) = ingress_backend(cx, at, &field, b) {
             set.host("*").push(fc::HttpRule {
                 path: Some("/".into()),
                 backend: Some(backend),
@@ -216,6 +197,26 @@ fn ingress(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &IngressSp
             });
         }
     }
+}
+
+/// An Ingress backend (`serviceName`, `servicePort`) resolved like any other.
+fn ingress_backend(
+    cx: &mut Ctx<'_>,
+    at: &Location,
+    field: &str,
+    b: &IngressBackend,
+) -> Option<fc::Backend> {
+    let port = Some(&b.service_port);
+    cx.backend(
+        at,
+        field,
+        "serviceName",
+        &b.service_name,
+        None,
+        port,
+        1,
+        "servicePort",
+    )
 }
 
 fn path_modifier(
