@@ -70,7 +70,7 @@ impl Check<'_> {
                 field: field.to_string(),
                 ..self.at.clone()
             },
-            kind: kind,
+            kind,
         });
     }
 
