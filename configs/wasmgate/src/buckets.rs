@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wasmgate_core::bucket::CompiledBucket;
 use wasmgate_core::config::{self as fc, BucketAddressing};
 
@@ -464,7 +464,9 @@ pub fn add_istio(docs: &mut Vec<Value>, buckets: &BucketClusters, o: &IstioOptio
                 service: b.host.clone(),
                 port_number: b.port,
             };
-            let value = json!({"typed_extension_protocol_options": options});
+            let value = api::value(api::ClusterPatch {
+                typed_extension_protocol_options: options,
+            });
             let filter = istio_api::EnvoyFilter {
                 workload_selector: istio_api::WorkloadSelector {
                     labels: o.selector.clone(),

@@ -344,6 +344,12 @@ impl Cluster {
     }
 }
 
+/// The part of a cluster an Istio EnvoyFilter merges into the gateway's own cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterPatch {
+    pub typed_extension_protocol_options: ProtocolOptions,
+}
+
 /// TLS to the upstream.
 #[derive(Debug, Clone, Serialize)]
 pub struct UpstreamTlsContext {

@@ -12,10 +12,11 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use wasmgate_core::config::{BalancerConfig, RouterConfig};
 
 use crate::emit::ListenerOutput;
+use crate::envoy_api as api_envoy;
 use crate::istio_api as api;
 use crate::resolve::Endpoints;
 
@@ -291,7 +292,14 @@ pub fn manifests(
         .first()
         .map(|l| l.router.cluster_header.clone())
         .unwrap_or_default();
-    let route = json!({"route": {"cluster_header": cluster_header}});
+    // Istio's routes go to the cluster the filters chose.
+    let route = api_envoy::value(api_envoy::RouteEntry {
+        route: Some(api_envoy::RouteAction {
+            cluster_header: Some(cluster_header),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
     let filter = api::EnvoyFilter {
         workload_selector: api::WorkloadSelector {
             labels: o.selector.clone(),
