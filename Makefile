@@ -67,7 +67,7 @@ build: wasm-target $(AS_WASM)
 	@# SDK's do-nothing default (see filters/tools/drop_exports.py).
 	@for f in router balancer; do python3 filters/tools/drop_exports.py \
 	  $(WASM_DIR)/wasmgate_$$f.wasm filters/$$f/unused-callbacks.txt || exit 1; done
-	cargo build --release -p wasmgate-gen -p host-sim
+	cargo build --release -p wasmgate -p host-sim
 
 demo: setup build
 	cargo run --release -q -p wasmgate-demo

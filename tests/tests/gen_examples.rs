@@ -19,13 +19,13 @@ fn every_example_bootstrap_and_its_native_twin_validate_in_envoy() {
     dirs.sort();
     let scratch = Scratch::new("gen-validate").unwrap();
     for dir in dirs {
-        let inputs = wasmgate_gen::load(std::slice::from_ref(&dir)).unwrap();
-        let opts = wasmgate_gen::Options {
+        let inputs = wasmgate::load(std::slice::from_ref(&dir)).unwrap();
+        let opts = wasmgate::Options {
             router_wasm: wasm("wasmgate_router"),
             balancer_wasm: wasm("wasmgate_balancer"),
             ..Default::default()
         };
-        let out = wasmgate_gen::generate(&inputs, &opts).unwrap();
+        let out = wasmgate::generate(&inputs, &opts).unwrap();
         for (name, text) in out.files().unwrap() {
             if !name.starts_with("envoy") {
                 continue;

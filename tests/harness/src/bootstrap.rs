@@ -101,11 +101,7 @@ impl HttpBootstrap {
         if let Some(c) = &self.pass_through {
             routes.push(json!({"match": {"prefix": "/"}, "route": {"cluster": c}}));
         }
-        let mut filters: Vec<Value> = self.filters.iter().map(WasmFilter::to_json).collect();
-        filters.push(json!({
-            "name": "envoy.filters.http.router",
-            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
-        }));
+        let filters: Vec<Value> = self.filters.iter().map(WasmFilter::to_json).collect();
         let clusters: Vec<Value> = self
             .clusters
             .iter()
@@ -126,20 +122,14 @@ impl HttpBootstrap {
                 "listeners": [{
                     "name": "http",
                     "address": socket(self.listen),
-                    "filter_chains": [{"filters": [{
-                        "name": "envoy.filters.network.http_connection_manager",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                            "stat_prefix": "wasmgate",
-                            "normalize_path": true,
-                            "merge_slashes": true,
-                            "path_with_escaped_slashes_action": "UNESCAPE_AND_REDIRECT",
-                            "route_config": {"name": "wasmgate", "virtual_hosts": [{
-                                "name": "wasmgate", "domains": ["*"], "routes": routes
-                            }]},
-                            "http_filters": filters
-                        }
-                    }]}]
+                    // The generator's connection manager: the same path normalization.
+                    "filter_chains": [{"filters": [wasmgate::envoy_api::http_connection_manager(
+                        json!({"name": "wasmgate", "virtual_hosts": [{
+                            "name": "wasmgate", "domains": ["*"], "routes": routes
+                        }]}),
+                        filters,
+                        Vec::new(),
+                    )]}]
                 }],
                 "clusters": clusters
             }

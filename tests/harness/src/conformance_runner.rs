@@ -372,7 +372,7 @@ fn gateway_ports(manifests: &str) -> Vec<(String, u16)> {
 /// A case file's manifests, generated against echo backends on free loopback ports.
 pub struct Env {
     pub file: CaseFile,
-    pub output: wasmgate_gen::Output,
+    pub output: wasmgate::Output,
     pub backends: Vec<Backend>,
     /// Backend address -> backend name.
     pub by_address: BTreeMap<SocketAddr, String>,
@@ -424,16 +424,15 @@ impl Env {
         let inventory = scratch
             .write("inventory.yaml", &inventory_yaml(&[member]))
             .map_err(|e| e.to_string())?;
-        let loaded =
-            wasmgate_gen::load(&[manifests, inventory]).map_err(|e| format!("load: {e}"))?;
+        let loaded = wasmgate::load(&[manifests, inventory]).map_err(|e| format!("load: {e}"))?;
         let free = || free_port().map_err(|e| e.to_string());
-        let mut opts = wasmgate_gen::Options {
+        let mut opts = wasmgate::Options {
             router_wasm: wasm("wasmgate_router"),
             balancer_wasm: wasm("wasmgate_balancer"),
             http_port: free()?,
             admin_port: free()?,
             access_log: scratch.path().join("access.log").display().to_string(),
-            ..wasmgate_gen::Options::default()
+            ..wasmgate::Options::default()
         };
         let mut ports = BTreeMap::new();
         for (gw, declared) in gateway_ports(&file.manifests) {
@@ -447,8 +446,7 @@ impl Env {
                 SocketAddr::from(([127, 0, 0, 1], opts.http_port)),
             );
         }
-        let output =
-            wasmgate_gen::generate(&loaded, &opts).map_err(|e| format!("generate: {e}"))?;
+        let output = wasmgate::generate(&loaded, &opts).map_err(|e| format!("generate: {e}"))?;
         let mut by_cluster = BTreeMap::new();
         for c in output.envoy["static_resources"]["clusters"]
             .as_array()
@@ -563,7 +561,7 @@ impl Env {
         case: &Case,
         rng: &mut dyn wasmgate_core::Random,
     ) -> Result<Seen, String> {
-        use wasmgate_gen::explain::{decide_with, Decision, Probe};
+        use wasmgate::explain::{decide_with, Decision, Probe};
         let r = &case.request;
         let router = self.router_of(r)?;
         let probe = Probe {
@@ -754,7 +752,7 @@ impl Env {
     }
 }
 
-fn apply(headers: &mut Vec<(String, String)>, e: &wasmgate_gen::explain::Edits) {
+fn apply(headers: &mut Vec<(String, String)>, e: &wasmgate::explain::Edits) {
     for (k, v) in &e.set {
         headers.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
         headers.push((k.to_ascii_lowercase(), v.clone()));
@@ -854,14 +852,14 @@ pub fn run_file(file: CaseFile, way: Way) -> Vec<String> {
     failures
 }
 
-fn condition_text(c: &wasmgate_gen::status::Condition) -> String {
+fn condition_text(c: &wasmgate::status::Condition) -> String {
     format!("{}/{}", if c.status { "True" } else { "False" }, c.reason)
 }
 
 /// Compares a Gateway's (or one of its listeners') status with what a file expects.
 fn check_gateway_status(
     w: &StatusExpectation,
-    gateways: &[wasmgate_gen::status::GatewayStatus],
+    gateways: &[wasmgate::status::GatewayStatus],
 ) -> Vec<String> {
     let ns = w.namespace.as_deref().unwrap_or("default");
     let id = format!("Gateway {ns}/{}", w.name);
@@ -910,8 +908,8 @@ fn check_gateway_status(
 /// Compares the generator's route and Gateway status with what a file expects.
 pub fn check_status(
     want: &[StatusExpectation],
-    got: &[wasmgate_gen::status::RouteStatus],
-    gateways: &[wasmgate_gen::status::GatewayStatus],
+    got: &[wasmgate::status::RouteStatus],
+    gateways: &[wasmgate::status::GatewayStatus],
 ) -> Vec<String> {
     let mut failures = Vec::new();
     for w in want {

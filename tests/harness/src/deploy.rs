@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use wasmgate_gen::{Options, Output};
+use wasmgate::{Options, Output};
 
 use crate::envoy_process::Envoy;
 use crate::free_port;
@@ -118,7 +118,7 @@ pub fn deploy_with(
         .map_err(|e| err(e.to_string()))?;
     let mut files = inputs.to_vec();
     files.push(inv);
-    let loaded = wasmgate_gen::load(&files).map_err(|e| err(e.to_string()))?;
+    let loaded = wasmgate::load(&files).map_err(|e| err(e.to_string()))?;
     let port = || free_port().map_err(|e| err(e.to_string()));
     let access_log = scratch.path().join("access.log");
     let mut opts = Options {
@@ -135,7 +135,7 @@ pub fn deploy_with(
         opts.port_map.insert(*declared, actual);
         mapped.insert(*declared, SocketAddr::from(([127, 0, 0, 1], actual)));
     }
-    let output = wasmgate_gen::generate(&loaded, &opts).map_err(|e| err(e.to_string()))?;
+    let output = wasmgate::generate(&loaded, &opts).map_err(|e| err(e.to_string()))?;
     let files = output.files().map_err(|e| err(e.to_string()))?;
     let mut config_path = PathBuf::new();
     for (name, text) in &files {

@@ -1,10 +1,10 @@
 //! Golden files: every example in configs/examples generates exactly the files checked in
-//! beside it under `generated/`. `WASMGATE_BLESS=1 cargo test -p wasmgate-gen --test golden`
+//! beside it under `generated/`. `WASMGATE_BLESS=1 cargo test -p wasmgate --test golden`
 //! rewrites them after an intended change (review the diff).
 
 use std::path::{Path, PathBuf};
 
-use wasmgate_gen::{generate, load, Options};
+use wasmgate::{generate, load, Options};
 
 /// Options that make the outputs independent of the machine.
 pub fn golden_options() -> Options {

@@ -13,17 +13,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use crate::envoy_api::{self as api, TypeUrl};
+
 pub const LDS_FILE: &str = "lds.json";
 pub const CDS_FILE: &str = "cds.json";
 pub const RDS_FILE: &str = "rds.json";
 pub const BOOTSTRAP_FILE: &str = "envoy.yaml";
 
-const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
-const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
-const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
-const EXTENSION_TYPE: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
-const HTTP_WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
-const NETWORK_WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm";
+const LISTENER_TYPE: &str = api::Listener::TYPE_URL;
+const ROUTE_TYPE: &str = api::RouteConfiguration::TYPE_URL;
+const CLUSTER_TYPE: &str = api::Cluster::TYPE_URL;
+const EXTENSION_TYPE: &str = api::TypedExtensionConfig::TYPE_URL;
+const HTTP_WASM_TYPE: &str = api::HttpWasm::TYPE_URL;
+const NETWORK_WASM_TYPE: &str = api::NetworkWasm::TYPE_URL;
 
 /// One generation of dynamic config: a bootstrap pointing at the files, and the files.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,13 +77,9 @@ fn discovery_response(type_url: &str, resources: Vec<Value>) -> Value {
         .collect();
     // Per file, so a file whose resources did not change is byte-for-byte the same.
     let version = digest(&Value::Array(resources.clone()).to_string());
-    json!({"version_info": version, "resources": resources})
-}
-
-fn path_source(path: &Path) -> Value {
-    json!({
-        "path_config_source": {"path": path.display().to_string()},
-        "resource_api_version": "V3"
+    api::value(api::DiscoveryResponse {
+        version_info: version,
+        resources,
     })
 }
 
@@ -147,9 +145,9 @@ fn extract_routes(filters: &mut Value, dir: &Path, routes: &mut BTreeMap<String,
         let mut rc = rc;
         rc["name"] = json!(name);
         routes.insert(name.clone(), rc);
-        hcm["rds"] = json!({
-            "route_config_name": name,
-            "config_source": path_source(&dir.join(RDS_FILE))
+        hcm["rds"] = api::value(api::Rds {
+            route_config_name: name,
+            config_source: api::file_source(&dir.join(RDS_FILE)),
         });
     }
 }
@@ -166,7 +164,7 @@ fn fill_placeholders(filters: &mut Value, placeholders: &[Value]) {
     }
 }
 
-/// Splits a static bootstrap (as [`crate::envoy::bootstrap`] writes it) into a dynamic
+/// Splits a static bootstrap (as [`crate::envoy_bootstrap::bootstrap`] writes it) into a dynamic
 /// bootstrap reading `dir` and the files for `dir`. `dir` should be absolute: Envoy resolves
 /// the paths from its own working directory.
 pub fn split(bootstrap: &Value, dir: &Path) -> XdsConfig {
@@ -206,18 +204,19 @@ pub fn split(bootstrap: &Value, dir: &Path) -> XdsConfig {
             format!("{}@{}", f.name, f.listener)
         };
         let file = ecds_file(&resource);
-        placeholders.push(json!({
-            "name": f.name,
-            "config_discovery": {
-                "config_source": path_source(&dir.join(&file)),
-                "type_urls": [f.type_url]
-            }
+        placeholders.push(api::value(api::DiscoveredFilter {
+            name: f.name.clone(),
+            config_discovery: api::ExtensionConfigSource {
+                config_source: api::file_source(&dir.join(&file)),
+                type_urls: vec![f.type_url.clone()],
+            },
         }));
         files.entry(file).or_insert_with(|| {
-            discovery_response(
-                EXTENSION_TYPE,
-                vec![json!({"name": resource, "typed_config": f.typed_config})],
-            )
+            let config = api::TypedExtensionConfig {
+                name: resource,
+                typed_config: f.typed_config.clone(),
+            };
+            discovery_response(EXTENSION_TYPE, vec![api::value(config)])
         });
     }
     for l in &mut listeners {
@@ -251,15 +250,17 @@ pub fn split(bootstrap: &Value, dir: &Path) -> XdsConfig {
     if let Some(o) = dynamic.as_object_mut() {
         o.remove("static_resources");
         // File-based LDS and CDS still want the node to have an id and a cluster.
-        o.entry("node")
-            .or_insert_with(|| json!({"id": "wasmgate", "cluster": "wasmgate"}));
-        o.insert(
-            "dynamic_resources".into(),
-            json!({
-                "lds_config": path_source(&dir.join(LDS_FILE)),
-                "cds_config": path_source(&dir.join(CDS_FILE))
-            }),
-        );
+        o.entry("node").or_insert_with(|| {
+            api::value(api::Node {
+                id: "wasmgate".into(),
+                cluster: "wasmgate".into(),
+            })
+        });
+        let sources = api::DynamicResources {
+            lds_config: api::file_source(&dir.join(LDS_FILE)),
+            cds_config: api::file_source(&dir.join(CDS_FILE)),
+        };
+        o.insert("dynamic_resources".into(), api::value(sources));
     }
     XdsConfig {
         bootstrap: dynamic,

@@ -6,7 +6,7 @@ versions) and writes, per CRD, its group, kind and each version's openAPIV3Schem
 JSON, with the prose `description` strings dropped. The tests then need nothing outside the
 repository. Needs PyYAML. Run from the repository root:
 
-    python3 configs/gen/tests/crds/refresh.py [path/to/shared/crds]
+    python3 configs/wasmgate/tests/crds/refresh.py [path/to/shared/crds]
 """
 import json
 import os

@@ -18,25 +18,42 @@ pub struct Probe {
     pub port: Option<u16>,
 }
 
-/// A human-readable account of the routing decision.
-pub fn explain(output: &Output, probe: &Probe) -> Result<String, String> {
-    let table = RouteTable::compile(&output.router).map_err(|e| e.to_string())?;
-    let headers: Vec<(String, Vec<u8>)> = probe
+/// The probe's headers as the router reads them: lowercase names, byte values.
+fn lowercase_headers(probe: &Probe) -> Vec<(String, Vec<u8>)> {
+    probe
         .headers
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
-        .collect();
-    let view: Vec<(&str, &[u8])> = headers
+        .collect()
+}
+
+fn header_view(headers: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
+    headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_slice()))
-        .collect();
-    let req = RequestView {
+        .collect()
+}
+
+fn request_view<'a>(
+    probe: &'a Probe,
+    headers: &'a [(&'a str, &'a [u8])],
+    listener_port: Option<u16>,
+) -> RequestView<'a> {
+    RequestView {
         authority: probe.host.as_bytes(),
         path: probe.path.as_bytes(),
         method: probe.method.as_bytes(),
-        headers: &view,
-        listener_port: None,
-    };
+        headers,
+        listener_port,
+    }
+}
+
+/// A human-readable account of the routing decision.
+pub fn explain(output: &Output, probe: &Probe) -> Result<String, String> {
+    let table = RouteTable::compile(&output.router).map_err(|e| e.to_string())?;
+    let headers = lowercase_headers(probe);
+    let view = header_view(&headers);
+    let req = request_view(probe, &view, None);
     let mut out = format!("{} {}{}\n", probe.method, probe.host, probe.path);
     let rule_text = |route: usize, rule: usize| {
         let host = output
@@ -191,22 +208,9 @@ pub fn decide_with(
     rng: &mut dyn wasmgate_core::Random,
 ) -> Result<Decision, String> {
     let table = RouteTable::compile(router).map_err(|e| e.to_string())?;
-    let headers: Vec<(String, Vec<u8>)> = probe
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
-        .collect();
-    let view: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_slice()))
-        .collect();
-    let req = RequestView {
-        authority: probe.host.as_bytes(),
-        path: probe.path.as_bytes(),
-        method: probe.method.as_bytes(),
-        headers: &view,
-        listener_port: probe.port,
-    };
+    let headers = lowercase_headers(probe);
+    let view = header_view(&headers);
+    let req = request_view(probe, &view, probe.port);
     Ok(match table.route(&req, rng) {
         Outcome::Forward(f) => Decision::Forward {
             service: f.service.to_string(),

@@ -64,20 +64,20 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
-    fn fail(&mut self, field: &str, why: String) {
+    fn fail(&mut self, field: &str, kind: ErrorKind) {
         self.errors.push(GenError {
             at: Location {
                 field: field.to_string(),
                 ..self.at.clone()
             },
-            kind: ErrorKind::Invalid(why),
+            kind,
         });
     }
 
     /// Refuses a field wasmgate cannot honour, when it is set.
-    fn refuse<T>(&mut self, value: &Option<T>, field: &str, why: &str) {
+    fn refuse<T>(&mut self, value: &Option<T>, field: &str, why: &'static str) {
         if value.is_some() {
-            self.fail(field, format!("not supported by wasmgate: {why}"));
+            self.fail(field, ErrorKind::PolicyRefused(why));
         }
     }
 
@@ -85,10 +85,7 @@ impl Check<'_> {
         let v = value.as_ref()?;
         let ms = parse_duration_ms(v);
         if ms.is_none() {
-            self.fail(
-                field,
-                format!("invalid duration {v:?}: a number and ms, s, m or h"),
-            );
+            self.fail(field, ErrorKind::PolicyDuration(v.clone()));
         }
         ms
     }
@@ -146,9 +143,7 @@ pub fn apply(
             None | Some("ROUND_ROBIN") | Some("UNSPECIFIED") => {}
             Some(other) => c.fail(
                 &format!("{at}.simple"),
-                format!(
-                    "not supported by wasmgate: {other}; the balancer spreads by weight (ROUND_ROBIN)"
-                ),
+                ErrorKind::LoadBalancer(other.to_string()),
             ),
         }
         c.refuse(
@@ -196,10 +191,7 @@ pub fn apply(
             match keys.len() {
                 0 => {}
                 1 => svc.affinity = keys.pop(),
-                _ => c.fail(
-                    &hat,
-                    "give one of httpHeaderName, httpCookie, useSourceIp".into(),
-                ),
+                _ => c.fail(&hat, ErrorKind::AffinityKeys),
             }
         }
         if let Some(l) = &lb.locality_lb_setting {
@@ -254,7 +246,7 @@ pub fn apply(
         if let Some(p) = od.max_ejection_percent.filter(|p| *p > 100) {
             c.fail(
                 &format!("{at}.maxEjectionPercent"),
-                format!("{p} is not a percentage (0 to 100)"),
+                ErrorKind::EjectionPercent(p),
             );
         }
         let health = svc.health.get_or_insert_with(Default::default);

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use wasmgate_core::config as fc;
 
+use crate::envoy_api as api;
 use crate::error::{ErrorKind, Location};
 use crate::listeners::namespace_of;
 use crate::model::{HttpRouteFilter, HttpRouteRule, PortRef};
@@ -77,9 +78,7 @@ impl Policies {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct GwTimeouts {
-    #[serde(default)]
     request: Option<String>,
-    #[serde(default)]
     backend_request: Option<String>,
 }
 
@@ -88,9 +87,7 @@ struct GwTimeouts {
 struct GwRetry {
     #[serde(default)]
     codes: Vec<u16>,
-    #[serde(default)]
     attempts: Option<u32>,
-    #[serde(default)]
     backoff: Option<String>,
 }
 
@@ -98,23 +95,17 @@ struct GwRetry {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct GwMirror {
     backend_ref: GwObjectRef,
-    #[serde(default)]
     percent: Option<u32>,
-    #[serde(default)]
     fraction: Option<GwFraction>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct GwObjectRef {
-    #[serde(default)]
     group: Option<String>,
-    #[serde(default)]
     kind: Option<String>,
     name: String,
-    #[serde(default)]
     namespace: Option<String>,
-    #[serde(default)]
     port: Option<u16>,
 }
 
@@ -122,7 +113,6 @@ struct GwObjectRef {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct GwFraction {
     numerator: u32,
-    #[serde(default)]
     denominator: Option<u32>,
 }
 
@@ -131,7 +121,6 @@ struct GwFraction {
 struct GwCors {
     #[serde(default)]
     allow_origins: Vec<String>,
-    #[serde(default)]
     allow_credentials: Option<bool>,
     #[serde(default)]
     allow_methods: Vec<String>,
@@ -139,7 +128,6 @@ struct GwCors {
     allow_headers: Vec<String>,
     #[serde(default)]
     expose_headers: Vec<String>,
-    #[serde(default)]
     max_age: Option<u32>,
 }
 
@@ -198,13 +186,7 @@ pub fn duration_ms(text: &str) -> Option<u64> {
 fn duration(cx: &mut Ctx<'_>, at: &Location, field: String, text: &str) -> Option<u64> {
     let ms = duration_ms(text);
     if ms.is_none() {
-        cx.fail(
-            at,
-            field,
-            ErrorKind::Invalid(format!(
-                "invalid duration {text:?}: expected up to four number-unit pairs, units h, m, s, ms (e.g. 1m30s, 500ms)"
-            )),
-        );
+        cx.fail(at, field, ErrorKind::Duration(text.to_string()));
     }
     ms
 }
@@ -239,11 +221,10 @@ pub fn rule_policy(
                         cx.fail(
                             at,
                             format!("{field}.backendRequest"),
-                            ErrorKind::Invalid(format!(
-                                "backendRequest ({}) must not be longer than request ({})",
-                                t.backend_request.as_deref().unwrap_or(""),
-                                t.request.as_deref().unwrap_or("")
-                            )),
+                            ErrorKind::BackendRequestLonger {
+                                backend_request: t.backend_request.clone().unwrap_or_default(),
+                                request: t.request.clone().unwrap_or_default(),
+                            },
                         );
                         failed = true;
                     }
@@ -260,24 +241,14 @@ pub fn rule_policy(
                     cx.fail(
                         at,
                         format!("{field}.codes[{i}]"),
-                        ErrorKind::Invalid(format!(
-                            "retry code {} is outside 400-599",
-                            r.codes.get(i).copied().unwrap_or(0)
-                        )),
+                        ErrorKind::RetryCode(r.codes.get(i).copied().unwrap_or(0)),
                     );
                     failed = true;
                 }
                 if r.backoff.is_some() {
                     // Envoy's back-off is fully jittered: the first retry waits a random
                     // time in [0, base), so no setting guarantees Gateway API's minimum.
-                    cx.fail(
-                        at,
-                        format!("{field}.backoff"),
-                        ErrorKind::Invalid(
-                            "backoff is not supported by wasmgate: Envoy's jittered back-off may retry sooner than the minimum Gateway API requires"
-                                .into(),
-                        ),
-                    );
+                    cx.fail(at, format!("{field}.backoff"), ErrorKind::RetryBackoff);
                     failed = true;
                 }
                 let mut codes = r.codes.clone();
@@ -315,11 +286,7 @@ fn mirror(
     f: &HttpRouteFilter,
 ) -> Option<Mirror> {
     let Some(raw) = &f.request_mirror else {
-        cx.fail(
-            at,
-            field,
-            ErrorKind::Invalid("filter type RequestMirror needs its requestMirror field".into()),
-        );
+        cx.fail(at, field, ErrorKind::MirrorMissing);
         return None;
     };
     let m: GwMirror = typed(cx, at, field, raw)?;
@@ -329,9 +296,7 @@ fn mirror(
         cx.fail(
             at,
             format!("{field}.backendRef.kind"),
-            ErrorKind::Invalid(format!(
-                "a mirror to kind {kind:?} is not supported: wasmgate mirrors to Services"
-            )),
+            ErrorKind::MirrorKind(kind.to_string()),
         );
         return None;
     }
@@ -339,7 +304,7 @@ fn mirror(
         cx.fail(
             at,
             format!("{field}.backendRef.namespace"),
-            ErrorKind::Invalid("cross-namespace mirrors are not supported by wasmgate".into()),
+            ErrorKind::CrossNamespaceMirror,
         );
         return None;
     }
@@ -347,10 +312,7 @@ fn mirror(
         cx.fail(
             at,
             format!("{field}.backendRef.name"),
-            ErrorKind::Invalid(format!(
-                "{:?} is a multi-cluster service: Envoy mirrors to one cluster, so wasmgate mirrors only to Services",
-                r.name
-            )),
+            ErrorKind::MirrorToMultiCluster(r.name.clone()),
         );
         return None;
     }
@@ -359,17 +321,13 @@ fn mirror(
             cx.fail(
                 at,
                 format!("{field}.fraction"),
-                ErrorKind::Invalid("give percent or fraction, not both".into()),
+                ErrorKind::PercentAndFraction,
             );
             return None;
         }
         (Some(p), None) if p <= 100 => p * 10_000,
         (Some(p), None) => {
-            cx.fail(
-                at,
-                format!("{field}.percent"),
-                ErrorKind::Invalid(format!("percent {p} is outside 0-100")),
-            );
+            cx.fail(at, format!("{field}.percent"), ErrorKind::Percent(p));
             return None;
         }
         (None, Some(fr)) => {
@@ -378,10 +336,10 @@ fn mirror(
                 cx.fail(
                     at,
                     format!("{field}.fraction"),
-                    ErrorKind::Invalid(format!(
-                        "fraction {}/{d} must have 0 <= numerator <= denominator, denominator > 0",
-                        fr.numerator
-                    )),
+                    ErrorKind::Fraction {
+                        numerator: fr.numerator,
+                        denominator: d,
+                    },
                 );
                 return None;
             }
@@ -422,7 +380,7 @@ pub fn cors(cx: &mut Ctx<'_>, at: &Location, field: &str, raw: &Value) -> Option
     // Checked here, as the router will, so an error names the HTTPRoute's own field.
     let filter = field.strip_suffix(".cors").unwrap_or(field);
     if let Err(e) = wasmgate_core::cors::CompiledCors::compile(filter, &cors) {
-        cx.fail(at, e.path, ErrorKind::Invalid(e.kind.to_string()));
+        cx.fail(at, e.path, ErrorKind::Core(e.kind));
         return None;
     }
     Some(cors)
@@ -461,22 +419,14 @@ pub fn backend_filters(
                 backend.response_headers = Some(modifier(m))
             }
             (k @ ("RequestHeaderModifier" | "ResponseHeaderModifier"), ..) => {
-                cx.fail(
-                    at,
-                    f_field,
-                    ErrorKind::Invalid(format!(
-                        "filter {k} needs exactly its own field and may appear once per backendRef"
-                    )),
-                );
+                cx.fail(at, f_field, ErrorKind::BackendFilterShape(k.to_string()));
                 ok = false;
             }
             (k, ..) => {
                 cx.fail(
                     at,
                     format!("{f_field}.type"),
-                    ErrorKind::Invalid(format!(
-                        "filter {k} is not supported on a backendRef by wasmgate: only RequestHeaderModifier and ResponseHeaderModifier are"
-                    )),
+                    ErrorKind::BackendFilterUnsupported(k.to_string()),
                 );
                 ok = false;
             }
@@ -534,7 +484,7 @@ const ENVOY_DEFAULT_TIMEOUT_MS: u64 = 15_000;
 
 fn policy_route(steered: &Value, name: &str, policy: &RulePolicy, policy_header: &str) -> Value {
     let mut route = steered.clone();
-    let header = json!({"name": policy_header, "string_match": {"exact": name}});
+    let header = api::value(api::HeaderMatcher::exact(policy_header, name));
     match route
         .pointer_mut("/match/headers")
         .and_then(Value::as_array_mut)
@@ -581,14 +531,16 @@ fn policy_route(steered: &Value, name: &str, policy: &RulePolicy, policy_header:
             .mirrors
             .iter()
             .map(|m| {
-                let mut p =
-                    json!({"cluster": m.cluster, "disable_shadow_host_suffix_append": true});
-                if m.per_million < 1_000_000 {
-                    p["runtime_fraction"] = json!({
-                        "default_value": {"numerator": m.per_million, "denominator": "MILLION"}
-                    });
-                }
-                p
+                api::value(api::RequestMirrorPolicy {
+                    cluster: m.cluster.clone(),
+                    disable_shadow_host_suffix_append: true,
+                    runtime_fraction: (m.per_million < 1_000_000).then_some(api::RuntimeFraction {
+                        default_value: api::FractionalPercent {
+                            numerator: m.per_million,
+                            denominator: "MILLION",
+                        },
+                    }),
+                })
             })
             .collect();
     }

@@ -12,6 +12,7 @@ use wasmgate_core::config::{
 
 use wasmgate_core::observe;
 
+use crate::envoy_api as api;
 use crate::ha;
 use crate::policy::ClusterPolicy;
 use crate::resolve::Endpoints;
@@ -49,80 +50,58 @@ fn access_log(path: &str, wasm: bool) -> Value {
         fields["route"] = json!(observe::access_log_operator(observe::ROUTE_STATE));
         fields["member"] = json!(observe::access_log_operator(observe::MEMBER_STATE));
     }
-    json!({
-        "name": "envoy.access_loggers.file",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-            "path": path,
-            "log_format": {"json_format": fields}
-        }
-    })
-}
-
-fn socket(address: &str, port: u16) -> Value {
-    json!({"socket_address": {"address": address, "port_value": port}})
-}
-
-fn wasm_config(root_id: &str, wasm: &Path, configuration: &str) -> Value {
-    json!({
-        "name": root_id,
-        "root_id": root_id,
-        "fail_open": false,
-        "vm_config": {
-            "vm_id": "wasmgate",
-            "runtime": "envoy.wasm.runtime.v8",
-            "code": {"local": {"filename": wasm.display().to_string()}}
+    api::value(api::extension(
+        "envoy.access_loggers.file",
+        api::FileAccessLog {
+            path: path.into(),
+            log_format: api::JsonFormat {
+                json_format: fields,
+            },
         },
-        "configuration": {
-            "@type": "type.googleapis.com/google.protobuf.StringValue",
-            "value": configuration
-        }
-    })
+    ))
+}
+
+fn wasm_config(root_id: &str, wasm: &Path, configuration: &str) -> api::PluginConfig {
+    api::PluginConfig {
+        name: root_id.into(),
+        root_id: root_id.into(),
+        fail_open: false,
+        vm_config: api::VmConfig {
+            vm_id: "wasmgate".into(),
+            runtime: "envoy.wasm.runtime.v8".into(),
+            code: api::VmCode {
+                local: api::LocalFile {
+                    filename: wasm.display().to_string(),
+                },
+            },
+        },
+        configuration: api::Typed::new(api::StringValue {
+            value: configuration.into(),
+        }),
+    }
 }
 
 fn http_wasm(root_id: &str, wasm: &Path, configuration: &str) -> Value {
-    json!({
-        "name": root_id,
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": wasm_config(root_id, wasm, configuration)
-        }
-    })
+    let config = wasm_config(root_id, wasm, configuration);
+    api::value(api::extension(root_id, api::HttpWasm { config }))
 }
 
-fn hcm(route_config: Value, mut filters: Vec<Value>, access_log: Value) -> Value {
-    filters.push(json!({
-        "name": "envoy.filters.http.router",
-        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
-    }));
-    json!({
-        "name": "envoy.filters.network.http_connection_manager",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-            "stat_prefix": "wasmgate",
-            // The router matches :path as Envoy hands it over; these make that form canonical
-            // (RFC 3986 normalised, no repeated slashes, no encoded slashes to disagree on).
-            "normalize_path": true,
-            "merge_slashes": true,
-            "path_with_escaped_slashes_action": "UNESCAPE_AND_REDIRECT",
-            "route_config": route_config,
-            "http_filters": filters,
-            "access_log": [access_log]
-        }
-    })
+fn network_wasm(root_id: &str, wasm: &Path, configuration: &str) -> Value {
+    let config = wasm_config(root_id, wasm, configuration);
+    api::value(api::extension(root_id, api::NetworkWasm { config }))
 }
 
 /// Envoy's outlier detection inside a cluster: it ejects single bad endpoints, never more
 /// than half of them, so a member cluster that is wholly down is left to the balancer.
-fn outlier_detection() -> Value {
-    json!({
-        "consecutive_5xx": 5,
-        "consecutive_gateway_failure": 3,
-        "enforcing_consecutive_gateway_failure": 100,
-        "interval": "1s",
-        "base_ejection_time": format!("{}s", ha::EJECT_BASE_MS / 1000),
-        "max_ejection_percent": 50
-    })
+fn outlier_detection() -> api::OutlierDetection {
+    api::OutlierDetection {
+        consecutive_5xx: 5,
+        consecutive_gateway_failure: 3,
+        enforcing_consecutive_gateway_failure: 100,
+        interval: "1s".into(),
+        base_ejection_time: format!("{}s", ha::EJECT_BASE_MS / 1000),
+        max_ejection_percent: 50,
+    }
 }
 
 fn duration(ms: u64) -> String {
@@ -137,52 +116,47 @@ fn clusters(
     endpoints
         .iter()
         .map(|(name, eps)| {
-            let lb: Vec<Value> = eps
+            let addresses = eps
                 .iter()
                 .map(|ep| {
                     let (host, port) = ep.rsplit_once(':').unwrap_or((ep, "80"));
-                    json!({"endpoint": {"address": socket(host, port.parse().unwrap_or(80))}})
+                    api::socket(host, port.parse().unwrap_or(80))
                 })
                 .collect();
-            let mut c = json!({
-                "name": name,
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": lb}]},
-                "outlier_detection": outlier_detection()
-            });
+            let mut c = api::Cluster::new(name, addresses);
+            c.outlier_detection = Some(outlier_detection());
             if let Some(p) = policies.get(name) {
                 if let Some(ms) = p.connect_timeout_ms {
-                    c["connect_timeout"] = json!(duration(ms));
+                    c.connect_timeout = duration(ms);
                 }
-                let mut limits = json!({});
-                for (key, v) in [
-                    ("max_connections", p.max_connections),
-                    ("max_pending_requests", p.max_pending_requests),
-                    ("max_requests", p.max_requests),
-                ] {
-                    if let Some(v) = v {
-                        limits[key] = json!(v);
-                    }
-                }
-                if limits.as_object().is_some_and(|o| !o.is_empty()) {
-                    c["circuit_breakers"] = json!({"thresholds": [limits]});
+                if p.max_connections.is_some()
+                    || p.max_pending_requests.is_some()
+                    || p.max_requests.is_some()
+                {
+                    c.circuit_breakers = Some(api::CircuitBreakers {
+                        thresholds: vec![api::Thresholds {
+                            max_connections: p.max_connections,
+                            max_pending_requests: p.max_pending_requests,
+                            max_requests: p.max_requests,
+                            ..Default::default()
+                        }],
+                    });
                 }
             }
             // Envoy checks the endpoints inside a member cluster; the balancer checks members.
             // Same pace as the balancer's checks, also before the cluster's first request.
             if let Some(path) = health_paths.get(name) {
                 let interval = duration(ha::CHECK_INTERVAL_MS);
-                c["health_checks"] = json!([{
-                    "timeout": duration(ha::CHECK_TIMEOUT_MS),
-                    "interval": interval,
-                    "no_traffic_interval": interval,
-                    "unhealthy_threshold": ha::CHECK_UNHEALTHY_THRESHOLD,
-                    "healthy_threshold": ha::CHECK_HEALTHY_THRESHOLD,
-                    "http_health_check": {"path": path}
+                c.health_checks = Some(vec![api::HealthCheck {
+                    timeout: duration(ha::CHECK_TIMEOUT_MS),
+                    interval: interval.clone(),
+                    no_traffic_interval: interval,
+                    unhealthy_threshold: ha::CHECK_UNHEALTHY_THRESHOLD,
+                    healthy_threshold: ha::CHECK_HEALTHY_THRESHOLD,
+                    http_health_check: api::HttpHealthCheck { path: path.clone() },
                 }]);
             }
-            c
+            api::value(c)
         })
         .collect()
 }
@@ -198,26 +172,29 @@ fn failover_clusters(balancer: Option<&BalancerConfig>, layout: &Layout<'_>) -> 
             let Some(name) = &m.failover_cluster else {
                 continue;
             };
-            let children: Vec<&str> = ha::failover_order(&svc.members, i, proxy)
+            let children = ha::failover_order(&svc.members, i, proxy)
                 .iter()
-                .map(|m| m.cluster.as_str())
+                .map(|m| m.cluster.clone())
                 .collect();
-            out.push(json!({
-                "name": name,
-                "connect_timeout": "1s",
-                "lb_policy": "CLUSTER_PROVIDED",
-                "cluster_type": {
-                    "name": "envoy.clusters.aggregate",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
-                        "clusters": children
-                    }
-                },
+            out.push(api::value(api::AggregateCluster {
+                name: name.clone(),
+                connect_timeout: "1s".into(),
+                lb_policy: "CLUSTER_PROVIDED",
+                cluster_type: api::extension(
+                    "envoy.clusters.aggregate",
+                    api::AggregateClusterConfig { clusters: children },
+                ),
                 // Retries are what this cluster is for: let a fifth of its requests retry at
                 // once (at least 16), not Envoy's default of 3 concurrent retries.
-                "circuit_breakers": {"thresholds": [{
-                    "retry_budget": {"budget_percent": {"value": 20.0}, "min_retry_concurrency": 16}
-                }]}
+                circuit_breakers: api::CircuitBreakers {
+                    thresholds: vec![api::Thresholds {
+                        retry_budget: Some(api::RetryBudget {
+                            budget_percent: api::Percent { value: 20.0 },
+                            min_retry_concurrency: 16,
+                        }),
+                        ..Default::default()
+                    }],
+                },
             }));
         }
     }
@@ -231,36 +208,47 @@ fn failover_clusters(balancer: Option<&BalancerConfig>, layout: &Layout<'_>) -> 
 /// which every consumer of the bootstrap, host-sim included, reads); `None`: the rest.
 fn steered_route(cluster_header: &str, method: Option<&str>, retries: usize) -> Value {
     let idempotent = method.is_some();
-    let mut route = json!({"cluster_header": cluster_header});
+    let mut route = api::RouteAction {
+        cluster_header: Some(cluster_header.into()),
+        ..Default::default()
+    };
     if retries > 0 {
         let retry_on = if idempotent {
             "connect-failure,refused-stream,reset"
         } else {
             "connect-failure,refused-stream,reset-before-request"
         };
-        route["retry_policy"] = json!({
-            "retry_on": retry_on,
-            "num_retries": retries,
-            "retry_priority": {
-                "name": "envoy.retry_priorities.previous_priorities",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
-                    "update_frequency": 1
-                }
+        route.retry_policy = Some(api::RetryPolicy {
+            retry_on,
+            num_retries: retries,
+            retry_priority: api::extension(
+                "envoy.retry_priorities.previous_priorities",
+                api::PreviousPriorities {
+                    update_frequency: 1,
+                },
+            ),
+            retry_host_predicate: vec![api::extension(
+                "envoy.retry_host_predicates.previous_hosts",
+                api::PreviousHosts {},
+            )],
+            host_selection_retry_max_attempts: 3,
+            retry_back_off: api::RetryBackOff {
+                base_interval: "0.005s".into(),
+                max_interval: "0.05s".into(),
             },
-            "retry_host_predicate": [{
-                "name": "envoy.retry_host_predicates.previous_hosts",
-                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}
-            }],
-            "host_selection_retry_max_attempts": 3,
-            "retry_back_off": {"base_interval": "0.005s", "max_interval": "0.05s"}
         });
     }
-    let mut matcher = json!({"prefix": "/"});
+    let mut matcher = api::RouteMatch::new(api::PathMatch::Prefix("/".into()));
     if let Some(m) = method {
-        matcher["headers"] = json!([{"name": ":method", "string_match": {"exact": m}}]);
+        matcher.headers = vec![api::HeaderMatcher::exact(":method", m)];
     }
-    json!({"match": matcher, "route": route})
+    api::value(api::Route {
+        matching: matcher,
+        entry: api::RouteEntry {
+            route: Some(route),
+            ..Default::default()
+        },
+    })
 }
 
 /// The bootstrap running the router (and the balancer when multi-cluster services are used).
@@ -283,22 +271,23 @@ pub fn bootstrap(
         .max()
         .unwrap_or(1);
     let retries = most_members.saturating_sub(1).clamp(1, ha::MAX_RETRIES);
-    let mut vhost = json!({
-        "name": "wasmgate",
-        "domains": ["*"],
-        "routes": ha::IDEMPOTENT_METHODS
+    let vhost = api::VirtualHost {
+        name: "wasmgate".into(),
+        domains: vec!["*".into()],
+        routes: ha::IDEMPOTENT_METHODS
             .iter()
             .map(|m| Some(*m))
             .chain([None])
             .map(|m| steered_route(&router.cluster_header, m, retries))
-            .collect::<Vec<_>>()
-    });
-    if balancer.is_some() {
+            .collect(),
         // The balancer reads (and removes) Envoy's attempt count: a response after a retry
         // tells it the member it picked failed.
-        vhost["include_attempt_count_in_response"] = json!(true);
-    }
-    let route_config = json!({"name": "wasmgate", "virtual_hosts": [vhost]});
+        include_attempt_count_in_response: balancer.is_some().then_some(true),
+    };
+    let route_config = api::value(api::RouteConfiguration {
+        name: "wasmgate".into(),
+        virtual_hosts: vec![vhost],
+    });
     // Each listener runs the router on its own routes.
     let mut listeners: Vec<Value> = layout
         .http
@@ -309,34 +298,28 @@ pub fn bootstrap(
             if let Some(b) = &balancer_json {
                 filters.push(http_wasm("wasmgate.balancer", layout.balancer_wasm, b));
             }
-            json!({
-                "name": name,
-                "address": socket(layout.address, *port),
-                "filter_chains": [{"filters": [hcm(route_config.clone(), filters, access_log(layout.access_log, true))]}]
-            })
+            let log = access_log(layout.access_log, true);
+            let hcm = api::http_connection_manager(route_config.clone(), filters, vec![log]);
+            api::listener(*name, api::socket(layout.address, *port), vec![hcm])
         })
         .collect();
     for route in router.routes.iter().filter_map(|r| r.tcp.as_ref()) {
         let backend = route.rules.first().and_then(|r| r.backend.as_ref());
-        let mut network = vec![json!({
-            "name": "wasmgate.router.tcp",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
-                "config": wasm_config("wasmgate.router.tcp", layout.router_wasm, &router_json)
-            }
-        })];
+        let mut network = vec![network_wasm(
+            "wasmgate.router.tcp",
+            layout.router_wasm,
+            &router_json,
+        )];
         // A multi-cluster backend is picked by the balancer's network root after the router.
         let fallback = match backend.and_then(|b| b.cluster.clone()) {
             Some(c) => c,
             None => {
                 if let Some(b) = &balancer_json {
-                    network.push(json!({
-                        "name": "wasmgate.balancer.tcp",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
-                            "config": wasm_config("wasmgate.balancer.tcp", layout.balancer_wasm, b)
-                        }
-                    }));
+                    network.push(network_wasm(
+                        "wasmgate.balancer.tcp",
+                        layout.balancer_wasm,
+                        b,
+                    ));
                 }
                 let service = backend.map(|b| b.service.as_str()).unwrap_or_default();
                 balancer
@@ -346,27 +329,27 @@ pub fn bootstrap(
                     .unwrap_or_default()
             }
         };
-        network.push(json!({
-            "name": "envoy.filters.network.tcp_proxy",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                "stat_prefix": format!("tcp_{}", route.port),
+        network.push(api::value(api::extension(
+            "envoy.filters.network.tcp_proxy",
+            api::TcpProxy {
+                stat_prefix: format!("tcp_{}", route.port),
                 // tcp_proxy needs a cluster; the filters override it per connection.
-                "cluster": fallback
-            }
-        }));
-        listeners.push(json!({
-            "name": format!("tcp_{}", route.port),
-            "address": socket(layout.address, route.port),
-            "filter_chains": [{"filters": network}]
-        }));
+                cluster: fallback,
+            },
+        )));
+        listeners.push(api::listener(
+            format!("tcp_{}", route.port),
+            api::socket(layout.address, route.port),
+            network,
+        ));
     }
     let mut all_clusters = clusters(endpoints, health_paths, policies);
     all_clusters.extend(failover_clusters(balancer, layout));
-    json!({
-        "admin": {"address": socket(layout.address, layout.admin_port)},
-        "static_resources": {"listeners": listeners, "clusters": all_clusters}
-    })
+    api::bootstrap(
+        api::socket(layout.address, layout.admin_port),
+        listeners,
+        all_clusters,
+    )
 }
 
 /// Why a rule has no native equivalent (it is left out of the native config).
@@ -395,11 +378,11 @@ fn domains(host: &str) -> Vec<String> {
     }
 }
 
-fn string_match(kind_regex: bool, value: &str) -> Value {
+fn string_match(kind_regex: bool, value: &str) -> api::StringMatcher {
     if kind_regex {
-        json!({"safe_regex": {"regex": value}})
+        api::StringMatcher::SafeRegex(api::regex(value))
     } else {
-        json!({"exact": value})
+        api::StringMatcher::Exact(value.into())
     }
 }
 
@@ -432,9 +415,15 @@ fn regex_escape(s: &str) -> String {
         .collect()
 }
 
-fn header_values(list: &[fc::HeaderValue], append: &str) -> Vec<Value> {
+fn header_values(list: &[fc::HeaderValue], append: &'static str) -> Vec<api::HeaderValueOption> {
     list.iter()
-        .map(|h| json!({"header": {"key": h.name, "value": h.value}, "append_action": append}))
+        .map(|h| api::HeaderValueOption {
+            header: api::HeaderValue {
+                key: h.name.clone(),
+                value: h.value.clone(),
+            },
+            append_action: append,
+        })
         .collect()
 }
 
@@ -486,48 +475,56 @@ pub fn native_route_config(
                         (p.kind, p.value.clone())
                     });
                 let (rank, path_match) = match kind {
-                    PathMatchKind::Exact => (0, json!({"path": value})),
-                    PathMatchKind::Pattern => {
-                        (1, json!({"safe_regex": {"regex": pattern_regex(&value)}}))
-                    }
+                    PathMatchKind::Exact => (0, api::PathMatch::Path(value.clone())),
+                    PathMatchKind::Pattern => (
+                        1,
+                        api::PathMatch::SafeRegex(api::regex(pattern_regex(&value))),
+                    ),
                     PathMatchKind::RegularExpression => {
-                        (2, json!({"safe_regex": {"regex": value}}))
+                        (2, api::PathMatch::SafeRegex(api::regex(value.clone())))
                     }
                     PathMatchKind::PathPrefix => {
                         let trimmed = value.trim_end_matches('/');
                         if trimmed.is_empty() {
-                            (3, json!({"prefix": "/"}))
+                            (3, api::PathMatch::Prefix("/".into()))
                         } else {
-                            (3, json!({"path_separated_prefix": trimmed}))
+                            (3, api::PathMatch::PathSeparatedPrefix(trimmed.into()))
                         }
                     }
                 };
-                let mut matcher = path_match;
-                let mut headers: Vec<Value> = m
+                let mut matcher = api::RouteMatch::new(path_match);
+                matcher.headers = m
                     .headers
                     .iter()
-                    .map(|h| match h.kind {
-                        HeaderMatchKind::Exact | HeaderMatchKind::RegularExpression => json!({
-                            "name": h.name.to_ascii_lowercase(),
-                            "string_match": string_match(h.kind == HeaderMatchKind::RegularExpression, h.value.as_deref().unwrap_or(""))
-                        }),
-                        HeaderMatchKind::Present => json!({"name": h.name.to_ascii_lowercase(), "present_match": true}),
-                        HeaderMatchKind::Absent => json!({"name": h.name.to_ascii_lowercase(), "present_match": false}),
+                    .map(|h| {
+                        let name = h.name.to_ascii_lowercase();
+                        match h.kind {
+                            HeaderMatchKind::Exact | HeaderMatchKind::RegularExpression => {
+                                let regex = h.kind == HeaderMatchKind::RegularExpression;
+                                let value = h.value.as_deref().unwrap_or("");
+                                api::HeaderMatcher::matching(name, string_match(regex, value))
+                            }
+                            HeaderMatchKind::Present => api::HeaderMatcher::present(name, true),
+                            HeaderMatchKind::Absent => api::HeaderMatcher::present(name, false),
+                        }
                     })
                     .collect();
                 if let Some(method) = &m.method {
-                    headers.push(json!({"name": ":method", "string_match": {"exact": method}}));
+                    matcher
+                        .headers
+                        .push(api::HeaderMatcher::exact(":method", method));
                 }
-                if !headers.is_empty() {
-                    matcher["headers"] = Value::Array(headers);
-                }
-                if !m.query_params.is_empty() {
-                    matcher["query_parameters"] = m
-                        .query_params
-                        .iter()
-                        .map(|q| json!({"name": q.name, "string_match": string_match(q.kind == QueryMatchKind::RegularExpression, &q.value)}))
-                        .collect();
-                }
+                matcher.query_parameters = m
+                    .query_params
+                    .iter()
+                    .map(|q| api::QueryParameterMatcher {
+                        name: q.name.clone(),
+                        string_match: string_match(
+                            q.kind == QueryMatchKind::RegularExpression,
+                            &q.value,
+                        ),
+                    })
+                    .collect();
                 let prefix_len = if rank == 3 {
                     value.trim_end_matches('/').len() as isize
                 } else {
@@ -542,25 +539,32 @@ pub fn native_route_config(
                     order,
                 );
                 order += 1;
-                let mut entry = action.clone();
-                entry["match"] = matcher;
-                entries.push((key, entry));
+                let route = api::Route {
+                    matching: matcher,
+                    entry: action.clone(),
+                };
+                entries.push((key, api::value(route)));
             }
         }
         entries.sort_by_key(|e| e.0);
-        vhosts.push(json!({
-            "name": format!("host_{ri}"),
-            "domains": domains(&http.host),
-            "routes": entries.into_iter().map(|(_, v)| v).collect::<Vec<_>>()
-        }));
+        vhosts.push(api::VirtualHost {
+            name: format!("host_{ri}"),
+            domains: domains(&http.host),
+            routes: entries.into_iter().map(|(_, v)| v).collect(),
+            include_attempt_count_in_response: None,
+        });
     }
-    (
-        json!({"name": "wasmgate-native", "virtual_hosts": vhosts}),
-        gaps,
-    )
+    let routes = api::RouteConfiguration {
+        name: "wasmgate-native".into(),
+        virtual_hosts: vhosts,
+    };
+    (api::value(routes), gaps)
 }
 
-fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Result<Value, String> {
+fn native_action(
+    rule: &fc::HttpRule,
+    balancer: Option<&BalancerConfig>,
+) -> Result<api::RouteEntry, String> {
     let backend_edits = rule
         .backend
         .iter()
@@ -577,44 +581,42 @@ fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Resu
                 .into(),
         );
     }
-    let mut v = json!({});
+    let mut v = api::RouteEntry::default();
     if let Some(sc) = &rule.status_code {
-        v["direct_response"] = json!({"status": sc.code, "body": {"inline_string": sc.body.clone().unwrap_or_default()}});
-        if !sc.headers.is_empty() {
-            v["response_headers_to_add"] =
-                header_values(&sc.headers, "OVERWRITE_IF_EXISTS_OR_ADD").into();
-        }
+        v.direct_response = Some(api::DirectResponse {
+            status: sc.code,
+            body: api::InlineString {
+                inline_string: sc.body.clone().unwrap_or_default(),
+            },
+        });
+        v.response_headers_to_add = header_values(&sc.headers, "OVERWRITE_IF_EXISTS_OR_ADD");
         return Ok(v);
     }
     if let Some(r) = &rule.redirect {
-        let mut red = json!({});
-        if let Some(s) = &r.scheme {
-            red["scheme_redirect"] = json!(s);
-        }
-        if let Some(h) = &r.hostname {
-            red["host_redirect"] = json!(h);
-        }
-        if let Some(p) = r.port {
-            red["port_redirect"] = json!(p);
-        }
+        let mut red = api::RedirectAction {
+            scheme_redirect: r.scheme.clone(),
+            host_redirect: r.hostname.clone(),
+            port_redirect: r.port,
+            ..Default::default()
+        };
         match &r.path {
             Some(p) if uses_template(&p.value) => {
                 return Err("capture templates have no native equivalent".into())
             }
             Some(p) if p.kind == PathModifierKind::ReplaceFullPath => {
-                red["path_redirect"] = json!(p.value)
+                red.path_redirect = Some(p.value.clone())
             }
-            Some(p) => red["regex_rewrite"] = prefix_rewrite(rule, &p.value)?,
+            Some(p) => red.regex_rewrite = Some(prefix_rewrite(rule, &p.value)?),
             None => {}
         }
-        red["response_code"] = json!(match r.status_code.unwrap_or(302) {
+        red.response_code = match r.status_code.unwrap_or(302) {
             301 => "MOVED_PERMANENTLY",
             303 => "SEE_OTHER",
             307 => "TEMPORARY_REDIRECT",
             308 => "PERMANENT_REDIRECT",
             _ => "FOUND",
-        });
-        v["redirect"] = red;
+        };
+        v.redirect = Some(red);
         return Ok(v);
     }
     if rule.unresolved_weight > 0 {
@@ -642,56 +644,70 @@ fn native_action(rule: &fc::HttpRule, balancer: Option<&BalancerConfig>) -> Resu
         }
     }
     let mut route = match targets.as_slice() {
-        [(c, _)] => json!({"cluster": c}),
-        _ => {
-            json!({"weighted_clusters": {"clusters": targets.iter().map(|(c, w)| json!({"name": c, "weight": w})).collect::<Vec<_>>()}})
-        }
+        [(c, _)] => api::RouteAction {
+            cluster: Some(c.clone()),
+            ..Default::default()
+        },
+        _ => api::RouteAction {
+            weighted_clusters: Some(api::WeightedClusters {
+                clusters: targets
+                    .into_iter()
+                    .map(|(name, weight)| api::ClusterWeight { name, weight })
+                    .collect(),
+            }),
+            ..Default::default()
+        },
     };
     if let Some(rw) = &rule.url_rewrite {
         if let Some(h) = &rw.hostname {
             if uses_template(h) {
                 return Err("capture templates have no native equivalent".into());
             }
-            route["host_rewrite_literal"] = json!(h);
+            route.host_rewrite_literal = Some(h.clone());
         }
         match &rw.path {
             Some(p) if uses_template(&p.value) => {
                 return Err("capture templates have no native equivalent".into())
             }
             Some(p) if p.kind == PathModifierKind::ReplacePrefixMatch => {
-                route["regex_rewrite"] = prefix_rewrite(rule, &p.value)?
+                route.regex_rewrite = Some(prefix_rewrite(rule, &p.value)?)
             }
             Some(p) => {
-                route["regex_rewrite"] =
-                    json!({"pattern": {"regex": "^/.*$"}, "substitution": p.value})
+                route.regex_rewrite = Some(api::RegexRewrite {
+                    pattern: api::regex("^/.*$"),
+                    substitution: p.value.clone(),
+                })
             }
             None => {}
         }
     }
-    v["route"] = route;
-    for (key, m) in [
-        ("request", &rule.request_headers),
-        ("response", &rule.response_headers),
+    v.route = Some(route);
+    for (add, remove, m) in [
+        (
+            &mut v.request_headers_to_add,
+            &mut v.request_headers_to_remove,
+            &rule.request_headers,
+        ),
+        (
+            &mut v.response_headers_to_add,
+            &mut v.response_headers_to_remove,
+            &rule.response_headers,
+        ),
     ] {
         let Some(m) = m else { continue };
         if m.set.iter().chain(&m.add).any(|h| uses_template(&h.value)) {
             return Err("capture templates have no native equivalent".into());
         }
-        let mut add = header_values(&m.set, "OVERWRITE_IF_EXISTS_OR_ADD");
+        add.extend(header_values(&m.set, "OVERWRITE_IF_EXISTS_OR_ADD"));
         add.extend(header_values(&m.add, "APPEND_IF_EXISTS_OR_ADD"));
-        if !add.is_empty() {
-            v[format!("{key}_headers_to_add")] = add.into();
-        }
-        if !m.remove.is_empty() {
-            v[format!("{key}_headers_to_remove")] = json!(m.remove);
-        }
+        remove.extend(m.remove.iter().cloned());
     }
     Ok(v)
 }
 
 /// Gateway API's ReplacePrefixMatch as a regex rewrite: Envoy's literal `prefix_rewrite`
 /// would turn `/old/x` with replacement `/` into `//x`.
-fn prefix_rewrite(rule: &fc::HttpRule, replacement: &str) -> Result<Value, String> {
+fn prefix_rewrite(rule: &fc::HttpRule, replacement: &str) -> Result<api::RegexRewrite, String> {
     let mut prefixes = rule
         .path
         .iter()
@@ -708,10 +724,14 @@ fn prefix_rewrite(rule: &fc::HttpRule, replacement: &str) -> Result<Value, Strin
         );
     }
     let prefix = regex_escape(first.trim_end_matches('/'));
-    Ok(if replacement.ends_with('/') {
-        json!({"pattern": {"regex": format!("^{prefix}/?")}, "substitution": replacement})
+    let pattern = if replacement.ends_with('/') {
+        format!("^{prefix}/?")
     } else {
-        json!({"pattern": {"regex": format!("^{prefix}")}, "substitution": replacement})
+        format!("^{prefix}")
+    };
+    Ok(api::RegexRewrite {
+        pattern: api::regex(pattern),
+        substitution: replacement.into(),
     })
 }
 
@@ -730,16 +750,15 @@ pub fn native_bootstrap(
             // One listener's gaps are everyone's when listeners share routes.
             own_gaps.retain(|g| !gaps.contains(g));
             gaps.extend(own_gaps);
-            json!({
-                "name": name,
-                "address": socket(layout.address, *port),
-                "filter_chains": [{"filters": [hcm(routes, Vec::new(), access_log(layout.access_log, false))]}]
-            })
+            let log = access_log(layout.access_log, false);
+            let hcm = api::http_connection_manager(routes, Vec::new(), vec![log]);
+            api::listener(*name, api::socket(layout.address, *port), vec![hcm])
         })
         .collect();
-    let boot = json!({
-        "admin": {"address": socket(layout.address, layout.admin_port)},
-        "static_resources": {"listeners": listeners, "clusters": clusters(endpoints, &BTreeMap::new(), &BTreeMap::new())}
-    });
+    let boot = api::bootstrap(
+        api::socket(layout.address, layout.admin_port),
+        listeners,
+        clusters(endpoints, &BTreeMap::new(), &BTreeMap::new()),
+    );
     (boot, gaps)
 }

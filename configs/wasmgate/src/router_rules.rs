@@ -130,11 +130,7 @@ fn virtual_host(
                     let field = format!("{base}.tcp.rules[{ui}].backend");
                     let b = &rule.backend;
                     if b.bucket.is_some() {
-                        cx.fail(
-                            at,
-                            format!("{field}.bucket"),
-                            ErrorKind::Invalid("a bucket serves HTTP only".into()),
-                        );
+                        cx.fail(at, format!("{field}.bucket"), ErrorKind::BucketOverTcp);
                         continue;
                     }
                     if let Some(backend) = cx.backend(
@@ -169,11 +165,7 @@ fn virtual_host(
                 set.tcp
                     .insert(port, (at.clone(), fc::TcpRoute { port, rules }));
             }
-            _ => cx.fail(
-                at,
-                base,
-                ErrorKind::Invalid("a route needs exactly one of `http` or `tcp`".into()),
-            ),
+            _ => cx.fail(at, base, ErrorKind::RouteKind),
         }
     }
 }
@@ -184,17 +176,7 @@ fn ingress(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &IngressSp
         let mut rules = Vec::new();
         for (pi, p) in rule.http.paths.iter().enumerate() {
             let field = format!("{base}.rules[{ri}].http.paths[{pi}].backend");
-            let b = &p.backend;
-            if let Some(backend) = cx.backend(
-                at,
-                &field,
-                "serviceName",
-                &b.service_name,
-                None,
-                Some(&b.service_port),
-                1,
-                "servicePort",
-            ) {
+            if let Some(backend) = ingress_backend(cx, at, &field, &p.backend) {
                 rules.push(fc::HttpRule {
                     path: Some(p.path.clone().unwrap_or_else(|| "/".into())),
                     backend: Some(backend),
@@ -207,16 +189,7 @@ fn ingress(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &IngressSp
     // The Ingress default backend takes whatever no rule matches: the catch-all host.
     if let Some(b) = &spec.backend {
         let field = format!("{base}.backend");
-        if let Some(backend) = cx.backend(
-            at,
-            &field,
-            "serviceName",
-            &b.service_name,
-            None,
-            Some(&b.service_port),
-            1,
-            "servicePort",
-        ) {
+        if let Some(backend) = ingress_backend(cx, at, &field, b) {
             set.host("*").push(fc::HttpRule {
                 path: Some("/".into()),
                 backend: Some(backend),
@@ -224,6 +197,26 @@ fn ingress(cx: &mut Ctx<'_>, set: &mut RouteSet, at: &Location, spec: &IngressSp
             });
         }
     }
+}
+
+/// An Ingress backend (`serviceName`, `servicePort`) resolved like any other.
+fn ingress_backend(
+    cx: &mut Ctx<'_>,
+    at: &Location,
+    field: &str,
+    b: &IngressBackend,
+) -> Option<fc::Backend> {
+    let port = Some(&b.service_port);
+    cx.backend(
+        at,
+        field,
+        "serviceName",
+        &b.service_name,
+        None,
+        port,
+        1,
+        "servicePort",
+    )
 }
 
 fn path_modifier(
@@ -240,9 +233,7 @@ fn path_modifier(
         ("ReplaceFullPath", Some(v), None) => (PathModifierKind::ReplaceFullPath, v),
         ("ReplacePrefixMatch", None, Some(v)) => (PathModifierKind::ReplacePrefixMatch, v),
         (k, _, _) => {
-            cx.fail(at, field, ErrorKind::Invalid(format!(
-                "path modifier type {k:?} needs exactly its own field (replaceFullPath or replacePrefixMatch)"
-            )));
+            cx.fail(at, field, ErrorKind::PathModifierShape(k.to_string()));
             return None;
         }
     };
@@ -316,13 +307,7 @@ fn http_route(
         return status;
     }
     if spec.parent_refs.is_empty() {
-        cx.fail(
-            at,
-            "spec.parentRefs",
-            ErrorKind::Invalid(
-                "the route attaches to no Gateway; name one of the input's Gateways".into(),
-            ),
-        );
+        cx.fail(at, "spec.parentRefs", ErrorKind::NoParentGateway);
         return status;
     }
     for (pi, p) in spec.parent_refs.iter().enumerate() {
@@ -370,13 +355,7 @@ fn attach(
             .as_deref()
             .is_some_and(|g| g != "gateway.networking.k8s.io")
     {
-        cx.fail(
-            at,
-            format!("{field}.kind"),
-            ErrorKind::Invalid(
-                "only Gateway parents (group gateway.networking.k8s.io) are supported".into(),
-            ),
-        );
+        cx.fail(at, format!("{field}.kind"), ErrorKind::ParentNotGateway);
         return Err((
             "NoMatchingParent",
             format!("{field}.kind"),
@@ -537,7 +516,7 @@ fn http_rule(
             cx.fail(
                 at,
                 format!("{base}.{field}"),
-                ErrorKind::Invalid(format!("{field} is not supported by wasmgate")),
+                ErrorKind::Unsupported(field.to_string()),
             );
         }
     }
@@ -593,15 +572,13 @@ fn http_rule(
                 cx.fail(
                     at,
                     format!("{field}.type"),
-                    ErrorKind::Invalid(format!("filter {k} is not supported by wasmgate")),
+                    ErrorKind::Unsupported(format!("filter {k}")),
                 );
             }
             (k, ..) => cx.fail(
                 at,
                 format!("{field}.type"),
-                ErrorKind::Invalid(format!(
-                    "filter type {k:?} needs exactly its own configuration field"
-                )),
+                ErrorKind::FilterShape(k.to_string()),
             ),
         }
     }
@@ -653,22 +630,11 @@ fn http_rule(
         out.unresolved_weight = invalid_weight;
     }
     if out.redirect.is_some() && (out.policy.is_some() || out.cors.is_some()) {
-        cx.fail(
-            at,
-            base.clone(),
-            ErrorKind::Invalid(
-                "a redirect rule forwards nothing: timeouts, retry, RequestMirror and CORS need backendRefs"
-                    .into(),
-            ),
-        );
+        cx.fail(at, base.clone(), ErrorKind::RedirectWithPolicy);
         return None;
     }
     if out.redirect.is_some() && !out.backends.is_empty() {
-        cx.fail(
-            at,
-            base.clone(),
-            ErrorKind::Invalid("a rule cannot both redirect and forward to backendRefs".into()),
-        );
+        cx.fail(at, base.clone(), ErrorKind::RedirectAndBackends);
         return None;
     }
     Some(out)

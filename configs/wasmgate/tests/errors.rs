@@ -18,7 +18,7 @@ struct Dir(PathBuf);
 
 impl Dir {
     fn new(name: &str, files: &[(&str, &str)]) -> Dir {
-        let dir = std::env::temp_dir().join(format!("wasmgate-gen-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("wasmgate-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         for (n, text) in files {
@@ -36,13 +36,13 @@ impl Drop for Dir {
 
 fn errors_of(name: &str, files: &[(&str, &str)]) -> String {
     let dir = Dir::new(name, files);
-    match wasmgate_gen::load(std::slice::from_ref(&dir.0)).and_then(|i| {
+    match wasmgate::load(std::slice::from_ref(&dir.0)).and_then(|i| {
         // Strict: route faults are refused too, as before route status existed.
-        let opts = wasmgate_gen::Options {
+        let opts = wasmgate::Options {
             strict: true,
-            ..wasmgate_gen::Options::default()
+            ..wasmgate::Options::default()
         };
-        wasmgate_gen::generate(&i, &opts)
+        wasmgate::generate(&i, &opts)
     }) {
         Ok(_) => panic!("{name}: accepted"),
         Err(e) => e.to_string().replace(&format!("{}/", dir.0.display()), ""),
@@ -398,8 +398,8 @@ fn a_route_serves_its_hostnames_as_narrowed_by_the_listeners_it_attaches_to() {
                 ("base.yaml", &format!("{SERVICE}---\n{INVENTORY}")),
             ],
         );
-        let out = wasmgate_gen::load(std::slice::from_ref(&dir.0))
-            .and_then(|i| wasmgate_gen::generate(&i, &wasmgate_gen::Options::default()));
+        let out = wasmgate::load(std::slice::from_ref(&dir.0))
+            .and_then(|i| wasmgate::generate(&i, &wasmgate::Options::default()));
         match out {
             Ok(out) => {
                 // Every listener's hosts that forward (not the 404 catch-all that ends a
@@ -436,8 +436,8 @@ fn route_faults_are_status_and_what_does_not_route_is_a_note() {
             ("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 1}\n"),
         ],
     );
-    let inputs = wasmgate_gen::load(std::slice::from_ref(&dir.0)).unwrap();
-    let out = wasmgate_gen::generate(&inputs, &wasmgate_gen::Options::default()).unwrap();
+    let inputs = wasmgate::load(std::slice::from_ref(&dir.0)).unwrap();
+    let out = wasmgate::generate(&inputs, &wasmgate::Options::default()).unwrap();
     assert_eq!(out.notes.len(), 1, "{:?}", out.notes);
     assert!(
         out.notes[0].contains("skipped Deployment web"),

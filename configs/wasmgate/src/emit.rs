@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use serde_json::Value;
 use wasmgate_core::config::{self as fc, BalancerConfig, RouterConfig, ServiceKey};
 
-use crate::envoy::{self, Layout, NativeGap};
+use crate::envoy_bootstrap::{self, Layout, NativeGap};
 use crate::error::{ErrorKind, Errors, GenError, Location};
 use crate::gateway_filters;
 use crate::istio::{self, IstioOptions};
 use crate::listeners::{http_listener_sets, PortMap};
 use crate::load::Inputs;
 use crate::resolve::Ctx;
-use crate::routes;
+use crate::router_rules;
 use crate::status::{GatewayStatus, RouteStatus};
 
 /// Where the generated config expects things to be.
@@ -144,7 +144,7 @@ impl Output {
 pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
     let mut cx = Ctx::new(inputs);
     cx.strict = opts.strict;
-    let set = routes::collect_seed(&mut cx, &opts.port_map);
+    let set = router_rules::collect_seed(&mut cx, &opts.port_map);
     let tcp_ports: Vec<u16> = set.tcp_ports().map(|(p, _)| *p).collect();
     let tcp_mcs: BTreeMap<u16, String> = set
         .tcp_ports()
@@ -158,7 +158,7 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
         by_gateway: &opts.gateway_port_map,
     };
     let mut sets = http_listener_sets(&mut cx, &port_map, opts.http_port, &tcp_ports);
-    let status = routes::collect_http_routes(&mut cx, &mut sets);
+    let status = router_rules::collect_http_routes(&mut cx, &mut sets);
     let services = std::mem::take(&mut cx.used_mcs);
     // The seed's routes are served on every listener, after its own; TCP routes ride along
     // in every router config (the TCP root reads them by port).
@@ -256,7 +256,7 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
         region: opts.region.as_deref(),
         zone: opts.zone.as_deref(),
     };
-    let mut envoy = envoy::bootstrap(
+    let mut envoy = envoy_bootstrap::bootstrap(
         &router,
         balancer.as_ref(),
         &cx.clusters,
@@ -267,7 +267,7 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
     gateway_filters::add_policy_routes(&mut envoy, &cx.rule_policies, &router.policy_header);
     crate::buckets::add_clusters(&mut envoy, &cx.buckets);
     let (envoy_native, native_gaps) =
-        envoy::native_bootstrap(balancer.as_ref(), &cx.clusters, &layout);
+        envoy_bootstrap::native_bootstrap(balancer.as_ref(), &cx.clusters, &layout);
     let mut istio = istio::manifests(
         &listeners,
         balancer.as_ref(),

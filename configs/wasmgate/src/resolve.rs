@@ -83,9 +83,7 @@ impl<'a> Ctx<'a> {
                 self.fail(
                     &dr.at,
                     "spec.host",
-                    ErrorKind::Invalid(format!(
-                        "no multi-cluster service named {name:?}: a DestinationRule tunes a MultiClusterService or ServiceImport"
-                    )),
+                    ErrorKind::NoMultiClusterService(name.to_string()),
                 );
                 continue;
             }
@@ -119,7 +117,7 @@ impl<'a> Ctx<'a> {
     /// `--strict`.
     pub fn route_fault(&mut self, at: &Location, field: &str, message: String) {
         if self.strict {
-            self.fail(at, field, ErrorKind::Invalid(message));
+            self.fail(at, field, ErrorKind::StrictFault(message));
         }
     }
 
@@ -179,38 +177,20 @@ impl<'a> Ctx<'a> {
             let ports = match pick(&spec.template.ports, &spec.ports) {
                 Ok(p) => p,
                 Err(()) => {
-                    self.fail(
-                        &m.at,
-                        "spec.ports",
-                        ErrorKind::Invalid(
-                            "ports are given both in spec and in spec.template; give them once"
-                                .into(),
-                        ),
-                    );
+                    self.fail(&m.at, "spec.ports", ErrorKind::GivenTwice("ports"));
                     continue;
                 }
             };
             let clusters = match (&spec.template.clusters, &spec.clusters) {
                 (Some(_), Some(_)) => {
-                    self.fail(
-                        &m.at,
-                        "spec.clusters",
-                        ErrorKind::Invalid(
-                            "clusters are given both in spec and in spec.template; give them once"
-                                .into(),
-                        ),
-                    );
+                    self.fail(&m.at, "spec.clusters", ErrorKind::GivenTwice("clusters"));
                     continue;
                 }
                 (Some(c), None) | (None, Some(c)) => c.clone(),
                 (None, None) => Vec::new(),
             };
             if ports.is_empty() {
-                self.fail(
-                    &m.at,
-                    "spec.template.ports",
-                    ErrorKind::Invalid("a MultiClusterService needs at least one port".into()),
-                );
+                self.fail(&m.at, "spec.template.ports", ErrorKind::NoServicePort);
                 continue;
             }
             let def = McsDef {
@@ -237,13 +217,7 @@ impl<'a> Ctx<'a> {
                 .as_deref()
                 .filter(|k| *k != "ClusterSetIP")
             {
-                self.fail(
-                    &s.at,
-                    "spec.type",
-                    ErrorKind::Invalid(format!(
-                        "ServiceImport type {k:?} is not supported: only ClusterSetIP is routed"
-                    )),
-                );
+                self.fail(&s.at, "spec.type", ErrorKind::ImportType(k.to_string()));
                 continue;
             }
             let def = McsDef {
@@ -439,9 +413,11 @@ impl<'a> Ctx<'a> {
                 .map(|m| m.cluster.clone())
                 .unwrap_or_default();
             if !used_port.starts_with(&format!("{name}_{port_number}.")) {
-                self.fail(at, format!("{field}.{port_field}"), ErrorKind::Invalid(format!(
-                    "multi-cluster service {name} is already routed on another port; one port per multi-cluster service"
-                )));
+                self.fail(
+                    at,
+                    format!("{field}.{port_field}"),
+                    ErrorKind::SecondServicePort(name.to_string()),
+                );
                 return None;
             }
         } else {
@@ -473,9 +449,14 @@ impl<'a> Ctx<'a> {
                 });
             }
             if members.is_empty() {
-                self.fail(at, format!("{field}.{port_field}"), ErrorKind::Invalid(format!(
-                    "no cluster in the inventory matches the selectors of multi-cluster service {name} and has endpoints for port {port_number}"
-                )));
+                self.fail(
+                    at,
+                    format!("{field}.{port_field}"),
+                    ErrorKind::NoMembers {
+                        service: name.to_string(),
+                        port: port_number,
+                    },
+                );
                 return None;
             }
             // With more than one member, requests go through a failover cluster per member

@@ -10,7 +10,7 @@ use wasmgate_core::config as fc;
 use crate::error::ErrorKind;
 use crate::model::Listener;
 use crate::resolve::Ctx;
-use crate::routes::RouteSet;
+use crate::router_rules::RouteSet;
 use crate::status::{Condition, GatewayStatus, ListenerStatus};
 
 /// `namespace/name` of an object; `default` when the manifest names no namespace.
@@ -208,10 +208,7 @@ pub fn http_listener_sets(
                     cx.fail(
                         &gw.at,
                         format!("{field}.port"),
-                        ErrorKind::Invalid(format!(
-                            "no VirtualHost tcp route for TCP listener port {}",
-                            l.port
-                        )),
+                        ErrorKind::NoTcpRoute(l.port),
                     );
                 }
                 continue;
@@ -262,7 +259,11 @@ pub fn http_listener_sets(
             .map(|g| g.at.clone())
             .unwrap_or_default();
         if cx.strict {
-            cx.fail(&at, "spec.listeners", ErrorKind::Invalid(message.clone()));
+            cx.fail(
+                &at,
+                "spec.listeners",
+                ErrorKind::StrictFault(message.clone()),
+            );
         }
         for l in &s.listeners {
             let Some(ls) = cx

@@ -12,10 +12,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use wasmgate_core::config::{BalancerConfig, RouterConfig};
 
 use crate::emit::ListenerOutput;
+use crate::envoy_api as api_envoy;
+use crate::istio_api as api;
 use crate::resolve::Endpoints;
 
 /// Where the Istio manifests point.
@@ -133,33 +135,41 @@ fn router_target(
     l: &ListenerOutput,
     all: &[ListenerOutput],
     o: &IstioOptions,
-) -> (String, serde_json::Map<String, Value>) {
-    let mut spec = serde_json::Map::new();
+) -> (String, api::PluginTarget) {
+    let workloads = || {
+        Some(api::LabelSelector {
+            match_labels: o.selector.clone(),
+        })
+    };
+    let mut target = api::PluginTarget::default();
     if all.len() <= 1 {
-        spec.insert("selector".into(), json!({"matchLabels": o.selector}));
-        return (o.namespace.clone(), spec);
+        target.selector = workloads();
+        return (o.namespace.clone(), target);
     }
     let shared_port = all
         .iter()
         .any(|other| other.name != l.name && other.declared_port == l.declared_port);
     let namespace = match l.gateway.split_once('/') {
         Some((ns, name)) if shared_port => {
-            spec.insert(
-                "targetRefs".into(),
-                json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": name}]),
-            );
+            target.target_refs = Some(vec![api::TargetRef {
+                group: "gateway.networking.k8s.io",
+                kind: "Gateway",
+                name: name.to_string(),
+            }]);
             ns.to_string()
         }
         _ => {
-            spec.insert("selector".into(), json!({"matchLabels": o.selector}));
+            target.selector = workloads();
             o.namespace.clone()
         }
     };
-    spec.insert(
-        "match".into(),
-        json!([{"mode": "CLIENT", "ports": [{"number": l.declared_port}]}]),
-    );
-    (namespace, spec)
+    target.traffic = Some(vec![api::TrafficSelector {
+        mode: "CLIENT",
+        ports: vec![api::PortSelector {
+            number: l.declared_port,
+        }],
+    }]);
+    (namespace, target)
 }
 
 /// The manifests, in apply order. `namespaces`: the namespace of the Service behind each
@@ -184,56 +194,51 @@ pub fn manifests(
                 .and_then(|n| n.split('|').nth(1))
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(80);
-            let endpoints: Vec<Value> = eps
+            let endpoints = eps
                 .iter()
                 .map(|ep| {
                     let (addr, target) = ep.rsplit_once(':').unwrap_or((ep, "80"));
-                    json!({"address": addr, "ports": {"http": target.parse::<u16>().unwrap_or(80)}, "labels": m.labels})
+                    let port = target.parse::<u16>().unwrap_or(80);
+                    api::WorkloadEntry {
+                        address: addr.to_string(),
+                        ports: Some(BTreeMap::from([("http".to_string(), port)])),
+                        labels: Some(m.labels.clone()),
+                    }
                 })
                 .collect();
-            docs.push(json!({
-                "apiVersion": "networking.istio.io/v1",
-                "kind": "ServiceEntry",
-                "metadata": {"name": format!("wasmgate-{svc}-{}", m.name), "namespace": o.namespace},
-                "spec": {
-                    "hosts": [member_host(svc, &m.name)],
-                    "location": "MESH_EXTERNAL",
-                    "resolution": "STATIC",
-                    "ports": [{"number": port, "name": "http", "protocol": "HTTP"}],
-                    "endpoints": endpoints
-                }
-            }));
+            let entry = api::ServiceEntry {
+                hosts: vec![member_host(svc, &m.name)],
+                location: "MESH_EXTERNAL",
+                resolution: "STATIC",
+                ports: vec![api::http_port(port)],
+                endpoints: Some(endpoints),
+            };
+            let name = format!("wasmgate-{svc}-{}", m.name);
+            docs.push(api::manifest(name, &o.namespace, entry));
         }
     }
     let url = |module: &str| format!("{}/{module}", o.wasm_url_base.trim_end_matches('/'));
     let plugin = |name: &str,
                   namespace: &str,
-                  target: serde_json::Map<String, Value>,
+                  target: api::PluginTarget,
                   module: &str,
                   root: &str,
                   priority: u32,
                   config: Value| {
-        let mut spec = target;
-        for (k, v) in [
-            ("url", json!(url(module))),
-            ("pluginName", json!(root)),
-            ("phase", json!("UNSPECIFIED_PHASE")),
+        let spec = api::WasmPlugin {
+            target,
+            url: url(module),
+            plugin_name: root.into(),
+            phase: "UNSPECIFIED_PHASE",
             // Higher priority runs first: the router, then the balancer.
-            ("priority", json!(priority)),
-            ("failStrategy", json!("FAIL_CLOSE")),
-            ("pluginConfig", config),
-        ] {
-            spec.insert(k.into(), v);
-        }
-        json!({
-            "apiVersion": "extensions.istio.io/v1alpha1",
-            "kind": "WasmPlugin",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": spec
-        })
+            priority,
+            fail_strategy: "FAIL_CLOSE",
+            plugin_config: config,
+        };
+        api::manifest(name, namespace, spec)
     };
     // The balancer runs wherever a router does (it trusts the router's service header).
-    let mut balancer_targets: Vec<(String, serde_json::Map<String, Value>)> = Vec::new();
+    let mut balancer_targets: Vec<(String, api::PluginTarget)> = Vec::new();
     for l in listeners {
         let mut router_config = serde_json::to_value(&l.router).unwrap_or_default();
         rename(&mut router_config, &names);
@@ -244,7 +249,7 @@ pub fn manifests(
         };
         let (namespace, target) = router_target(l, listeners, o);
         let mut workload = target.clone();
-        workload.remove("match");
+        workload.traffic = None;
         if !balancer_targets.contains(&(namespace.clone(), workload.clone())) {
             balancer_targets.push((namespace.clone(), workload));
         }
@@ -263,7 +268,11 @@ pub fn manifests(
         rename(&mut config, &names);
         let several = balancer_targets.len() > 1;
         for (namespace, target) in balancer_targets {
-            let gateway = target.get("targetRefs").and_then(|t| t[0]["name"].as_str());
+            let gateway = target
+                .target_refs
+                .as_ref()
+                .and_then(|t| t.first())
+                .map(|r| r.name.as_str());
             let name = match gateway {
                 Some(gw) if several => format!("wasmgate-balancer-{}", object_name(gw)),
                 _ => "wasmgate-balancer".to_string(),
@@ -283,18 +292,24 @@ pub fn manifests(
         .first()
         .map(|l| l.router.cluster_header.clone())
         .unwrap_or_default();
-    docs.push(json!({
-        "apiVersion": "networking.istio.io/v1alpha3",
-        "kind": "EnvoyFilter",
-        "metadata": {"name": "wasmgate-cluster-header", "namespace": o.namespace},
-        "spec": {
-            "workloadSelector": {"labels": o.selector},
-            "configPatches": [{
-                "applyTo": "HTTP_ROUTE",
-                "match": {"context": "GATEWAY"},
-                "patch": {"operation": "MERGE", "value": {"route": {"cluster_header": cluster_header}}}
-            }]
-        }
-    }));
+    // Istio's routes go to the cluster the filters chose.
+    let route = api_envoy::value(api_envoy::RouteEntry {
+        route: Some(api_envoy::RouteAction {
+            cluster_header: Some(cluster_header),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let filter = api::EnvoyFilter {
+        workload_selector: api::WorkloadSelector {
+            labels: o.selector.clone(),
+        },
+        config_patches: vec![api::merge_patch("HTTP_ROUTE", None, route)],
+    };
+    docs.push(api::manifest(
+        "wasmgate-cluster-header",
+        &o.namespace,
+        filter,
+    ));
     docs
 }

@@ -118,15 +118,12 @@ fn is_yaml(p: &Path) -> bool {
 
 #[derive(Deserialize)]
 struct Head {
-    #[serde(default)]
     kind: Option<String>,
-    #[serde(default)]
     metadata: Option<HeadMeta>,
 }
 
 #[derive(Deserialize)]
 struct HeadMeta {
-    #[serde(default)]
     name: Option<String>,
 }
 

@@ -10,30 +10,20 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metadata {
     pub name: String,
-    #[serde(default)]
     pub namespace: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// What `kubectl get -o yaml` adds; read and ignored.
-    #[serde(default)]
     pub uid: Option<serde_json::Value>,
-    #[serde(default)]
     pub resource_version: Option<serde_json::Value>,
-    #[serde(default)]
     pub generation: Option<serde_json::Value>,
-    #[serde(default)]
     pub creation_timestamp: Option<serde_json::Value>,
-    #[serde(default)]
     pub managed_fields: Option<serde_json::Value>,
-    #[serde(default)]
     pub owner_references: Option<serde_json::Value>,
-    #[serde(default)]
     pub generate_name: Option<serde_json::Value>,
-    #[serde(default)]
     pub finalizers: Option<serde_json::Value>,
-    #[serde(default)]
     pub self_link: Option<serde_json::Value>,
 }
 
@@ -101,45 +91,32 @@ pub struct ServiceSpec {
     pub selector: BTreeMap<String, String>,
     #[serde(default)]
     pub ports: Vec<ServicePort>,
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
-    #[serde(default, rename = "clusterIP")]
+    #[serde(rename = "clusterIP")]
     pub cluster_ip: Option<String>,
     /// What `kubectl get -o yaml` adds; read and ignored.
-    #[serde(default, rename = "clusterIPs")]
+    #[serde(rename = "clusterIPs")]
     pub cluster_ips: Option<serde_json::Value>,
-    #[serde(default)]
     pub ip_families: Option<serde_json::Value>,
-    #[serde(default)]
     pub ip_family_policy: Option<serde_json::Value>,
-    #[serde(default)]
     pub internal_traffic_policy: Option<serde_json::Value>,
-    #[serde(default)]
     pub session_affinity: Option<serde_json::Value>,
-    #[serde(default)]
     pub external_traffic_policy: Option<serde_json::Value>,
-    #[serde(default)]
     pub allocate_load_balancer_node_ports: Option<serde_json::Value>,
-    #[serde(default)]
     pub health_check_node_port: Option<serde_json::Value>,
-    #[serde(default)]
     pub publish_not_ready_addresses: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServicePort {
-    #[serde(default)]
     pub name: Option<String>,
     pub port: u16,
-    #[serde(default)]
     pub protocol: Option<String>,
-    #[serde(default)]
     pub target_port: Option<PortRef>,
-    #[serde(default)]
     pub app_protocol: Option<String>,
     /// What `kubectl get -o yaml` shows of a NodePort or LoadBalancer Service; ignored.
-    #[serde(default)]
     pub node_port: Option<u16>,
 }
 
@@ -161,9 +138,7 @@ pub struct VirtualHostSpec {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VhRoute {
-    #[serde(default)]
     pub http: Option<VhHttpRoute>,
-    #[serde(default)]
     pub tcp: Option<VhTcpRoute>,
 }
 
@@ -178,11 +153,8 @@ pub struct VhHttpRoute {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VhHttpRule {
-    #[serde(default)]
     pub path: Option<String>,
-    #[serde(default)]
     pub backend: Option<VhBackend>,
-    #[serde(default)]
     pub status_code: Option<VhStatusCode>,
 }
 
@@ -192,10 +164,8 @@ pub struct VhBackend {
     /// The service; empty for a bucket.
     #[serde(default)]
     pub service: String,
-    #[serde(default)]
     pub service_port: Option<PortRef>,
     /// A storage bucket instead of a service (HTTP rules only).
-    #[serde(default)]
     pub bucket: Option<crate::buckets::BucketSpec>,
 }
 
@@ -204,7 +174,6 @@ pub struct VhBackend {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VhStatusCode {
     pub code: u16,
-    #[serde(default)]
     pub body: Option<String>,
 }
 
@@ -264,9 +233,7 @@ pub struct MultiClusterService {
 pub struct McsSpec {
     #[serde(default)]
     pub template: McsTemplate,
-    #[serde(default)]
     pub ports: Option<Vec<ServicePort>>,
-    #[serde(default)]
     pub clusters: Option<Vec<McsClusterSelector>>,
 }
 
@@ -275,9 +242,7 @@ pub struct McsSpec {
 pub struct McsTemplate {
     #[serde(default)]
     pub selector: BTreeMap<String, String>,
-    #[serde(default)]
     pub ports: Option<Vec<ServicePort>>,
-    #[serde(default)]
     pub clusters: Option<Vec<McsClusterSelector>>,
 }
 
@@ -317,7 +282,6 @@ pub struct MciTemplate {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IngressSpec {
-    #[serde(default)]
     pub backend: Option<IngressBackend>,
     #[serde(default)]
     pub rules: Vec<IngressRule>,
@@ -326,7 +290,6 @@ pub struct IngressSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IngressRule {
-    #[serde(default)]
     pub host: Option<String>,
     pub http: IngressHttp,
 }
@@ -340,7 +303,6 @@ pub struct IngressHttp {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IngressPath {
-    #[serde(default)]
     pub path: Option<String>,
     pub backend: IngressBackend,
 }
@@ -365,7 +327,6 @@ pub struct Gateway {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GatewaySpec {
-    #[serde(default)]
     pub gateway_class_name: Option<String>,
     pub listeners: Vec<Listener>,
 }
@@ -374,11 +335,9 @@ pub struct GatewaySpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Listener {
     pub name: String,
-    #[serde(default)]
     pub hostname: Option<String>,
     pub port: u16,
     pub protocol: String,
-    #[serde(default)]
     pub allowed_routes: Option<AllowedRoutes>,
 }
 
@@ -386,7 +345,6 @@ pub struct Listener {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AllowedRoutes {
-    #[serde(default)]
     pub namespaces: Option<RouteNamespaces>,
     #[serde(default)]
     pub kinds: Vec<RouteGroupKind>,
@@ -396,16 +354,13 @@ pub struct AllowedRoutes {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteNamespaces {
     /// `Same` (the default), `All` or `Selector`.
-    #[serde(default)]
     pub from: Option<String>,
-    #[serde(default)]
     pub selector: Option<LabelSelector>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteGroupKind {
-    #[serde(default)]
     pub group: Option<String>,
     pub kind: String,
 }
@@ -465,7 +420,6 @@ pub struct GrantFrom {
 pub struct GrantTo {
     pub group: String,
     pub kind: String,
-    #[serde(default)]
     pub name: Option<String>,
 }
 
@@ -492,23 +446,17 @@ pub struct HttpRouteSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ParentRef {
-    #[serde(default)]
     pub group: Option<String>,
-    #[serde(default)]
     pub kind: Option<String>,
-    #[serde(default)]
     pub namespace: Option<String>,
     pub name: String,
-    #[serde(default)]
     pub section_name: Option<String>,
-    #[serde(default)]
     pub port: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteRule {
-    #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
     pub matches: Vec<wasmgate_core::config::HttpMatch>,
@@ -517,11 +465,8 @@ pub struct HttpRouteRule {
     #[serde(default)]
     pub backend_refs: Vec<BackendRef>,
     /// Accepted by the schema, not supported by wasmgate: rejected with a clear error.
-    #[serde(default)]
     pub timeouts: Option<serde_json::Value>,
-    #[serde(default)]
     pub retry: Option<serde_json::Value>,
-    #[serde(default)]
     pub session_persistence: Option<serde_json::Value>,
 }
 
@@ -530,19 +475,12 @@ pub struct HttpRouteRule {
 pub struct HttpRouteFilter {
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default)]
     pub request_header_modifier: Option<GwHeaderModifier>,
-    #[serde(default)]
     pub response_header_modifier: Option<GwHeaderModifier>,
-    #[serde(default)]
     pub request_redirect: Option<GwRedirect>,
-    #[serde(default)]
     pub url_rewrite: Option<GwUrlRewrite>,
-    #[serde(default)]
     pub request_mirror: Option<serde_json::Value>,
-    #[serde(default)]
     pub extension_ref: Option<serde_json::Value>,
-    #[serde(default)]
     pub cors: Option<serde_json::Value>,
 }
 
@@ -560,24 +498,17 @@ pub struct GwHeaderModifier {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GwRedirect {
-    #[serde(default)]
     pub scheme: Option<String>,
-    #[serde(default)]
     pub hostname: Option<String>,
-    #[serde(default)]
     pub path: Option<GwPathModifier>,
-    #[serde(default)]
     pub port: Option<u16>,
-    #[serde(default)]
     pub status_code: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GwUrlRewrite {
-    #[serde(default)]
     pub hostname: Option<String>,
-    #[serde(default)]
     pub path: Option<GwPathModifier>,
 }
 
@@ -586,25 +517,18 @@ pub struct GwUrlRewrite {
 pub struct GwPathModifier {
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default)]
     pub replace_full_path: Option<String>,
-    #[serde(default)]
     pub replace_prefix_match: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackendRef {
-    #[serde(default)]
     pub group: Option<String>,
-    #[serde(default)]
     pub kind: Option<String>,
     pub name: String,
-    #[serde(default)]
     pub namespace: Option<String>,
-    #[serde(default)]
     pub port: Option<u16>,
-    #[serde(default)]
     pub weight: Option<u32>,
     #[serde(default)]
     pub filters: Vec<serde_json::Value>,
@@ -621,15 +545,13 @@ pub struct ServiceImport {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceImportSpec {
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
     #[serde(default)]
     pub ports: Vec<ServicePort>,
     #[serde(default)]
     pub ips: Vec<String>,
-    #[serde(default)]
     pub session_affinity: Option<String>,
-    #[serde(default)]
     pub session_affinity_config: Option<serde_json::Value>,
 }
 
@@ -647,66 +569,43 @@ pub struct DestinationRule {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DestinationRuleSpec {
     pub host: String,
-    #[serde(default)]
     pub traffic_policy: Option<TrafficPolicy>,
-    #[serde(default)]
     pub subsets: Option<serde_json::Value>,
-    #[serde(default)]
     pub export_to: Option<serde_json::Value>,
-    #[serde(default)]
     pub workload_selector: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrafficPolicy {
-    #[serde(default)]
     pub load_balancer: Option<LoadBalancerSettings>,
-    #[serde(default)]
     pub connection_pool: Option<ConnectionPoolSettings>,
-    #[serde(default)]
     pub outlier_detection: Option<OutlierDetection>,
-    #[serde(default)]
     pub tls: Option<serde_json::Value>,
-    #[serde(default)]
     pub port_level_settings: Option<serde_json::Value>,
-    #[serde(default)]
     pub tunnel: Option<serde_json::Value>,
-    #[serde(default)]
     pub proxy_protocol: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadBalancerSettings {
-    #[serde(default)]
     pub simple: Option<String>,
-    #[serde(default)]
     pub consistent_hash: Option<ConsistentHash>,
-    #[serde(default)]
     pub locality_lb_setting: Option<LocalityLbSetting>,
-    #[serde(default)]
     pub warmup_duration_secs: Option<serde_json::Value>,
-    #[serde(default)]
     pub warmup: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConsistentHash {
-    #[serde(default)]
     pub http_header_name: Option<String>,
-    #[serde(default)]
     pub http_cookie: Option<HttpCookie>,
-    #[serde(default)]
     pub use_source_ip: Option<bool>,
-    #[serde(default)]
     pub http_query_parameter_name: Option<serde_json::Value>,
-    #[serde(default)]
     pub ring_hash: Option<serde_json::Value>,
-    #[serde(default)]
     pub maglev: Option<serde_json::Value>,
-    #[serde(default)]
     pub minimum_ring_size: Option<serde_json::Value>,
 }
 
@@ -714,92 +613,62 @@ pub struct ConsistentHash {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpCookie {
     pub name: String,
-    #[serde(default)]
     pub path: Option<String>,
-    #[serde(default)]
     pub ttl: Option<String>,
-    #[serde(default)]
     pub attributes: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocalityLbSetting {
-    #[serde(default)]
     pub enabled: Option<bool>,
-    #[serde(default)]
     pub distribute: Option<serde_json::Value>,
-    #[serde(default)]
     pub failover: Option<serde_json::Value>,
-    #[serde(default)]
     pub failover_priority: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionPoolSettings {
-    #[serde(default)]
     pub tcp: Option<TcpPool>,
-    #[serde(default)]
     pub http: Option<HttpPool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpPool {
-    #[serde(default)]
     pub max_connections: Option<u32>,
-    #[serde(default)]
     pub connect_timeout: Option<String>,
-    #[serde(default)]
     pub tcp_keepalive: Option<serde_json::Value>,
-    #[serde(default)]
     pub max_connection_duration: Option<serde_json::Value>,
-    #[serde(default)]
     pub idle_timeout: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpPool {
-    #[serde(default)]
     pub http1_max_pending_requests: Option<u32>,
-    #[serde(default)]
     pub http2_max_requests: Option<u32>,
-    #[serde(default)]
     pub max_requests_per_connection: Option<serde_json::Value>,
-    #[serde(default)]
     pub max_retries: Option<serde_json::Value>,
-    #[serde(default)]
     pub idle_timeout: Option<serde_json::Value>,
-    #[serde(default)]
     pub h2_upgrade_policy: Option<serde_json::Value>,
-    #[serde(default)]
     pub use_client_protocol: Option<serde_json::Value>,
-    #[serde(default)]
     pub max_concurrent_streams: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutlierDetection {
-    #[serde(default, rename = "consecutive5xxErrors")]
+    #[serde(rename = "consecutive5xxErrors")]
     pub consecutive_5xx_errors: Option<u32>,
-    #[serde(default)]
     pub consecutive_errors: Option<serde_json::Value>,
-    #[serde(default)]
     pub consecutive_gateway_errors: Option<serde_json::Value>,
-    #[serde(default)]
     pub consecutive_local_origin_failures: Option<serde_json::Value>,
-    #[serde(default)]
     pub split_external_local_origin_errors: Option<serde_json::Value>,
-    #[serde(default)]
     pub interval: Option<serde_json::Value>,
-    #[serde(default)]
     pub base_ejection_time: Option<String>,
-    #[serde(default)]
     pub max_ejection_percent: Option<u32>,
-    #[serde(default)]
     pub min_health_percent: Option<serde_json::Value>,
 }
 
@@ -809,7 +678,6 @@ pub struct OutlierDetection {
 #[serde(rename_all = "camelCase")]
 pub struct EndpointSlice {
     pub metadata: Metadata,
-    #[serde(default)]
     pub address_type: Option<String>,
     #[serde(default)]
     pub endpoints: Vec<SliceEndpoint>,
@@ -821,24 +689,19 @@ pub struct EndpointSlice {
 #[serde(rename_all = "camelCase")]
 pub struct SliceEndpoint {
     pub addresses: Vec<String>,
-    #[serde(default)]
     pub conditions: Option<SliceConditions>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SliceConditions {
-    #[serde(default)]
     pub ready: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SlicePort {
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub port: Option<u16>,
-    #[serde(default)]
     pub protocol: Option<String>,
 }

@@ -22,10 +22,9 @@ impl Dir {
         Dir(dir)
     }
 
-    fn generate(&self, opts: &wasmgate_gen::Options) -> Result<wasmgate_gen::Output, String> {
-        let inputs =
-            wasmgate_gen::load(std::slice::from_ref(&self.0)).map_err(|e| e.to_string())?;
-        wasmgate_gen::generate(&inputs, opts).map_err(|e| e.to_string())
+    fn generate(&self, opts: &wasmgate::Options) -> Result<wasmgate::Output, String> {
+        let inputs = wasmgate::load(std::slice::from_ref(&self.0)).map_err(|e| e.to_string())?;
+        wasmgate::generate(&inputs, opts).map_err(|e| e.to_string())
     }
 }
 
@@ -39,7 +38,7 @@ fn gateway(name: &str, listeners: &str) -> String {
     format!("kind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  gatewayClassName: wasmgate\n  listeners: {listeners}\n---\nkind: HTTPRoute\nmetadata: {{name: {name}-route}}\nspec:\n  parentRefs: [{{name: {name}}}]\n  rules: [{{backendRefs: [{{name: web, port: 80}}]}}]\n")
 }
 
-fn condition(l: &wasmgate_gen::status::ListenerStatus, kind: &str) -> String {
+fn condition(l: &wasmgate::status::ListenerStatus, kind: &str) -> String {
     l.conditions
         .iter()
         .find(|c| c.kind == kind)
@@ -57,7 +56,7 @@ fn a_second_gateway_on_a_taken_port_is_not_accepted_there_unless_strict_refuses_
             ("base.yaml", &format!("{SERVICE}---\n{INVENTORY}")),
         ],
     );
-    let out = dir.generate(&wasmgate_gen::Options::default()).unwrap();
+    let out = dir.generate(&wasmgate::Options::default()).unwrap();
     let names: Vec<&str> = out.listeners.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(
         names,
@@ -112,9 +111,9 @@ fn a_second_gateway_on_a_taken_port_is_not_accepted_there_unless_strict_refuses_
         "ListenersNotValid"
     );
 
-    let strict = wasmgate_gen::Options {
+    let strict = wasmgate::Options {
         strict: true,
-        ..wasmgate_gen::Options::default()
+        ..wasmgate::Options::default()
     };
     let err = dir.generate(&strict).unwrap_err();
     assert!(err.contains("give this one its own port"), "{err}");
@@ -129,7 +128,7 @@ fn conflicted_listeners_are_errors_under_strict() {
             ("base.yaml", &format!("{SERVICE}---\n{INVENTORY}")),
         ],
     );
-    let out = dir.generate(&wasmgate_gen::Options::default()).unwrap();
+    let out = dir.generate(&wasmgate::Options::default()).unwrap();
     let gw = &out.gateways[0];
     for l in &gw.listeners[..2] {
         assert_eq!(
@@ -152,9 +151,9 @@ fn conflicted_listeners_are_errors_under_strict() {
     // No conflicted listener wins: only port 81 is served.
     let ports: Vec<u16> = out.listeners.iter().map(|l| l.declared_port).collect();
     assert_eq!(ports, [81]);
-    let strict = wasmgate_gen::Options {
+    let strict = wasmgate::Options {
         strict: true,
-        ..wasmgate_gen::Options::default()
+        ..wasmgate::Options::default()
     };
     let err = dir.generate(&strict).unwrap_err();
     assert!(err.contains("spec.listeners[0].port"), "{err}");
@@ -175,7 +174,7 @@ fn istio_gets_one_router_plugin_per_listener_with_that_listeners_routes() {
             ("base.yaml", &format!("{SERVICE}---\n{INVENTORY}")),
         ],
     );
-    let mut opts = wasmgate_gen::Options::default();
+    let mut opts = wasmgate::Options::default();
     opts.gateway_port_map.insert(("other".into(), 8080), 18080);
     let out = dir.generate(&opts).unwrap();
     let plugins: Vec<&Value> = out
@@ -234,7 +233,7 @@ fn services_of_one_name_in_two_namespaces_get_their_own_clusters_everywhere() {
             ("base.yaml", &format!("{SERVICE}---\n{INVENTORY}")),
         ],
     );
-    let out = dir.generate(&wasmgate_gen::Options::default()).unwrap();
+    let out = dir.generate(&wasmgate::Options::default()).unwrap();
     let clusters = |boot: &Value| -> Vec<(String, String)> {
         boot["static_resources"]["clusters"]
             .as_array()

@@ -11,12 +11,14 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wasmgate_core::bucket::CompiledBucket;
 use wasmgate_core::config::{self as fc, BucketAddressing};
 
+use crate::envoy_api as api;
 use crate::error::{ErrorKind, Location};
 use crate::istio::IstioOptions;
+use crate::istio_api;
 use crate::listeners::namespace_of;
 use crate::model::{BackendRef, Metadata, VhBackend};
 use crate::resolve::Ctx;
@@ -34,20 +36,15 @@ pub struct BucketSpec {
     /// `http://host[:port]` or `https://host[:port]` of the store's S3 endpoint.
     pub endpoint: String,
     /// The region signatures are scoped to; default `us-east-1`.
-    #[serde(default)]
     pub region: Option<String>,
     #[serde(default)]
     pub addressing: BucketAddressing,
     #[serde(default)]
     pub prefix: String,
-    #[serde(default)]
     pub index_document: Option<String>,
-    #[serde(default)]
     pub spa_fallback: Option<String>,
-    #[serde(default)]
     pub not_found_body: Option<String>,
     /// A private bucket: Envoy signs every request to it. Absent: a public bucket.
-    #[serde(default)]
     pub signing: Option<Signing>,
 }
 
@@ -57,10 +54,8 @@ pub struct BucketSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Signing {
     /// An AWS credentials file Envoy reads (and re-reads as it changes).
-    #[serde(default)]
     pub credentials_file: Option<String>,
     /// The profile in that file; default `default`.
-    #[serde(default)]
     pub profile: Option<String>,
 }
 
@@ -123,10 +118,7 @@ pub fn resolve(
         cx.fail(
             at,
             format!("{field}.endpoint"),
-            ErrorKind::Invalid(format!(
-                "endpoint {:?}: expected http://host[:port] or https://host[:port]",
-                spec.endpoint
-            )),
+            ErrorKind::BucketEndpoint(spec.endpoint.clone()),
         );
         return None;
     };
@@ -153,7 +145,7 @@ pub fn resolve(
             .path
             .replace(".cluster", ".name")
             .replace(".host", ".endpoint");
-        cx.fail(at, field, ErrorKind::Invalid(e.kind.to_string()));
+        cx.fail(at, field, ErrorKind::Core(e.kind));
         return None;
     }
     let def = BucketCluster {
@@ -168,10 +160,7 @@ pub fn resolve(
             cx.fail(
                 at,
                 field.to_string(),
-                ErrorKind::Invalid(format!(
-                    "bucket {:?} is already defined with another endpoint, region or signing",
-                    spec.name
-                )),
+                ErrorKind::BucketRedefined(spec.name.clone()),
             );
             return None;
         }
@@ -197,11 +186,7 @@ pub fn seed_backend(
             Some((None, Some(bucket)))
         }
         (Some(_), _) => {
-            cx.fail(
-                at,
-                field.to_string(),
-                ErrorKind::Invalid("a backend is either a service or a bucket".into()),
-            );
+            cx.fail(at, field.to_string(), ErrorKind::ServiceOrBucket);
             None
         }
         (None, _) => {
@@ -299,50 +284,58 @@ pub fn clusters(buckets: &BucketClusters) -> Vec<Value> {
         .iter()
         .map(|(name, b)| {
             let is_ip = b.host.parse::<std::net::IpAddr>().is_ok();
-            let mut c = json!({
-                "name": name,
-                "type": if is_ip { "STATIC" } else { "STRICT_DNS" },
-                "connect_timeout": "2s",
-                "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-                    {"endpoint": {"address": {"socket_address": {
-                        "address": b.host, "port_value": b.port}}}}
-                ]}]}
-            });
+            let mut c = api::Cluster::new(name, vec![api::socket(&b.host, b.port)]);
+            c.connect_timeout = "2s".into();
             if !is_ip {
-                c["dns_lookup_family"] = json!("V4_PREFERRED");
+                c.kind = "STRICT_DNS";
+                c.dns_lookup_family = Some("V4_PREFERRED");
             }
             if b.tls {
-                c["transport_socket"] = json!({
-                    "name": "envoy.transport_sockets.tls",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                        "sni": b.host,
-                        // The store's certificate must chain to the system's CAs and name
-                        // the endpoint: signed requests never go to an impostor.
-                        "common_tls_context": {"validation_context": {
-                            "trusted_ca": {"filename": SYSTEM_CA_BUNDLE},
-                            "match_typed_subject_alt_names": [
-                                {"san_type": "DNS", "matcher": {"exact": b.host}}
-                            ]
-                        }}
-                    }
-                });
+                let tls = api::UpstreamTlsContext {
+                    sni: b.host.clone(),
+                    // The store's certificate must chain to the system's CAs and name the
+                    // endpoint: signed requests never go to an impostor.
+                    common_tls_context: api::CommonTlsContext {
+                        validation_context: api::ValidationContext {
+                            trusted_ca: api::LocalFile {
+                                filename: SYSTEM_CA_BUNDLE.into(),
+                            },
+                            match_typed_subject_alt_names: vec![api::SanMatcher {
+                                san_type: "DNS",
+                                matcher: api::StringMatcher::Exact(b.host.clone()),
+                            }],
+                        },
+                    },
+                };
+                c.transport_socket = Some(api::extension("envoy.transport_sockets.tls", tls));
             }
             if let Some(s) = &b.signing {
-                c["typed_extension_protocol_options"] = json!({
-                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                        "explicit_http_config": {"http_protocol_options": {}},
-                        "http_filters": [signing_filter(&b.region, s), {
-                            "name": "envoy.filters.http.upstream_codec",
-                            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"}
-                        }]
-                    }
-                });
+                c.typed_extension_protocol_options = Some(signing_options(
+                    &b.region,
+                    s,
+                    Some(api::ExplicitHttpConfig {
+                        http_protocol_options: api::Empty {},
+                    }),
+                ));
             }
-            c
+            api::value(c)
         })
         .collect()
+}
+
+/// The upstream filters of a private bucket's cluster: SigV4 signing, then the codec.
+fn signing_options(
+    region: &str,
+    s: &Signing,
+    explicit_http_config: Option<api::ExplicitHttpConfig>,
+) -> api::ProtocolOptions {
+    let codec = api::extension("envoy.filters.http.upstream_codec", api::UpstreamCodec {});
+    api::ProtocolOptions {
+        http: api::Typed::new(api::HttpProtocolOptions {
+            explicit_http_config,
+            http_filters: vec![signing_filter(region, s), api::value(codec)],
+        }),
+    }
 }
 
 /// Envoy's SigV4 filter, as an upstream filter: it runs after the router, on the request
@@ -350,35 +343,36 @@ pub fn clusters(buckets: &BucketClusters) -> Vec<Value> {
 fn signing_filter(region: &str, s: &Signing) -> Value {
     // Only the source named here: without `custom_credential_provider_chain` Envoy also
     // walks its default chain (instance metadata included) on every refresh.
-    let provider = match &s.credentials_file {
-        Some(file) => json!({
-            "custom_credential_provider_chain": true,
-            "credentials_file_provider": {
-                "credentials_data_source": {"filename": file},
-                "profile": s.profile.as_deref().unwrap_or("default")
-            }
-        }),
-        None => json!({
-            "custom_credential_provider_chain": true,
-            "environment_credential_provider": {}
-        }),
+    let file = s
+        .credentials_file
+        .as_ref()
+        .map(|file| api::CredentialsFileProvider {
+            credentials_data_source: api::LocalFile {
+                filename: file.clone(),
+            },
+            profile: s.profile.clone().unwrap_or_else(|| "default".into()),
+        });
+    let provider = api::CredentialProvider {
+        custom_credential_provider_chain: true,
+        environment_credential_provider: file.is_none().then_some(api::Empty {}),
+        credentials_file_provider: file,
     };
-    json!({
-        "name": "envoy.filters.http.aws_request_signing",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.aws_request_signing.v3.AwsRequestSigning",
-            "service_name": "s3",
-            "region": region,
-            "use_unsigned_payload": true,
-            "credential_provider": provider,
-            // Headers Envoy adds or changes after signing must stay out of the signature.
-            "match_excluded_headers": [
-                {"prefix": "x-envoy"},
-                {"prefix": "x-wasmgate"},
-                {"exact": "x-request-id"}
-            ]
-        }
-    })
+    let signing = api::AwsRequestSigning {
+        service_name: "s3",
+        region: region.into(),
+        use_unsigned_payload: true,
+        credential_provider: provider,
+        // Headers Envoy adds or changes after signing must stay out of the signature.
+        match_excluded_headers: vec![
+            api::StringMatcher::Prefix("x-envoy".into()),
+            api::StringMatcher::Prefix("x-wasmgate".into()),
+            api::StringMatcher::Exact("x-request-id".into()),
+        ],
+    };
+    api::value(api::extension(
+        "envoy.filters.http.aws_request_signing",
+        signing,
+    ))
 }
 
 /// Adds the bucket clusters to a generated bootstrap.
@@ -435,56 +429,55 @@ pub fn add_istio(docs: &mut Vec<Value>, buckets: &BucketClusters, o: &IstioOptio
     let mut out = Vec::new();
     for (name, b) in buckets {
         let is_ip = b.host.parse::<std::net::IpAddr>().is_ok();
-        let mut entry = json!({
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "ServiceEntry",
-            "metadata": {"name": format!("wasmgate-{}", name.replace('_', "-")), "namespace": o.namespace},
-            "spec": {
-                "hosts": [b.host],
-                "location": "MESH_EXTERNAL",
-                "resolution": if is_ip { "STATIC" } else { "DNS" },
-                // HTTP to the gateway's Envoy, so its router and the signing filter see
-                // requests; TLS, when the endpoint has it, is originated below.
-                "ports": [{"number": b.port, "name": "http", "protocol": "HTTP"}]
-            }
-        });
-        if is_ip {
-            entry["spec"]["endpoints"] = json!([{"address": b.host}]);
-        }
-        out.push(entry);
+        let object = format!("wasmgate-{}", name.replace('_', "-"));
+        let entry = istio_api::ServiceEntry {
+            hosts: vec![b.host.clone()],
+            location: "MESH_EXTERNAL",
+            resolution: if is_ip { "STATIC" } else { "DNS" },
+            // HTTP to the gateway's Envoy, so its router and the signing filter see
+            // requests; TLS, when the endpoint has it, is originated below.
+            ports: vec![istio_api::http_port(b.port)],
+            endpoints: is_ip.then(|| {
+                vec![istio_api::WorkloadEntry {
+                    address: b.host.clone(),
+                    ports: None,
+                    labels: None,
+                }]
+            }),
+        };
+        out.push(istio_api::manifest(&object, &o.namespace, entry));
         if b.tls {
-            out.push(json!({
-                "apiVersion": "networking.istio.io/v1",
-                "kind": "DestinationRule",
-                "metadata": {"name": format!("wasmgate-{}", name.replace('_', "-")), "namespace": o.namespace},
-                "spec": {
-                    "host": b.host,
-                    "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": b.host}}
-                }
-            }));
+            let rule = istio_api::DestinationRule {
+                host: b.host.clone(),
+                traffic_policy: istio_api::TrafficPolicy {
+                    tls: istio_api::ClientTls {
+                        mode: "SIMPLE",
+                        sni: b.host.clone(),
+                    },
+                },
+            };
+            out.push(istio_api::manifest(&object, &o.namespace, rule));
         }
         if let Some(s) = &b.signing {
-            out.push(json!({
-                "apiVersion": "networking.istio.io/v1alpha3",
-                "kind": "EnvoyFilter",
-                "metadata": {"name": format!("wasmgate-{}-signing", name.replace('_', "-")), "namespace": o.namespace},
-                "spec": {
-                    "workloadSelector": {"labels": o.selector},
-                    "configPatches": [{
-                        "applyTo": "CLUSTER",
-                        "match": {"context": "GATEWAY", "cluster": {"service": b.host, "portNumber": b.port}},
-                        "patch": {"operation": "MERGE", "value": {"typed_extension_protocol_options": {
-                            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                                "http_filters": [signing_filter(&b.region, s), {
-                                    "name": "envoy.filters.http.upstream_codec",
-                                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"}
-                                }]
-                            }
-                        }}}
-                    }]
-                }
-            }));
+            let options = signing_options(&b.region, s, None);
+            let cluster = istio_api::ClusterMatch {
+                service: b.host.clone(),
+                port_number: b.port,
+            };
+            let value = api::value(api::ClusterPatch {
+                typed_extension_protocol_options: options,
+            });
+            let filter = istio_api::EnvoyFilter {
+                workload_selector: istio_api::WorkloadSelector {
+                    labels: o.selector.clone(),
+                },
+                config_patches: vec![istio_api::merge_patch("CLUSTER", Some(cluster), value)],
+            };
+            out.push(istio_api::manifest(
+                format!("{object}-signing"),
+                &o.namespace,
+                filter,
+            ));
         }
     }
     out.append(docs);

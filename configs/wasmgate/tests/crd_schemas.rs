@@ -109,8 +109,8 @@ fn generated_istio_manifests_fit_the_istio_crds() {
     let mut problems = Vec::new();
     let mut checked = 0;
     for ex in ["seed-multicluster", "gateway-api", "seed", "buckets"] {
-        let inputs = wasmgate_gen::load(&[examples_dir().join(ex)]).unwrap();
-        let out = wasmgate_gen::generate(&inputs, &wasmgate_gen::Options::default()).unwrap();
+        let inputs = wasmgate::load(&[examples_dir().join(ex)]).unwrap();
+        let out = wasmgate::generate(&inputs, &wasmgate::Options::default()).unwrap();
         for doc in &out.istio {
             // EnvoyFilter has no CRD in tests/crds; the others must fit theirs.
             if doc["kind"] == "EnvoyFilter" {
@@ -133,10 +133,10 @@ fn per_listener_istio_manifests_fit_the_istio_crds() {
     std::fs::create_dir_all(&dir).unwrap();
     let input = "kind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: wasmgate\n  listeners: [{name: a, port: 8080, protocol: HTTP}, {name: b, port: 8090, protocol: HTTP}]\n---\nkind: Gateway\nmetadata: {name: other}\nspec:\n  gatewayClassName: wasmgate\n  listeners: [{name: a, port: 8080, protocol: HTTP}]\n---\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{name: gw}, {name: other}]\n  rules: [{backendRefs: [{name: web, port: 80}]}]\n---\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n---\nkind: ClusterInventory\nmetadata: {name: inv}\nspec:\n  clusters: [{name: c1, services: {web: {80: [\"127.0.0.1:1\"]}}}]\n";
     std::fs::write(dir.join("in.yaml"), input).unwrap();
-    let inputs = wasmgate_gen::load(std::slice::from_ref(&dir)).unwrap();
-    let mut opts = wasmgate_gen::Options::default();
+    let inputs = wasmgate::load(std::slice::from_ref(&dir)).unwrap();
+    let mut opts = wasmgate::Options::default();
     opts.gateway_port_map.insert(("other".into(), 8080), 18080);
-    let out = wasmgate_gen::generate(&inputs, &opts).unwrap();
+    let out = wasmgate::generate(&inputs, &opts).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let mut problems = Vec::new();
     let mut plugins = 0;
@@ -193,8 +193,8 @@ fn the_example_destination_rule_fits_istios_crd() {
 
 #[test]
 fn the_validator_catches_what_it_should() {
-    let inputs = wasmgate_gen::load(&[examples_dir().join("gateway-api")]).unwrap();
-    let out = wasmgate_gen::generate(&inputs, &wasmgate_gen::Options::default()).unwrap();
+    let inputs = wasmgate::load(&[examples_dir().join("gateway-api")]).unwrap();
+    let out = wasmgate::generate(&inputs, &wasmgate::Options::default()).unwrap();
     let mut plugin = out
         .istio
         .iter()
