@@ -9,15 +9,17 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
+pub mod matchers;
+
 use crate::seeded_hash::SeededHashMap;
 
 use regex_lite::Regex;
 
+use self::matchers::host::{parse_authority, HostIndex, HostPattern};
 use crate::bucket::{CompiledBucket, BUCKET_ALLOW};
 use crate::config::*;
 use crate::cors::{is_preflight, CompiledCors, CORS_REQUEST_HEADERS};
 use crate::error::{quote, ConfigError, ConfigErrorKind as K};
-use crate::host::{parse_authority, HostIndex, HostPattern};
 use crate::regex_budget::RegexBudget;
 use crate::request::{query_param, split_query, Random, RequestView};
 use crate::template::{Captures, Template};
