@@ -10,7 +10,7 @@
 
 use crate::config::{BucketAddressing, BucketBackend};
 use crate::error::{quote, ConfigError, ConfigErrorKind as K};
-use crate::host::{parse_authority, HostPattern};
+use crate::route_table::matchers::host::{parse_authority, HostPattern};
 
 /// Request headers a client must not pass to the store: its own credentials or signature
 /// parts would be signed over (or replace) the proxy's.
