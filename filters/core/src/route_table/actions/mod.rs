@@ -58,10 +58,8 @@ impl CompiledRule {
     ) -> Outcome<'t> {
         match &self.action {
             Action::Forward(forward) => forward.act(self.at, m, rng),
-            Action::Reply(reply) => Outcome::Reply(reply.reply(self.at, m.captures)),
-            Action::Redirect(redirect) => {
-                Outcome::Reply(redirect.reply(self.at, m, listener_ports))
-            }
+            Action::Reply(reply) => reply.act(self.at, m.captures),
+            Action::Redirect(redirect) => redirect.act(self.at, m, listener_ports),
         }
     }
 }

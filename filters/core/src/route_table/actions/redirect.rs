@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::route_table::outcome::{Reply, RuleRef};
+use crate::route_table::outcome::{Outcome, Reply, RuleRef};
 
 use super::rewrite::{rewrite_path, PathEdit};
 use super::Matched;
@@ -19,12 +19,12 @@ pub(crate) struct RedirectAction {
 }
 
 impl RedirectAction {
-    pub(crate) fn reply<'t>(
+    pub(crate) fn act<'t>(
         &'t self,
         at: RuleRef,
         m: &Matched<'_>,
         listener_ports: &HashMap<u16, u16>,
-    ) -> Reply<'t> {
+    ) -> Outcome<'t> {
         let scheme_in = m.req.header(":scheme").unwrap_or(b"http");
         let scheme_out = match &self.scheme {
             Some(s) => s.as_str(),
@@ -49,13 +49,13 @@ impl RedirectAction {
             location.push_str(&p);
         }
         location.push_str(&rewrite_path(self.path.as_ref(), m, m.query));
-        Reply {
+        Outcome::Reply(Reply {
             rule: Some(at),
             status: self.status,
             redirect: true,
             headers: vec![("location", Cow::Owned(location))],
             body: "",
-        }
+        })
     }
 }
 

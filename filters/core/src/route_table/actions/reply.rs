@@ -1,6 +1,6 @@
 //! The seed's `statusCode` action: a local reply with a fixed status, headers and body.
 
-use crate::route_table::outcome::{Reply, RuleRef};
+use crate::route_table::outcome::{Outcome, Reply, RuleRef};
 use crate::template::{Captures, Template};
 
 #[derive(Debug)]
@@ -12,8 +12,8 @@ pub(crate) struct ReplyAction {
 }
 
 impl ReplyAction {
-    pub(crate) fn reply<'t>(&'t self, at: RuleRef, caps: &Captures<'_>) -> Reply<'t> {
-        Reply {
+    pub(crate) fn act<'t>(&'t self, at: RuleRef, caps: &Captures<'_>) -> Outcome<'t> {
+        Outcome::Reply(Reply {
             rule: Some(at),
             status: self.status,
             redirect: false,
@@ -23,6 +23,6 @@ impl ReplyAction {
                 .map(|(n, t)| (n.as_str(), t.render(caps)))
                 .collect(),
             body: &self.body,
-        }
+        })
     }
 }

@@ -9,6 +9,8 @@ pub(crate) mod path;
 pub(crate) mod query;
 pub(crate) mod value;
 
+use regex_lite::Regex;
+
 use crate::request::RequestView;
 
 use super::precedence::Precedence;
@@ -24,6 +26,10 @@ pub(crate) struct Candidate {
     pub(crate) precedence: Precedence,
     /// Length of the matched prefix, for `ReplacePrefixMatch`.
     pub(crate) prefix_len: usize,
+    /// A regular-expression path, which no index can key: checked per candidate. (In the
+    /// candidate rather than beside it, so every list sorts with one instantiation of the
+    /// sort: the .wasm is smaller.)
+    pub(crate) path_regex: Option<Regex>,
     method: Option<MethodCond>,
     headers: Vec<HeaderCond>,
     query: Vec<QueryCond>,
@@ -42,10 +48,15 @@ impl Candidate {
             rule,
             precedence: Precedence::new(method.is_some(), headers.len(), query.len(), order),
             prefix_len: 0,
+            path_regex: None,
             method,
             headers,
             query,
         }
+    }
+
+    pub(crate) fn path_regex_matches(&self, path: &str) -> bool {
+        self.path_regex.as_ref().is_some_and(|r| r.is_match(path))
     }
 
     /// Whether the method, header and query conditions hold (the path already matched).

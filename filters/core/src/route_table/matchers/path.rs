@@ -22,7 +22,8 @@ pub(crate) struct PathIndex {
     patterns: Option<matchit::Router<usize>>,
     pattern_candidates: Vec<Vec<Candidate>>,
     pattern_ids: HashMap<String, usize>,
-    regexes: Vec<(Regex, Candidate)>,
+    /// Candidates whose path is a regular expression, tried in order.
+    regexes: Vec<Candidate>,
     /// Keyed by the prefix without trailing slashes; `/` is the empty key.
     prefixes: SeededHashMap<Box<[u8]>, Vec<Candidate>>,
 }
@@ -43,8 +44,9 @@ impl PathIndex {
     }
 
     /// `regex` is anchored at both ends.
-    pub(crate) fn insert_regex(&mut self, regex: Regex, cand: Candidate) {
-        self.regexes.push((regex, cand));
+    pub(crate) fn insert_regex(&mut self, regex: Regex, mut cand: Candidate) {
+        cand.path_regex = Some(regex);
+        self.regexes.push(cand);
     }
 
     /// Files the candidate under a matchit pattern; returns the pattern's capture names.
@@ -79,10 +81,10 @@ impl PathIndex {
             .values_mut()
             .chain(self.prefixes.values_mut())
             .chain(self.pattern_candidates.iter_mut())
+            .chain(std::iter::once(&mut self.regexes))
         {
             list.sort_by_key(|c| c.precedence);
         }
-        self.regexes.sort_by_key(|(_, c)| c.precedence);
     }
 
     /// The winning candidate for a path (without its query) and its pattern captures.
@@ -112,8 +114,8 @@ impl PathIndex {
             let hit = self
                 .regexes
                 .iter()
-                .find(|(r, c)| r.is_match(p) && c.conditions_hold(req, query));
-            if let Some((_, c)) = hit {
+                .find(|c| c.path_regex_matches(p) && c.conditions_hold(req, query));
+            if let Some(c) = hit {
                 return Some((c, Vec::new()));
             }
         }
