@@ -10,7 +10,7 @@
 
 use crate::config::{BucketAddressing, BucketBackend};
 use crate::error::{quote, ConfigError, ConfigErrorKind as K};
-use crate::host::{parse_authority, HostPattern};
+use crate::route_table::matchers::host::{parse_authority, HostPattern};
 
 /// Request headers a client must not pass to the store: its own credentials or signature
 /// parts would be signed over (or replace) the proxy's.
@@ -114,32 +114,26 @@ impl CompiledBucket {
         if !key_prefix.is_empty() && !key_prefix.ends_with('/') {
             key_prefix.push('/');
         }
-        let index_document = match &b.index_document {
-            Some(d) => {
-                let d = check_key(d).map_err(|m| e("indexDocument", K::InvalidPath(m)))?;
-                if d.is_empty() || d.ends_with('/') {
-                    return Err(e(
-                        "indexDocument",
-                        K::InvalidPath("must name an object, not a folder".into()),
-                    ));
-                }
-                d
+        // `indexDocument` and `spaFallback` each name one object, never a folder.
+        let object = |field: &str, d: &str| -> Result<String, ConfigError> {
+            let d = check_key(d).map_err(|m| e(field, K::InvalidPath(m)))?;
+            if d.is_empty() || d.ends_with('/') {
+                return Err(e(
+                    field,
+                    K::InvalidPath("must name an object, not a folder".into()),
+                ));
             }
+            Ok(d)
+        };
+        let index_document = match &b.index_document {
+            Some(d) => object("indexDocument", d)?,
             None => "index.html".to_string(),
         };
-        let spa_fallback = match &b.spa_fallback {
-            Some(d) => {
-                let d = check_key(d).map_err(|m| e("spaFallback", K::InvalidPath(m)))?;
-                if d.is_empty() || d.ends_with('/') {
-                    return Err(e(
-                        "spaFallback",
-                        K::InvalidPath("must name an object, not a folder".into()),
-                    ));
-                }
-                Some(d)
-            }
-            None => None,
-        };
+        let spa_fallback = b
+            .spa_fallback
+            .as_deref()
+            .map(|d| object("spaFallback", d))
+            .transpose()?;
         Ok(CompiledBucket {
             name: b.name.clone(),
             cluster: b.cluster.clone(),

@@ -120,9 +120,9 @@ impl NoMatch {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Route {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpRoute>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp: Option<TcpRoute>,
 }
 
@@ -146,7 +146,7 @@ pub struct TcpRoute {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpRule {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<Backend>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backends: Vec<Backend>,
@@ -158,38 +158,38 @@ pub struct TcpRule {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRule {
     /// The seed's shorthand: a path prefix (element-wise). Exclusive with `matches`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Gateway API matches: OR'ed; the conditions inside one match are AND'ed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matches: Vec<HttpMatch>,
     /// The seed's single backend. Exclusive with `backends`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<Backend>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backends: Vec<Backend>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status_code: Option<StatusCodeAction>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect: Option<Redirect>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url_rewrite: Option<UrlRewrite>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_headers: Option<HeaderModifier>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_headers: Option<HeaderModifier>,
     /// Cross-origin resource sharing (Gateway API's CORS filter): the router answers
     /// preflights itself and adds the CORS headers to responses of allowed origins.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<Cors>,
     /// A name the router writes into `policyHeader` when this rule forwards, so the proxy's
     /// route with that header match applies timeouts, retries and mirrors the router itself
     /// cannot (the generator writes both sides).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
     /// A storage bucket the rule serves objects from, read-only (see [`BucketBackend`]).
     /// Exclusive with the other actions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket: Option<BucketBackend>,
     /// The weight of the rule's backends that could not be resolved (Gateway API: that share
     /// of the rule's requests answers 500, the rest go to `backends`).
@@ -215,7 +215,7 @@ pub struct Cors {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expose_headers: Vec<String>,
     /// `access-control-max-age` of a preflight answer, in seconds; default 5.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_age: Option<u32>,
 }
 
@@ -226,13 +226,13 @@ fn is_zero(w: &u32) -> bool {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpMatch {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathMatch>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderMatch>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub query_params: Vec<QueryMatch>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
 }
 
@@ -259,7 +259,7 @@ pub struct HeaderMatch {
     #[serde(rename = "type", default)]
     pub kind: HeaderMatchKind,
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
 
@@ -294,17 +294,17 @@ pub enum QueryMatchKind {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Backend {
     pub service: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     #[serde(default = "default_weight", skip_serializing_if = "is_default_weight")]
     pub weight: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
     /// Request header edits applied only when this backend is picked, after the rule's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_headers: Option<HeaderModifier>,
     /// Response header edits applied only when this backend is picked, after the rule's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_headers: Option<HeaderModifier>,
 }
 
@@ -329,14 +329,14 @@ pub struct BucketBackend {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub prefix: String,
     /// The object served for a path ending in `/`; default `index.html`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub index_document: Option<String>,
     /// Single-page-app fallback: a path whose last segment has no `.` (no file extension,
     /// e.g. `/users/42`) is served this object (under `prefix`) instead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub spa_fallback: Option<String>,
     /// Body of the 404 answered when the store has no such key (its 403 or 404).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub not_found_body: Option<String>,
 }
 
@@ -361,7 +361,7 @@ impl BucketAddressing {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatusCodeAction {
     pub code: u16,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderValue>,
@@ -370,25 +370,25 @@ pub struct StatusCodeAction {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Redirect {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathModifier>,
     /// 301, 302 (default), 303, 307 or 308.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UrlRewrite {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathModifier>,
 }
 
@@ -438,18 +438,18 @@ pub struct MultiClusterService {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<ClusterSelector>,
     /// Session affinity: the same key lands on the same member cluster.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub canary: Option<Canary>,
     /// Prefer member clusters in the proxy's own zone, then region, then anywhere.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub locality: Option<LocalityPolicy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthPolicy>,
     /// A member that becomes healthy (or is added) ramps from 10% to its full weight over
     /// this many milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub slow_start_ms: Option<u64>,
 }
 
@@ -465,7 +465,7 @@ pub struct Member {
     /// The Envoy cluster requests are steered to, when not `cluster`: an aggregate cluster
     /// that starts with this member and lists the others after it, so that Envoy's retry (with
     /// `previous_priorities`) of a failed connect or reset lands on another member cluster.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub failover_cluster: Option<String>,
     #[serde(default = "default_weight", skip_serializing_if = "is_default_weight")]
     pub weight: u32,
@@ -542,9 +542,9 @@ impl From<&str> for CookieAffinity {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CookieAffinityFields {
     name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     ttl_seconds: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<String>,
 }
 
@@ -603,10 +603,10 @@ pub struct Canary {
     /// The member (by `name`) that is the canary. It takes no part in the weighted split.
     pub member: String,
     /// A request with this header value goes to the canary.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub header: Option<NameValue>,
     /// A request with this cookie value goes to the canary.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cookie: Option<NameValue>,
     /// Share of the other requests sent to the canary, 0 to 100 (per key with affinity).
     #[serde(default, skip_serializing_if = "is_zero_f64")]
@@ -649,9 +649,9 @@ impl Default for LocalityPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HealthPolicy {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<ActiveHealth>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub passive: Option<PassiveHealth>,
     /// What to do when no member is healthy.
     #[serde(default)]
@@ -664,7 +664,7 @@ pub struct HealthPolicy {
 pub struct ActiveHealth {
     pub path: String,
     /// `:authority` of the check; default: the service name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     #[serde(default = "default_interval_ms")]
     pub interval_ms: u64,
@@ -768,7 +768,7 @@ pub struct BalancerConfig {
     pub tcp_ports: BTreeMap<u16, String>,
     /// The proxy's own place; without it the filter reads `node.metadata.REGION` / `ZONE`
     /// (then `node.locality.region` / `zone`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub locality: Option<ProxyLocality>,
     /// Prefix of the shared-data keys holding health state (one key per service).
     #[serde(default = "default_shared_prefix")]
@@ -783,9 +783,9 @@ fn default_shared_prefix() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyLocality {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
 }
 

@@ -2,7 +2,7 @@
 //! apply routing decisions the same way. Host access sits behind [`HeaderMap`].
 
 use crate::config::NoMatch;
-use crate::table::{HeaderEdits, Outcome, Reply, RouteTable};
+use crate::route_table::{HeaderEdits, Outcome, Reply, RouteTable};
 
 /// A mutable header map: the proxy's (through host calls) or a test's.
 pub trait HeaderMap {

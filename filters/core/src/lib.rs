@@ -17,15 +17,14 @@ pub mod bucket;
 pub mod config;
 pub mod cors;
 pub mod effects;
-pub mod envoy;
 pub mod error;
-pub mod host;
+pub mod filter_state;
 pub mod multicluster;
 pub mod observe;
 pub mod regex_budget;
 pub mod request;
+pub mod route_table;
 pub mod seeded_hash;
-pub mod table;
 pub mod template;
 pub mod weighted;
 
@@ -33,6 +32,11 @@ pub use config::{BalancerConfig, RouterConfig};
 pub use effects::{apply_edits, apply_request, HeaderMap, Step, VecHeaders};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use request::{FixedRandom, Random, RequestView, XorShift};
-pub use table::{
+pub use route_table::{
     BackendEdits, Forward, HeaderEdits, Outcome, Reply, RouteTable, RuleRef, TcpOutcome,
 };
+
+// The old module paths, kept so the adapters, the generator and the tests need not change.
+pub use filter_state as envoy;
+pub use route_table as table;
+pub use route_table::matchers::host;

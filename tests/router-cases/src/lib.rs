@@ -31,17 +31,14 @@ pub struct Case {
     pub expect: Expect,
     /// What a real Envoy shows instead, where its own path normalization (on in every
     /// listener we generate) changes the request before the router sees it.
-    #[serde(default)]
     pub envoy: Option<Expect>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
-    #[serde(default)]
     pub authority: Option<String>,
     pub path: String,
-    #[serde(default)]
     pub method: Option<String>,
     #[serde(default)]
     pub headers: Vec<(String, String)>,
@@ -68,9 +65,7 @@ pub struct Expect {
 #[serde(deny_unknown_fields)]
 pub struct ErrorCase {
     pub name: String,
-    #[serde(default)]
     pub config: Option<serde_yaml_ng::Value>,
-    #[serde(default)]
     pub raw: Option<String>,
     pub error: String,
 }
