@@ -7,7 +7,7 @@
 //! HTTP root also runs active health checks on a tick and reports passive errors.
 
 #[cfg(target_arch = "wasm32")]
-mod host;
+mod hostcalls;
 #[cfg(target_arch = "wasm32")]
 mod metrics;
 #[cfg(target_arch = "wasm32")]

@@ -18,7 +18,7 @@ use wasmgate_core::multicluster::{
 };
 use wasmgate_core::XorShift;
 
-use crate::host::{self, HostStore};
+use crate::hostcalls::{self as host, HostStore};
 use crate::metrics::{self, ServiceMetrics};
 use wasmgate_core::envoy::{set_filter_state_args, TCP_PROXY_CLUSTER};
 use wasmgate_core::observe;
