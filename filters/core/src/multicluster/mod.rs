@@ -37,7 +37,11 @@ pub mod tcp_connection;
 pub mod worker;
 
 #[cfg(test)]
+mod mock_host;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod worker_tests;
 
 pub use active_checks::HealthChecker;
 pub use balancer::Balancer;
