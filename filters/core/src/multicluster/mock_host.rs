@@ -19,6 +19,9 @@ pub struct SentCheck {
     pub token: u32,
 }
 
+/// A local reply: status, headers, body.
+pub type Reply = (u32, Vec<(String, String)>, Vec<u8>);
+
 #[derive(Debug, Default)]
 pub struct MockHost {
     pub store: Rc<MemoryStore>,
@@ -36,7 +39,7 @@ pub struct MockHost {
     /// Defined metrics (id = index): kind, name, value.
     pub metrics: RefCell<Vec<(MetricKind, String, u64)>>,
     pub filter_state: RefCell<Vec<(String, String)>>,
-    pub reply: RefCell<Option<(u32, Vec<(String, String)>, Vec<u8>)>>,
+    pub reply: RefCell<Option<Reply>>,
     pub tcp_cluster: RefCell<Option<String>>,
     pub closed: Cell<bool>,
     pub logs: RefCell<Vec<(LogLevel, String)>>,

@@ -144,7 +144,8 @@ fn a_tick_checks_each_member_with_the_configured_request_and_skips_those_in_flig
         "the shortest interval"
     );
     c.on_tick(&w);
-    let sent: Vec<(String, Vec<(String, String)>, u64)> = w
+    type Sent = (String, Vec<(String, String)>, u64);
+    let sent: Vec<Sent> = w
         .host()
         .checks
         .borrow()
@@ -192,7 +193,9 @@ fn a_tick_checks_each_member_with_the_configured_request_and_skips_those_in_flig
 #[test]
 fn check_verdicts_take_members_down_and_bring_them_back_in_shared_health() {
     // Default thresholds: two failures take a member down, one pass brings it back.
-    let table: [(&str, &[Option<&str>], bool, bool, u64); 7] = [
+    // (what, answers per tick (None: no headers), checks refused, up after, down count)
+    type Row<'a> = (&'a str, &'a [Option<&'a str>], bool, bool, u64);
+    let table: [Row; 7] = [
         (
             "one failure is below the threshold",
             &[Some("503")],
@@ -279,7 +282,9 @@ fn check_verdicts_take_members_down_and_bring_them_back_in_shared_health() {
 
 #[test]
 fn what_a_response_says_about_its_member_is_recorded_as_passive_health() {
-    let table: [(&str, Option<&[(&str, &str)]>, u32); 7] = [
+    // (what, response headers (None: reset before them), errors recorded)
+    type Row<'a> = (&'a str, Option<&'a [(&'a str, &'a str)]>, u32);
+    let table: [Row; 7] = [
         ("a 2xx is a success", Some(&[(":status", "200")]), 0),
         (
             "a 4xx is the client's, a success",
@@ -450,7 +455,8 @@ fn picks_count_requests_per_member_failovers_panics_and_rejections() {
     let mut reject = down.clone();
     reject["health"]["onAllUnhealthy"] = json!("reject");
     // (what, service, members taken down, counters expected after 3 requests, steered)
-    let table: [(&str, Value, bool, &[(&str, u64)], bool); 4] = [
+    type Row<'a> = (&'a str, Value, bool, &'a [(&'a str, u64)], bool);
+    let table: [Row; 4] = [
         (
             "each pick counts for its member",
             json!({"members": [member("a", "us", "us-0")]}),
@@ -558,7 +564,9 @@ fn a_shared_write_that_loses_a_race_is_redone_on_fresh_state_and_given_up_after_
 #[test]
 fn a_steady_request_makes_as_few_host_calls_as_the_module_measured_in_host_sim() {
     // The same figures as the .wasm in host-sim (steady request, response included).
-    let table: [(&str, Value, &str, &[(&str, &str)], u32); 6] = [
+    // (what, service, authority, extra request headers, host calls)
+    type Row<'a> = (&'a str, Value, &'a str, &'a [(&'a str, &'a str)], u32);
+    let table: [Row; 6] = [
         ("no affinity", shop(json!({})), "shop", &[], 6),
         (
             "header affinity",
@@ -631,7 +639,8 @@ fn a_generated_affinity_cookie_is_handed_over_with_the_response() {
 fn a_tcp_connection_on_a_service_port_is_steered_and_others_are_left_alone() {
     let port = |p: u64| p.to_le_bytes().to_vec();
     // (what, service health, destination port, steered to, closed)
-    let table: [(&str, bool, Option<u64>, Option<&str>, bool); 4] = [
+    type Row<'a> = (&'a str, bool, Option<u64>, Option<&'a str>, bool);
+    let table: [Row; 4] = [
         (
             "a service port goes to a member cluster",
             false,
