@@ -9,6 +9,7 @@ use log::warn;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{MapType, MetricType, Status};
 use wasmgate_core::envoy::{set_filter_state_args, TCP_PROXY_CLUSTER};
+use wasmgate_core::multicluster::balancer_host::CheckRequest;
 use wasmgate_core::multicluster::{BalancerHost, LogLevel, MetricKind, SharedStore, StoreError};
 
 /// This VM's proxy (a unit: the host knows which context is running).
@@ -99,22 +100,20 @@ impl BalancerHost for ProxyHost {
         }
     }
 
-    fn dispatch_check(
-        &self,
-        cluster: &str,
-        headers: &[(&str, &str)],
-        timeout_ms: u64,
-    ) -> Option<u32> {
+    fn dispatch_check(&self, check: &CheckRequest<'_>) -> Option<u32> {
         match hostcalls::dispatch_http_call(
-            cluster,
-            headers.to_vec(),
+            check.cluster,
+            check.headers.to_vec(),
             None,
             vec![],
-            Duration::from_millis(timeout_ms),
+            Duration::from_millis(check.timeout_ms),
         ) {
             Ok(token) => Some(token),
             Err(status) => {
-                warn!("wasmgate.balancer: cannot check {cluster}: {status:?}");
+                warn!(
+                    "wasmgate.balancer: cannot check {}: {status:?}",
+                    check.cluster
+                );
                 None
             }
         }

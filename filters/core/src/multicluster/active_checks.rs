@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::balancer_host::BalancerHost;
+use super::balancer_host::{BalancerHost, CheckRequest};
 use super::store::acquire_lease;
 use super::worker::BalancerWorker;
 
@@ -66,12 +66,16 @@ impl HealthChecker {
                 if self.pending.values().any(|&p| p == (si, mi)) {
                     continue;
                 }
-                let headers = [
-                    (":method", "GET"),
-                    (":path", a.path.as_str()),
-                    (":authority", authority),
-                ];
-                match host.dispatch_check(&m.cluster, &headers, a.timeout_ms) {
+                let check = CheckRequest {
+                    cluster: &m.cluster,
+                    headers: [
+                        (":method", "GET"),
+                        (":path", a.path.as_str()),
+                        (":authority", authority),
+                    ],
+                    timeout_ms: a.timeout_ms,
+                };
+                match host.dispatch_check(&check) {
                     Some(token) => {
                         self.pending.insert(token, (si, mi));
                     }

@@ -22,6 +22,15 @@ pub enum LogLevel {
     Warn,
 }
 
+/// An active health check: a request without body to a member's Envoy cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRequest<'a> {
+    pub cluster: &'a str,
+    /// `:method`, `:path` and `:authority`.
+    pub headers: [(&'a str, &'a str); 3],
+    pub timeout_ms: u64,
+}
+
 /// The proxy as the balancer sees it. Shared data (with compare-and-swap) comes from
 /// [`SharedStore`]. The stream methods act on the stream whose callback is running.
 pub trait BalancerHost: SharedStore {
@@ -40,14 +49,9 @@ pub trait BalancerHost: SharedStore {
 
     /// Calls the root back every `period_ms`.
     fn set_tick_period_ms(&self, period_ms: u64);
-    /// Sends a health check (a request without body) to `cluster`; the token its answer will
-    /// carry, or `None` if it could not be sent.
-    fn dispatch_check(
-        &self,
-        cluster: &str,
-        headers: &[(&str, &str)],
-        timeout_ms: u64,
-    ) -> Option<u32>;
+    /// Sends a health check; the token its answer will carry, or `None` if it could not be
+    /// sent.
+    fn dispatch_check(&self, check: &CheckRequest<'_>) -> Option<u32>;
     /// A header of the health-check answer being delivered.
     fn check_response_header(&self, name: &str) -> Option<Vec<u8>>;
 

@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
 
-use super::balancer_host::{BalancerHost, LogLevel, MetricKind};
+use super::balancer_host::{BalancerHost, CheckRequest, LogLevel, MetricKind};
 use super::store::{MemoryStore, SharedStore, StoreError};
 
 /// A health check the logic sent.
@@ -190,12 +190,7 @@ impl BalancerHost for MockHost {
         self.tick_period_ms.set(Some(period_ms));
     }
 
-    fn dispatch_check(
-        &self,
-        cluster: &str,
-        headers: &[(&str, &str)],
-        timeout_ms: u64,
-    ) -> Option<u32> {
+    fn dispatch_check(&self, check: &CheckRequest<'_>) -> Option<u32> {
         self.call();
         if self.refuse_checks.get() {
             return None;
@@ -203,12 +198,13 @@ impl BalancerHost for MockHost {
         let mut checks = self.checks.borrow_mut();
         let token = u32::try_from(checks.len()).ok()? + 1;
         checks.push(SentCheck {
-            cluster: cluster.to_string(),
-            headers: headers
+            cluster: check.cluster.to_string(),
+            headers: check
+                .headers
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
-            timeout_ms,
+            timeout_ms: check.timeout_ms,
             token,
         });
         Some(token)

@@ -371,64 +371,31 @@ fn an_ejection_over_max_ejection_percent_is_refused_and_counted() {
 
 #[test]
 fn the_proxy_locality_comes_from_config_then_node_metadata_then_node_locality() {
-    type Row<'a> = (
-        &'a str,
-        bool,
-        &'a [(&'a str, &'a str)],
-        Option<(&'a str, Option<&'a str>)>,
-    );
-    let table: [Row; 7] = [
+    // (what, locality configured, node properties "x:" = `xds.node.` (Envoy 1.40) and
+    // "n:" = `node.` (older Envoy), expected "region/zone" ("" for none))
+    let table = [
+        ("configured wins", true, "x:metadata.REGION=eu", "us/us-0"),
         (
-            "configured wins over the node",
-            true,
-            &[("xds.node.metadata.REGION", "eu")],
-            Some(("us", Some("us-0"))),
-        ),
-        (
-            "xds.node metadata (Envoy 1.40)",
+            "xds.node metadata",
             false,
-            &[
-                ("xds.node.metadata.REGION", "eu"),
-                ("xds.node.metadata.ZONE", "eu-1"),
-            ],
-            Some(("eu", Some("eu-1"))),
+            "x:metadata.REGION=eu,x:metadata.ZONE=eu-1",
+            "eu/eu-1",
+        ),
+        ("node metadata", false, "n:metadata.REGION=ap", "ap/"),
+        (
+            "node locality",
+            false,
+            "x:locality.region=us,x:locality.zone=us-2",
+            "us/us-2",
         ),
         (
-            "node metadata (older Envoy)",
+            "metadata, then locality",
             false,
-            &[("node.metadata.REGION", "ap")],
-            Some(("ap", None)),
+            "x:metadata.REGION=eu,n:locality.zone=eu-3",
+            "eu/eu-3",
         ),
-        (
-            "the node's locality without metadata",
-            false,
-            &[
-                ("xds.node.locality.region", "us"),
-                ("xds.node.locality.zone", "us-2"),
-            ],
-            Some(("us", Some("us-2"))),
-        ),
-        (
-            "metadata region, locality zone",
-            false,
-            &[
-                ("xds.node.metadata.REGION", "eu"),
-                ("node.locality.zone", "eu-3"),
-            ],
-            Some(("eu", Some("eu-3"))),
-        ),
-        (
-            "an empty region is none",
-            false,
-            &[("xds.node.metadata.REGION", "")],
-            None,
-        ),
-        (
-            "a zone alone is no locality",
-            false,
-            &[("xds.node.metadata.ZONE", "z")],
-            None,
-        ),
+        ("an empty region is none", false, "x:metadata.REGION=", ""),
+        ("a zone alone is none", false, "x:metadata.ZONE=z", ""),
     ];
     for (what, configured, props, expected) in table {
         let mut cfg = json!({"serviceFrom": "host", "services": {"shop": shop(json!({}))}});
@@ -436,11 +403,14 @@ fn the_proxy_locality_comes_from_config_then_node_metadata_then_node_locality() 
             cfg["locality"] = json!({"region": "us", "zone": "us-0"});
         }
         let host = MockHost::new(&Rc::new(MemoryStore::new()), 1);
-        for (path, value) in props {
-            host.set_property(path, value.as_bytes());
+        for (path, value) in props.split(',').filter_map(|p| p.split_once('=')) {
+            let path = path.replace("x:", "xds.node.").replace("n:", "node.");
+            host.set_property(&path, value.as_bytes());
         }
         let (w, _) = BalancerWorker::configure(host, cfg.to_string().as_bytes()).unwrap();
-        let expected = expected.map(|(r, z)| Locality::new(Some(r), z));
+        let expected = expected
+            .split_once('/')
+            .map(|(r, z)| Locality::new(Some(r), Some(z)));
         assert_eq!(
             w.balancer().configured_locality(),
             expected.as_ref(),
