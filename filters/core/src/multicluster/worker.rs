@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 
+use super::active_checks::HealthChecker;
 use super::balancer_host::{string_property, BalancerHost, LogLevel};
 use super::health::PassiveEffect;
 use super::metrics::{self, ServiceMetrics};
@@ -15,8 +16,6 @@ use super::{
 use crate::error::ConfigError;
 use crate::observe;
 use crate::request::XorShift;
-
-use super::active_checks::HealthChecker;
 
 /// The health view of one service as last read from shared data.
 struct CachedHealth {
