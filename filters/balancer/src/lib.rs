@@ -1,14 +1,12 @@
 //! The wasmgate balancer: multi-cluster backend selection as a proxy-wasm filter.
 //!
-//! A thin adapter over `wasmgate_core::multicluster`: per request (HTTP root) or connection
-//! (network root, id ending in `.tcp`) it reads the service name and the few attributes its
-//! selector needs, reads the shared health state, picks a member cluster and steers Envoy to
-//! it (the `cluster_header` route's header, or `envoy.tcp_proxy.cluster` filter state). The
-//! HTTP root also runs active health checks on a tick and reports passive errors.
+//! A thin adapter over `wasmgate_core::multicluster`, which decides everything: per request
+//! (HTTP root) or connection (network root, id ending in `.tcp`) which member cluster to
+//! steer to, passive health from responses, and the active health checks on a tick. This
+//! crate only turns proxy-wasm callbacks into calls on it (`plugin.rs`) and implements its
+//! `BalancerHost` trait with host calls (`hostcalls.rs`).
 
 #[cfg(target_arch = "wasm32")]
-mod host;
-#[cfg(target_arch = "wasm32")]
-mod metrics;
+mod hostcalls;
 #[cfg(target_arch = "wasm32")]
 mod plugin;

@@ -6,6 +6,8 @@
 //! `.tcp` serves TCP listeners instead and steers `tcp_proxy` through filter state.
 
 #[cfg(target_arch = "wasm32")]
+mod hostcalls;
+#[cfg(target_arch = "wasm32")]
 mod metrics;
 #[cfg(target_arch = "wasm32")]
 mod plugin;

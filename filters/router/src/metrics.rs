@@ -9,9 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use log::warn;
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::MetricType;
+use crate::hostcalls::{define_counter as define, increment_counter as increment};
 
 #[derive(Clone, Copy, Default)]
 enum Slot {
@@ -44,22 +42,6 @@ impl Counter {
             },
         };
         increment(id);
-    }
-}
-
-fn define(name: &str) -> Option<u32> {
-    match hostcalls::define_metric(MetricType::Counter, name) {
-        Ok(id) => Some(id),
-        Err(status) => {
-            warn!("wasmgate.router: cannot define metric {name}: {status:?}");
-            None
-        }
-    }
-}
-
-fn increment(id: u32) {
-    if let Err(status) = hostcalls::increment_metric(id, 1) {
-        warn!("wasmgate.router: cannot increment metric {id}: {status:?}");
     }
 }
 

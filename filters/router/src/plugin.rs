@@ -1,11 +1,11 @@
-//! The proxy-wasm side: contexts, host calls, and nothing that can panic.
+//! The proxy-wasm side: contexts that turn callbacks into calls on the route table and its
+//! outcome into host calls (all through `hostcalls.rs`), and nothing that can panic.
 
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::rc::Rc;
 
 use log::{info, warn};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use wasmgate_core::{
@@ -14,10 +14,10 @@ use wasmgate_core::{
 };
 
 use wasmgate_core::bucket::is_missing_key;
-use wasmgate_core::envoy::{set_filter_state_args, TCP_PROXY_CLUSTER};
 use wasmgate_core::observe::{self, RouteLabels};
 use wasmgate_core::RouterConfig;
 
+use crate::hostcalls::{self, HostHeaders};
 use crate::metrics::Counters;
 
 proxy_wasm::main! {{
@@ -56,26 +56,14 @@ impl Context for RouterRoot {}
 
 impl RootContext for RouterRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let config = hostcalls::get_buffer(
-            proxy_wasm::types::BufferType::PluginConfiguration,
-            0,
-            usize::MAX,
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+        let config = hostcalls::plugin_configuration();
         let parsed = wasmgate_core::error::from_json::<RouterConfig>(&config)
             .and_then(|c| Ok((RouteTable::compile(&c)?, RouteLabels::new(&c))));
         match parsed {
             Ok((table, labels)) => {
-                let root_id = hostcalls::get_property(vec!["plugin_root_id"])
-                    .ok()
-                    .flatten();
+                let root_id = hostcalls::property(&["plugin_root_id"]);
                 self.tcp = root_id.is_some_and(|id| id.ends_with(b".tcp"));
-                let seed = hostcalls::get_current_time()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0x9e37_79b9, |d| d.as_nanos() as u64);
+                let seed = hostcalls::time_seed().unwrap_or(0x9e37_79b9);
                 info!(
                     "wasmgate.router: configured {} hosts{}",
                     table.host_count(),
@@ -167,30 +155,6 @@ impl OwnedEdits {
     }
 }
 
-/// The proxy's header map of this stream, through host calls. Failures (a map that is gone,
-/// say) are logged, never unwrapped.
-struct HostHeaders(MapType);
-
-impl HeaderMap for HostHeaders {
-    fn set(&mut self, name: &str, value: &str) {
-        if let Err(status) = hostcalls::set_map_value(self.0, name, Some(value)) {
-            warn!("wasmgate.router: cannot set header {name}: {status:?}");
-        }
-    }
-
-    fn add(&mut self, name: &str, value: &str) {
-        if let Err(status) = hostcalls::add_map_value(self.0, name, value) {
-            warn!("wasmgate.router: cannot add header {name}: {status:?}");
-        }
-    }
-
-    fn remove(&mut self, name: &str) {
-        if let Err(status) = hostcalls::set_map_value(self.0, name, None) {
-            warn!("wasmgate.router: cannot remove header {name}: {status:?}");
-        }
-    }
-}
-
 struct RouterHttp {
     shared: Option<Rc<Shared>>,
     /// The rule's, then the picked backend's.
@@ -202,12 +166,6 @@ struct RouterHttp {
 
 impl Context for RouterHttp {}
 
-fn get_header(name: &str) -> Option<Vec<u8>> {
-    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
-        .ok()
-        .flatten()
-}
-
 fn send_reply(reply: &Reply<'_>) {
     let headers: Vec<(&str, &str)> = reply
         .headers
@@ -215,9 +173,7 @@ fn send_reply(reply: &Reply<'_>) {
         .map(|(n, v)| (*n, v.as_ref()))
         .collect();
     let body = (!reply.body.is_empty()).then_some(reply.body.as_bytes());
-    if let Err(status) = hostcalls::send_http_response(u32::from(reply.status), headers, body) {
-        warn!("wasmgate.router: cannot send local reply: {status:?}");
-    }
+    hostcalls::send_reply(u32::from(reply.status), headers, body, "send local reply");
 }
 
 /// Counts the outcome and records it as filter state for the access log.
@@ -258,10 +214,7 @@ fn observe_outcome(shared: &Shared, outcome: &Outcome<'_>) {
             observe::ROUTE_STATE_NO_MATCH
         }
     };
-    if let Err(status) = hostcalls::set_property(vec![observe::ROUTE_STATE], Some(state.as_bytes()))
-    {
-        warn!("wasmgate.router: cannot set filter state: {status:?}");
-    }
+    hostcalls::set_filter_state(observe::ROUTE_STATE, state);
 }
 
 impl HttpContext for RouterHttp {
@@ -279,17 +232,17 @@ impl HttpContext for RouterHttp {
         let table = &shared.table;
         // One host call per header read: measured no slower than copying the whole map with
         // one call (wrk's requests carry few headers), and allocation-free for absent ones.
-        let authority = get_header(":authority").unwrap_or_default();
-        let path = get_header(":path").unwrap_or_default();
+        let authority = hostcalls::request_header(":authority").unwrap_or_default();
+        let path = hostcalls::request_header(":path").unwrap_or_default();
         let method = if table.needs_method() {
-            get_header(":method").unwrap_or_default()
+            hostcalls::request_header(":method").unwrap_or_default()
         } else {
             Vec::new()
         };
         let values: Vec<(&str, Vec<u8>)> = table
             .header_names()
             .iter()
-            .filter_map(|n| get_header(n).map(|v| (n.as_str(), v)))
+            .filter_map(|n| hostcalls::request_header(n).map(|v| (n.as_str(), v)))
             .collect();
         let headers: Vec<(&str, &[u8])> = values.iter().map(|(n, v)| (*n, v.as_slice())).collect();
         let req = RequestView {
@@ -298,7 +251,7 @@ impl HttpContext for RouterHttp {
             method: &method,
             headers: &headers,
             listener_port: if table.needs_listener_port() {
-                listener_port()
+                hostcalls::listener_port()
             } else {
                 None
             },
@@ -322,10 +275,7 @@ impl HttpContext for RouterHttp {
         ) {
             Step::Continue => {
                 if forwarded && table.clear_route_cache() {
-                    if let Err(status) = hostcalls::call_foreign_function("clear_route_cache", None)
-                    {
-                        warn!("wasmgate.router: clear_route_cache failed: {status:?}");
-                    }
+                    hostcalls::clear_route_cache();
                 }
                 Action::Continue
             }
@@ -338,17 +288,11 @@ impl HttpContext for RouterHttp {
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         if let Some(body) = self.bucket_not_found.take() {
-            let status = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, ":status")
-                .ok()
-                .flatten()
+            let status = hostcalls::response_header(":status")
                 .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
             if status.is_some_and(is_missing_key) {
                 let headers = vec![("content-type", "text/plain; charset=utf-8")];
-                if let Err(status) =
-                    hostcalls::send_http_response(404, headers, Some(body.as_bytes()))
-                {
-                    warn!("wasmgate.router: cannot answer a missing key: {status:?}");
-                }
+                hostcalls::send_reply(404, headers, Some(body.as_bytes()), "answer a missing key");
                 return Action::Pause;
             }
         }
@@ -365,40 +309,25 @@ struct RouterTcp {
 
 impl Context for RouterTcp {}
 
-/// The listener port of this connection or request (Envoy's `destination.port`, an integer
-/// encoded as 8 bytes little-endian).
-fn listener_port() -> Option<u16> {
-    let raw = hostcalls::get_property(vec!["destination", "port"]).ok()??;
-    let bytes: [u8; 8] = raw.get(..8)?.try_into().ok()?;
-    u16::try_from(u64::from_le_bytes(bytes)).ok()
-}
-
 impl StreamContext for RouterTcp {
     fn on_new_connection(&mut self) -> Action {
         let Some(shared) = &self.shared else {
             return Action::Continue;
         };
-        let port = listener_port();
+        let port = hostcalls::listener_port();
         let outcome = match port {
             Some(p) => shared.with_rng(|rng| shared.table.route_tcp(p, rng)),
             None => TcpOutcome::NoRoute,
         };
         match outcome {
             TcpOutcome::Cluster(cluster) => {
-                let args = set_filter_state_args(TCP_PROXY_CLUSTER, cluster);
-                if let Err(status) =
-                    hostcalls::call_foreign_function("set_envoy_filter_state", Some(&args))
-                {
-                    warn!("wasmgate.router: set_envoy_filter_state failed: {status:?}");
-                }
+                hostcalls::set_tcp_cluster(cluster);
             }
             // The balancer's network root, after this filter, picks the member cluster.
             TcpOutcome::Delegate(_) => {}
             TcpOutcome::NoRoute => {
                 warn!("wasmgate.router: no tcp route for listener port {port:?}; closing");
-                if let Err(status) = hostcalls::close_downstream() {
-                    warn!("wasmgate.router: close failed: {status:?}");
-                }
+                hostcalls::close_downstream();
             }
         }
         Action::Continue

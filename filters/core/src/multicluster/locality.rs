@@ -27,6 +27,23 @@ impl Locality {
         }
     }
 
+    /// The proxy's own place from its node description, read through `property` (a non-empty
+    /// string property or `None`): the node metadata's `REGION`/`ZONE`, else the node's
+    /// locality. Envoy 1.40 serves the node as `xds.node`, older releases as `node`. `None`
+    /// without a region.
+    pub fn from_node(property: impl Fn(&[&str]) -> Option<String>) -> Option<Self> {
+        let node = |path: &[&str]| {
+            let xds: Vec<&str> = ["xds", "node"].iter().chain(path).copied().collect();
+            let plain: Vec<&str> = ["node"].iter().chain(path).copied().collect();
+            property(&xds).or_else(|| property(&plain))
+        };
+        let region = node(&["metadata", "REGION"]).or_else(|| node(&["locality", "region"]));
+        let zone = node(&["metadata", "ZONE"]).or_else(|| node(&["locality", "zone"]));
+        region
+            .is_some()
+            .then(|| Locality::new(region.as_deref(), zone.as_deref()))
+    }
+
     /// The tier of a member at (`region`, `zone`).
     pub fn tier(&self, region: Option<&str>, zone: Option<&str>) -> u8 {
         let Some(own_region) = self.region.as_deref() else {

@@ -70,7 +70,7 @@ impl<S: SharedStore + ?Sized> SharedStore for std::rc::Rc<S> {
 pub const CAS_RETRIES: u32 = 8;
 
 /// Reads the health state at `key` (empty when missing or unreadable), with its cas token.
-pub fn read_health(store: &dyn SharedStore, key: &str) -> (HealthState, u32) {
+pub fn read_health(store: &(impl SharedStore + ?Sized), key: &str) -> (HealthState, u32) {
     let (bytes, cas) = store.get(key);
     let state = bytes
         .and_then(|b| HealthState::decode(&b))
@@ -82,7 +82,7 @@ pub fn read_health(store: &dyn SharedStore, key: &str) -> (HealthState, u32) {
 /// write it back. Retried on cas mismatch, so concurrent workers never lose each other's
 /// updates. Returns `f`'s result from the attempt that counted.
 pub fn update_health<R>(
-    store: &dyn SharedStore,
+    store: &(impl SharedStore + ?Sized),
     key: &str,
     mut f: impl FnMut(&mut HealthState) -> (bool, R),
 ) -> Result<R, StoreError> {
@@ -104,7 +104,7 @@ pub fn update_health<R>(
 /// Takes or renews the lease at `key` that says which worker runs the active health checks,
 /// so N workers do not send N checks. True when `owner` holds it until `now + ttl`.
 pub fn acquire_lease(
-    store: &dyn SharedStore,
+    store: &(impl SharedStore + ?Sized),
     key: &str,
     owner: u64,
     now_ms: u64,

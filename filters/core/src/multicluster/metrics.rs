@@ -1,11 +1,11 @@
-//! Counters per service and member cluster. Envoy shows them in `/stats` as
+//! The balancer's counters and gauges per service and member cluster: which exist, and when
+//! they move. Envoy shows them in `/stats` as
 //! `wasmcustom.wasmgate.balancer.<service>.<member>.requests` and so on.
 
-use log::warn;
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::MetricType;
-use wasmgate_core::multicluster::{Balancer, HealthState, HealthView, Selector};
+use super::balancer_host::{BalancerHost, MetricKind};
+use super::{Balancer, HealthState, HealthView, Selector};
 
+/// Metric ids of one service (`None` where the host refused to define one).
 #[derive(Debug, Default)]
 pub struct ServiceMetrics {
     /// Per member: requests (or connections) sent there.
@@ -29,25 +29,10 @@ pub struct ServiceMetrics {
     pub ejected: Vec<Option<u32>>,
 }
 
-fn counter(name: &str) -> Option<u32> {
-    define(MetricType::Counter, name)
-}
-
-fn gauge(name: &str) -> Option<u32> {
-    define(MetricType::Gauge, name)
-}
-
-fn define(kind: MetricType, name: &str) -> Option<u32> {
-    match hostcalls::define_metric(kind, name) {
-        Ok(id) => Some(id),
-        Err(status) => {
-            warn!("wasmgate.balancer: cannot define metric {name}: {status:?}");
-            None
-        }
-    }
-}
-
-pub fn define_all(balancer: &Balancer) -> Vec<ServiceMetrics> {
+/// Defines every service's metrics, in service order.
+pub fn define_all(host: &impl BalancerHost, balancer: &Balancer) -> Vec<ServiceMetrics> {
+    let counter = |name: &str| host.define_metric(MetricKind::Counter, name);
+    let gauge = |name: &str| host.define_metric(MetricKind::Gauge, name);
     balancer
         .selectors()
         .iter()
@@ -78,23 +63,19 @@ pub fn define_all(balancer: &Balancer) -> Vec<ServiceMetrics> {
         .collect()
 }
 
-pub fn inc(id: Option<u32>) {
+pub fn inc(host: &impl BalancerHost, id: Option<u32>) {
     if let Some(id) = id {
-        if let Err(status) = hostcalls::increment_metric(id, 1) {
-            warn!("wasmgate.balancer: cannot increment metric {id}: {status:?}");
-        }
+        host.increment_metric(id);
     }
 }
 
-pub fn inc_at(ids: &[Option<u32>], i: usize) {
-    inc(ids.get(i).copied().flatten());
+pub fn inc_at(host: &impl BalancerHost, ids: &[Option<u32>], i: usize) {
+    inc(host, ids.get(i).copied().flatten());
 }
 
-fn set(id: Option<u32>, value: u64) {
+fn set(host: &impl BalancerHost, id: Option<u32>, value: u64) {
     if let Some(id) = id {
-        if let Err(status) = hostcalls::record_metric(id, value) {
-            warn!("wasmgate.balancer: cannot record metric {id}: {status:?}");
-        }
+        host.record_metric(id, value);
     }
 }
 
@@ -102,6 +83,7 @@ fn set(id: Option<u32>, value: u64) {
 /// from what this worker last set (`published`, per member: healthy, ejected). Every worker
 /// reads the same shared state, so whichever writes last writes the same values.
 pub fn publish_health(
+    host: &impl BalancerHost,
     m: &ServiceMetrics,
     sel: &Selector,
     state: &HealthState,
@@ -118,8 +100,8 @@ pub fn publish_health(
         if *last == Some(now) {
             continue;
         }
-        set(m.healthy.get(i).copied().flatten(), u64::from(now.0));
-        set(m.ejected.get(i).copied().flatten(), u64::from(now.1));
+        set(host, m.healthy.get(i).copied().flatten(), u64::from(now.0));
+        set(host, m.ejected.get(i).copied().flatten(), u64::from(now.1));
         *last = Some(now);
     }
 }
