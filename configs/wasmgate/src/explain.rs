@@ -180,7 +180,7 @@ pub struct Edits {
     pub remove: Vec<String>,
 }
 
-fn edits(e: &wasmgate_core::table::HeaderEdits<'_>) -> Edits {
+fn edits(e: &wasmgate_core::route_table::HeaderEdits<'_>) -> Edits {
     let own = |l: &[(&str, std::borrow::Cow<'_, str>)]| {
         l.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use wasmgate_core::config as fc;
-use wasmgate_core::table::default_cluster_name;
+use wasmgate_core::route_table::default_cluster_name;
 
 use crate::error::{ErrorKind, GenError, Location};
 use crate::listeners::namespace_of;

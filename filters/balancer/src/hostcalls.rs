@@ -8,7 +8,7 @@ use std::time::Duration;
 use log::warn;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{MapType, MetricType, Status};
-use wasmgate_core::envoy::{set_filter_state_args, TCP_PROXY_CLUSTER};
+use wasmgate_core::filter_state::{set_filter_state_args, TCP_PROXY_CLUSTER};
 use wasmgate_core::multicluster::balancer_host::CheckRequest;
 use wasmgate_core::multicluster::{BalancerHost, LogLevel, MetricKind, SharedStore, StoreError};
 

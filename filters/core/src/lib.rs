@@ -36,7 +36,3 @@ pub use route_table::{
     BackendEdits, Forward, HeaderEdits, Outcome, Reply, RouteTable, RuleRef, TcpOutcome,
 };
 
-// The old module paths, kept so the adapters, the generator and the tests need not change.
-pub use filter_state as envoy;
-pub use route_table as table;
-pub use route_table::matchers::host;

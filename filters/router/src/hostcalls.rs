@@ -4,7 +4,7 @@
 use log::warn;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, MetricType};
-use wasmgate_core::envoy::{set_filter_state_args, TCP_PROXY_CLUSTER};
+use wasmgate_core::filter_state::{set_filter_state_args, TCP_PROXY_CLUSTER};
 use wasmgate_core::HeaderMap;
 
 /// The plugin's configuration (the filter JSON); empty if the host has none.

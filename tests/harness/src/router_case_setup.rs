@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use wasmgate_core::config::RouterConfig;
-use wasmgate_core::table::default_cluster_name;
+use wasmgate_core::route_table::default_cluster_name;
 
 use crate::bootstrap::{HttpBootstrap, WasmFilter};
 

@@ -7,7 +7,7 @@ use super::locality::Locality;
 use super::select::Selector;
 use crate::config::{BalancerConfig, ServiceKey};
 use crate::error::{from_json, ConfigError, ConfigErrorKind as K};
-use crate::host::parse_authority;
+use crate::route_table::matchers::host::parse_authority;
 
 /// How a request names its service, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
