@@ -35,4 +35,3 @@ pub use request::{FixedRandom, Random, RequestView, XorShift};
 pub use route_table::{
     BackendEdits, Forward, HeaderEdits, Outcome, Reply, RouteTable, RuleRef, TcpOutcome,
 };
-

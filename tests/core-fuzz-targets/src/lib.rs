@@ -3,9 +3,9 @@
 //! them without wasmtime (`fuzz/` depends on this crate alone for them);
 //! `tests/harness/src/fuzz_targets.rs` adds the host-sim targets.
 
-use wasmgate_core::route_table::matchers::host::parse_authority;
 use wasmgate_core::multicluster::cookie::cookie;
 use wasmgate_core::multicluster::{Balancer, HealthView, PickInput, WorkerState};
+use wasmgate_core::route_table::matchers::host::parse_authority;
 use wasmgate_core::{apply_request, FixedRandom, Outcome, RequestView, RouteTable, VecHeaders};
 
 /// The longest error message any input may produce.
