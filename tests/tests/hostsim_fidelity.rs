@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use host_sim::bootstrap_reader::parse_bootstrap;
 use host_sim::{HostSim, HttpRequest, TcpConnection, UpstreamReply};
 use serde_json::{json, Value};
-use wasmgate_harness::bootstrap::HttpBootstrap;
+use wasmgate_harness::bootstrap::{socket, HttpBootstrap};
 use wasmgate_harness::{
     free_port, paths, post, post_chunked, request, Backend, Envoy, Scratch, TcpBackend,
 };
@@ -368,10 +368,6 @@ const GREETING_END: &[u8] = b"#\n";
 const REPORT_START: &str = "--report--\n";
 const REPORT_END: &[u8] = b"--end--\n";
 const LATE_START: &str = "--late--\n";
-
-fn socket(addr: SocketAddr) -> Value {
-    json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
-}
 
 /// A TCP listener with the probe's network root before `tcp_proxy`, whose own cluster is
 /// `fallback`: the probe moves the connection to `backend` with the filter state.

@@ -18,6 +18,7 @@ use host_sim::scenario::{Inject, LoadOptions, Target};
 use host_sim::{HostSim, HttpOutcome, HttpRequest, UpstreamReply, UpstreamRequest};
 use serde_json::{json, Value};
 use wasmgate_harness::backend::Received;
+use wasmgate_harness::bootstrap::socket;
 use wasmgate_harness::{free_port, paths, request, Backend, Envoy, Response, Scratch};
 
 /// Headers Envoy's HTTP/1 codec and connection manager add on the wire after the filters,
@@ -58,10 +59,6 @@ const LUA: &str = "function envoy_on_request(h) h:headers():add('x-lua', 'yes') 
 
 fn as_wasm() -> PathBuf {
     paths::workspace_root().join("target/sdk-as/as_probe.wasm")
-}
-
-fn socket(addr: SocketAddr) -> Value {
-    json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
 }
 
 fn plugin_config(root_id: &str, configuration: &str) -> Value {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::bootstrap::{socket, static_cluster};
 use crate::envoy_process::{Envoy, EnvoyError};
 use crate::free_port;
 use crate::scratch::Scratch;
@@ -123,10 +124,6 @@ fn answer(name: &str, conn: TcpStream, served: &AtomicU64) {
     let _ = out.write_all(resp.as_bytes());
 }
 
-fn socket(addr: SocketAddr) -> Value {
-    json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
-}
-
 fn wasm_config(root_id: &str, configuration: &str) -> Value {
     json!({
         "name": root_id,
@@ -214,16 +211,7 @@ impl McSetup {
         let clusters: Vec<Value> = self
             .clusters
             .iter()
-            .map(|(name, addr)| {
-                json!({
-                    "name": name,
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-                        {"endpoint": {"address": socket(*addr)}}
-                    ]}]}
-                })
-            })
+            .map(|(name, addr)| static_cluster(name, *addr))
             .collect();
         let mut boot = json!({
             "admin": {"address": socket(local(admin_port))},

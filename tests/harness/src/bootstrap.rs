@@ -64,8 +64,21 @@ impl WasmFilter {
     }
 }
 
-fn socket(addr: SocketAddr) -> Value {
+/// An Envoy `address` for a socket.
+pub fn socket(addr: SocketAddr) -> Value {
     json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
+}
+
+/// A cluster of one static endpoint, as the test backends are.
+pub fn static_cluster(name: &str, addr: SocketAddr) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": socket(addr)}}
+        ]}]}
+    })
 }
 
 /// Requests that carry `cluster_header` go to that cluster; with `pass_through` set, the
@@ -105,16 +118,7 @@ impl HttpBootstrap {
         let clusters: Vec<Value> = self
             .clusters
             .iter()
-            .map(|(name, addr)| {
-                json!({
-                    "name": name,
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-                        {"endpoint": {"address": socket(*addr)}}
-                    ]}]}
-                })
-            })
+            .map(|(name, addr)| static_cluster(name, *addr))
             .collect();
         json!({
             "admin": {"address": socket(self.admin)},
