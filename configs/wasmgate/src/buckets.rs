@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value;
-use wasmgate_core::bucket::CompiledBucket;
 use wasmgate_core::config::{self as fc, BucketAddressing};
+use wasmgate_core::route_table::bucket::CompiledBucket;
 
 use crate::envoy_api as api;
 use crate::error::{ErrorKind, Location};

@@ -379,7 +379,7 @@ pub fn cors(cx: &mut Ctx<'_>, at: &Location, field: &str, raw: &Value) -> Option
     };
     // Checked here, as the router will, so an error names the HTTPRoute's own field.
     let filter = field.strip_suffix(".cors").unwrap_or(field);
-    if let Err(e) = wasmgate_core::cors::CompiledCors::compile(filter, &cors) {
+    if let Err(e) = wasmgate_core::route_table::cors::CompiledCors::compile(filter, &cors) {
         cx.fail(at, e.path, ErrorKind::Core(e.kind));
         return None;
     }

@@ -13,9 +13,7 @@
     )
 )]
 
-pub mod bucket;
 pub mod config;
-pub mod cors;
 pub mod effects;
 pub mod error;
 pub mod filter_state;

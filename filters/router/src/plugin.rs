@@ -13,8 +13,8 @@ use wasmgate_core::{
     RouteTable, Step, TcpOutcome, XorShift,
 };
 
-use wasmgate_core::bucket::is_missing_key;
 use wasmgate_core::observe::{self, RouteLabels};
+use wasmgate_core::route_table::bucket::is_missing_key;
 use wasmgate_core::RouterConfig;
 
 use crate::hostcalls::{self, HostHeaders};

@@ -7,6 +7,7 @@
 //! action (`actions`) into an [`Outcome`].
 
 mod actions;
+pub use actions::{bucket, cors};
 mod compile;
 pub mod matchers;
 mod outcome;

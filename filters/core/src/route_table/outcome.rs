@@ -49,7 +49,7 @@ pub struct Forward<'t> {
     /// The value of the policy header (the rule's `policy`); `None` removes the header.
     pub policy: Option<&'t str>,
     /// Sent to a storage bucket: the body of the 404 that replaces the store's 403/404 for a
-    /// missing key (see [`crate::bucket::is_missing_key`]).
+    /// missing key (see [`crate::route_table::bucket::is_missing_key`]).
     pub bucket_not_found: Option<&'t str>,
 }
 

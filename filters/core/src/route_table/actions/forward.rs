@@ -4,9 +4,9 @@
 
 use std::borrow::Cow;
 
-use crate::bucket::{CompiledBucket, BUCKET_ALLOW};
-use crate::cors::{is_preflight, CompiledCors};
 use crate::request::Random;
+use crate::route_table::bucket::{CompiledBucket, BUCKET_ALLOW};
+use crate::route_table::cors::{is_preflight, CompiledCors};
 use crate::route_table::outcome::{BackendEdits, Forward, HeaderEdits, Outcome, Reply, RuleRef};
 use crate::template::Template;
 

@@ -1,9 +1,12 @@
 //! What a matched rule does, one module per action: forward to backends ([`forward`]),
 //! answer locally ([`reply`]) or redirect ([`redirect`]); with the parts they share: the
 //! weighted backends ([`backends`]), header edits ([`header_edits`]) and path rewrites
-//! ([`rewrite`]).
+//! ([`rewrite`]); a storage bucket as the backend ([`bucket`]) and CORS preflights
+//! answered by the router ([`cors`]).
 
 pub(crate) mod backends;
+pub mod bucket;
+pub mod cors;
 pub(crate) mod forward;
 pub(crate) mod header_edits;
 pub(crate) mod redirect;

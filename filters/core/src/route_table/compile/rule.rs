@@ -8,12 +8,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::bucket::CompiledBucket;
 use crate::config::{
     BucketBackend, HeaderModifier, HeaderValue, HttpMatch, HttpRule, PathMatch, PathMatchKind,
     PathModifier, PathModifierKind, Redirect, StatusCodeAction,
 };
-use crate::cors::{CompiledCors, CORS_REQUEST_HEADERS};
 use crate::error::{quote, ConfigError, ConfigErrorKind as K};
 use crate::route_table::actions::backends::CompiledBackends;
 use crate::route_table::actions::forward::ForwardAction;
@@ -22,6 +20,8 @@ use crate::route_table::actions::redirect::RedirectAction;
 use crate::route_table::actions::reply::ReplyAction;
 use crate::route_table::actions::rewrite::PathEdit;
 use crate::route_table::actions::{Action, CompiledRule};
+use crate::route_table::bucket::CompiledBucket;
+use crate::route_table::cors::{CompiledCors, CORS_REQUEST_HEADERS};
 use crate::route_table::matchers::host::HostPattern;
 use crate::route_table::matchers::path::{check_absolute, PathIndex};
 use crate::route_table::outcome::RuleRef;
