@@ -14,6 +14,7 @@
 )]
 
 pub mod bucket;
+pub mod combined;
 pub mod config;
 pub mod cors;
 pub mod effects;
