@@ -7,7 +7,8 @@
 //! utime + stime (`/proc/PID/stat`) over the requests wrk completed.
 //!
 //! Rows: 10 routes (with a 1-route native baseline, a do-nothing Wasm filter in front of the
-//! native table as the floor, and router + balancer), 1,000 and 10,000 routes in one host,
+//! native table as the floor, router + balancer as two filters and as the combined module),
+//! 1,000 and 10,000 routes in one host,
 //! 10,000 routes over 1,000 hosts. Run with `make bench` (which installs wrk).
 //! `WASMGATE_BENCH_SECONDS` (default 4) and `WASMGATE_BENCH_ROUNDS` (default 3) size a run;
 //! `WASMGATE_BENCH_PERF=DIR` also records a perf profile of every front into DIR;
@@ -26,6 +27,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 use wasmgate_harness::paths::{wasm, workspace_root};
+use wasmgate_harness::combined_filter::combine_http_filters;
 use wasmgate_harness::{free_port, Envoy, Scratch};
 
 type Error = Box<dyn std::error::Error>;
@@ -509,10 +511,17 @@ fn main() -> Result<(), Error> {
             ("native-1-route", "envoy-native.yaml", &gen1, false),
             ("native+noop-wasm", "envoy-native.yaml", &gen, true),
             ("router+balancer", "envoy.yaml", &genmc, false),
+            ("combined", "envoy.yaml", &genmc, false),
         ] {
             let (mut boot, listen, admin) = load_bootstrap(&gen_dir.join(file))?;
             if noop {
                 boot = with_noop_filter(boot)?;
+            }
+            if label == "combined" {
+                // The same two configs in one module: one Wasm filter instead of two.
+                combine_http_filters(
+                    http_filters(&mut boot).ok_or("bootstrap without http filters")?,
+                )?;
             }
             let requests = if label == "native-1-route" {
                 one.requests()
@@ -608,24 +617,27 @@ fn main() -> Result<(), Error> {
             extra.push(label);
         }
         run_rounds(&mut fronts, &scratch, seconds, rounds, tick)?;
-        for (label, b) in extra.iter().zip(fronts.iter().skip(5)) {
+        for (label, b) in extra.iter().zip(fronts.iter().skip(6)) {
             line(label, &fronts[0], b);
         }
-        let [native, wasm, one, noop, mc, ..] = &fronts[..] else {
-            return Err("five fronts expected".into());
+        let [native, wasm, one, noop, mc, combined, ..] = &fronts[..] else {
+            return Err("six fronts expected".into());
         };
         line("10", native, wasm);
         line("  1 route native (baseline)", native, one);
         line("  native + do-nothing wasm", native, noop);
         line("  router + balancer", native, mc);
+        line("  combined (one module)", native, combined);
         let extra = |f: &Front| f.cpu_us() - native.cpu_us();
         println!(
-            "  over native, CPU us/request: router {:.0}, do-nothing filter {:.0} (router/floor {:.2}), router+balancer {:.0} (r+b/router CPU {:.2})",
+            "  over native, CPU us/request: router {:.0}, do-nothing filter {:.0} (router/floor {:.2}), router+balancer {:.0} (r+b/router CPU {:.2}), combined {:.0} (combined/router CPU {:.2})",
             extra(wasm),
             extra(noop),
             extra(wasm) / extra(noop),
             extra(mc),
-            mc.cpu_us() / wasm.cpu_us()
+            mc.cpu_us() / wasm.cpu_us(),
+            extra(combined),
+            combined.cpu_us() / wasm.cpu_us()
         );
     }
 
