@@ -50,8 +50,8 @@ fn configs() -> (Value, Value) {
 }
 
 /// The balancer's bootstrap from the harness, with the router's filter before it.
-fn two_filters(router: &Value, balancer: &Value, backends: &[FlipBackend]) -> McSetup {
-    McSetup {
+fn two_filters(router: &Value, balancer: &Value, backends: &[FlipBackend]) -> RouterSetup {
+    let mc = McSetup {
         configuration: balancer.to_string(),
         clusters: backends
             .iter()
@@ -60,26 +60,16 @@ fn two_filters(router: &Value, balancer: &Value, backends: &[FlipBackend]) -> Mc
         tcp: None,
         concurrency: 1,
         node_metadata: None,
+    };
+    RouterSetup {
+        mc,
+        router: router.clone(),
     }
-    .with_router(router)
-}
-
-trait WithRouter {
-    fn with_router(self, router: &Value) -> RouterSetup;
 }
 
 struct RouterSetup {
     mc: McSetup,
     router: Value,
-}
-
-impl WithRouter for McSetup {
-    fn with_router(self, router: &Value) -> RouterSetup {
-        RouterSetup {
-            mc: self,
-            router: router.clone(),
-        }
-    }
 }
 
 fn http_filters(boot: &mut Value) -> &mut Vec<Value> {
@@ -153,7 +143,8 @@ fn check(d: &Running, what: &str) {
     eprintln!("{what}: split of 600 over weights 1:2:3: {counts:?}");
     for (name, want) in [("a", 100u32), ("b", 200), ("c", 300)] {
         let got = counts.get(name).copied().unwrap_or(0);
-        assert!(got.abs_diff(want) <= 6, "{what}: {name}: {got}, want {want}");
+        // A random pick: about 4 standard deviations of 600 draws.
+        assert!(got.abs_diff(want) <= 50, "{what}: {name}: {got}, want {want}");
     }
     assert_eq!(
         d.envoy.stat("wasmcustom.wasmgate.balancer.shop.c.requests"),
@@ -180,16 +171,16 @@ fn check(d: &Running, what: &str) {
     let r = request(d.http, "GET", "other", "/", &[("x-wasmgate-cluster", b"shop_a")]).unwrap();
     assert_eq!(r.status, 404, "{what}");
     // A service with no healthy member: the balancer's 503 once its check has failed.
-    let mut last = 0;
-    for _ in 0..50 {
+    // (Envoy's own 503 for the empty cluster lacks the balancer's reason header.)
+    let rejected = (0..50).any(|_| {
         let r = get(d.http, "shop", "/down").unwrap();
-        last = r.status;
-        if r.header("x-wasmgate-reason") == Some("no-healthy-cluster") {
-            break;
+        if r.status == 503 && r.header("x-wasmgate-reason") == Some("no-healthy-cluster") {
+            return true;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert_eq!(last, 503, "{what}");
+        false
+    });
+    assert!(rejected, "{what}: no 503 from the balancer");
 }
 
 #[test]
