@@ -94,8 +94,10 @@ impl RouterSetup {
         boot["static_resources"]["clusters"]
             .as_array_mut()
             .unwrap()
-            .push(json!({"name": "shop_z", "type": "STATIC", "connect_timeout": "1s",
-                         "load_assignment": {"cluster_name": "shop_z", "endpoints": []}}));
+            .push(
+                json!({"name": "shop_z", "type": "STATIC", "connect_timeout": "1s",
+                         "load_assignment": {"cluster_name": "shop_z", "endpoints": []}}),
+            );
         let filters = http_filters(&mut boot);
         let mut router = filters[0].clone();
         router["name"] = json!("wasmgate.router");
@@ -130,7 +132,14 @@ fn steer(d: &Running) -> BTreeMap<String, u32> {
         let r = if i % 2 == 0 {
             get(d.http, "shop", "/").unwrap()
         } else {
-            request(d.http, "GET", "shop", "/", &[("x-wasmgate-cluster", b"shop_a")]).unwrap()
+            request(
+                d.http,
+                "GET",
+                "shop",
+                "/",
+                &[("x-wasmgate-cluster", b"shop_a")],
+            )
+            .unwrap()
         };
         assert_eq!(r.status, 200, "{}", r.text());
         *counts.entry(r.backend().unwrap_or_default()).or_default() += 1;
@@ -144,7 +153,10 @@ fn check(d: &Running, what: &str) {
     for (name, want) in [("a", 100u32), ("b", 200), ("c", 300)] {
         let got = counts.get(name).copied().unwrap_or(0);
         // A random pick: about 4 standard deviations of 600 draws.
-        assert!(got.abs_diff(want) <= 50, "{what}: {name}: {got}, want {want}");
+        assert!(
+            got.abs_diff(want) <= 50,
+            "{what}: {name}: {got}, want {want}"
+        );
     }
     assert_eq!(
         d.envoy.stat("wasmcustom.wasmgate.balancer.shop.c.requests"),
@@ -162,13 +174,26 @@ fn check(d: &Running, what: &str) {
             .map(|(_, v)| v.split(';').next().unwrap_or_default().to_string())
             .unwrap_or_else(|| panic!("{what}: client {client}: no cookie"));
         for _ in 0..3 {
-            let r = request(d.http, "GET", "shop", "/sticky", &[("cookie", cookie.as_bytes())])
-                .unwrap();
+            let r = request(
+                d.http,
+                "GET",
+                "shop",
+                "/sticky",
+                &[("cookie", cookie.as_bytes())],
+            )
+            .unwrap();
             assert_eq!(r.backend().as_deref(), Some(backend.as_str()), "{what}");
         }
     }
     // An unknown host: the router's 404; the client's cluster header changes nothing.
-    let r = request(d.http, "GET", "other", "/", &[("x-wasmgate-cluster", b"shop_a")]).unwrap();
+    let r = request(
+        d.http,
+        "GET",
+        "other",
+        "/",
+        &[("x-wasmgate-cluster", b"shop_a")],
+    )
+    .unwrap();
     assert_eq!(r.status, 404, "{what}");
     // A service with no healthy member: the balancer's 503 once its check has failed.
     // (Envoy's own 503 for the empty cluster lacks the balancer's reason header.)

@@ -104,10 +104,20 @@ fn requests() -> Vec<(&'static str, HttpRequest)> {
 fn the_combined_module_ends_every_request_as_router_then_balancer_do_with_no_more_host_calls() {
     let two = HostSim::new().unwrap();
     let router = load(&two, "wasmgate_router", "wasmgate.router", &router_config());
-    let balancer = load(&two, "wasmgate_balancer", "wasmgate.balancer", &balancer_config());
+    let balancer = load(
+        &two,
+        "wasmgate_balancer",
+        "wasmgate.balancer",
+        &balancer_config(),
+    );
     let chain = FilterChain::new(&two, vec![&router, &balancer]);
     let one = HostSim::new().unwrap();
-    let combined = load(&one, "wasmgate_combined", "wasmgate.combined", &combined_config());
+    let combined = load(
+        &one,
+        "wasmgate_combined",
+        "wasmgate.combined",
+        &combined_config(),
+    );
     let routes = Routes::cluster_header(HEADER);
     for round in 0..50 {
         for (name, req) in requests() {
@@ -154,8 +164,14 @@ fn a_bad_half_rejects_the_whole_config_with_its_field_path() {
     let mut extra = combined_config();
     extra["unknown"] = json!(1);
     let cases = [
-        (json!({"router": router_config()}), "invalid configuration: "),
-        (bad_router, "invalid configuration: router.routes[0].http.host"),
+        (
+            json!({"router": router_config()}),
+            "invalid configuration: ",
+        ),
+        (
+            bad_router,
+            "invalid configuration: router.routes[0].http.host",
+        ),
         (
             bad_balancer,
             "invalid configuration: balancer.services.shop.members",

@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
-use wasmgate_harness::paths::{wasm, workspace_root};
 use wasmgate_harness::combined_filter::combine_http_filters;
+use wasmgate_harness::paths::{wasm, workspace_root};
 use wasmgate_harness::{free_port, Envoy, Scratch};
 
 type Error = Box<dyn std::error::Error>;
