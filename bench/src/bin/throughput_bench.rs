@@ -20,13 +20,13 @@
 //! config, not the filter, costs), or has the do-nothing filter chained with the router (the
 //! floor of router + balancer).
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
-use wasmgate_harness::combined_filter::combine_http_filters;
 use wasmgate_harness::paths::{wasm, workspace_root};
 use wasmgate_harness::{free_port, Envoy, Scratch};
 
@@ -119,6 +119,15 @@ fn inventory_yaml(upstream: SocketAddr, members: &[&str]) -> String {
 
 /// Runs `wasmgate generate` on `inputs` (written into `dir`) and returns its output directory.
 fn generate(dir: &Path, inputs: &[(&str, String)]) -> Result<PathBuf, Error> {
+    generate_with(dir, inputs, &[])
+}
+
+/// `generate` with more options (`--combined`).
+fn generate_with(
+    dir: &Path,
+    inputs: &[(&str, String)],
+    options: &[OsString],
+) -> Result<PathBuf, Error> {
     let mut args = Vec::new();
     for (name, text) in inputs {
         let p = dir.join(name);
@@ -134,6 +143,7 @@ fn generate(dir: &Path, inputs: &[(&str, String)]) -> Result<PathBuf, Error> {
         .arg(wasm("wasmgate_router"))
         .arg("--balancer-wasm")
         .arg(wasm("wasmgate_balancer"))
+        .args(options)
         .args(&args)
         .output()?;
     if !status.status.success() {
@@ -503,6 +513,23 @@ fn main() -> Result<(), Error> {
                 ),
             ],
         )?;
+        // The same, generated with `--combined`: router and balancer as one Wasm filter.
+        let dircomb = Scratch::new("throughput-combined")?;
+        let gencomb = generate_with(
+            dircomb.path(),
+            &[
+                ("mci.yaml", multicluster_yaml()),
+                (
+                    "inventory.yaml",
+                    inventory_yaml(upstream_listen, &["east", "west"]),
+                ),
+            ],
+            &[
+                "--combined".into(),
+                "--combined-wasm".into(),
+                wasm("wasmgate_combined").into_os_string(),
+            ],
+        )?;
         let reqs = ten.requests();
         let mut fronts = Vec::new();
         for (label, file, gen_dir, noop) in [
@@ -511,17 +538,11 @@ fn main() -> Result<(), Error> {
             ("native-1-route", "envoy-native.yaml", &gen1, false),
             ("native+noop-wasm", "envoy-native.yaml", &gen, true),
             ("router+balancer", "envoy.yaml", &genmc, false),
-            ("combined", "envoy.yaml", &genmc, false),
+            ("combined", "envoy.yaml", &gencomb, false),
         ] {
             let (mut boot, listen, admin) = load_bootstrap(&gen_dir.join(file))?;
             if noop {
                 boot = with_noop_filter(boot)?;
-            }
-            if label == "combined" {
-                // The same two configs in one module: one Wasm filter instead of two.
-                combine_http_filters(
-                    http_filters(&mut boot).ok_or("bootstrap without http filters")?,
-                )?;
             }
             let requests = if label == "native-1-route" {
                 one.requests()
