@@ -2,7 +2,7 @@
 //! host-sim (the same bootstrap shape the real-Envoy runners use): a missing key (the
 //! store's 403 or 404) becomes a 404 with the rule's body and never shows the store's XML;
 //! every other answer passes as the store gave it. Natively, `bucket::is_missing_key` holds
-//! the same table (filters/core/src/bucket.rs); in Envoy, tests/tests/bucket_envoy.rs.
+//! the same table (filters/core/src/route_table/actions/bucket.rs); in Envoy, tests/tests/bucket_envoy.rs.
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -7,7 +7,8 @@
 //! utime + stime (`/proc/PID/stat`) over the requests wrk completed.
 //!
 //! Rows: 10 routes (with a 1-route native baseline, a do-nothing Wasm filter in front of the
-//! native table as the floor, and router + balancer), 1,000 and 10,000 routes in one host,
+//! native table as the floor, router + balancer as two filters and as the combined module),
+//! 1,000 and 10,000 routes in one host,
 //! 10,000 routes over 1,000 hosts. Run with `make bench` (which installs wrk).
 //! `WASMGATE_BENCH_SECONDS` (default 4) and `WASMGATE_BENCH_ROUNDS` (default 3) size a run;
 //! `WASMGATE_BENCH_PERF=DIR` also records a perf profile of every front into DIR;
@@ -19,6 +20,7 @@
 //! config, not the filter, costs), or has the do-nothing filter chained with the router (the
 //! floor of router + balancer).
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -117,6 +119,15 @@ fn inventory_yaml(upstream: SocketAddr, members: &[&str]) -> String {
 
 /// Runs `wasmgate generate` on `inputs` (written into `dir`) and returns its output directory.
 fn generate(dir: &Path, inputs: &[(&str, String)]) -> Result<PathBuf, Error> {
+    generate_with(dir, inputs, &[])
+}
+
+/// `generate` with more options (`--combined`).
+fn generate_with(
+    dir: &Path,
+    inputs: &[(&str, String)],
+    options: &[OsString],
+) -> Result<PathBuf, Error> {
     let mut args = Vec::new();
     for (name, text) in inputs {
         let p = dir.join(name);
@@ -132,6 +143,7 @@ fn generate(dir: &Path, inputs: &[(&str, String)]) -> Result<PathBuf, Error> {
         .arg(wasm("wasmgate_router"))
         .arg("--balancer-wasm")
         .arg(wasm("wasmgate_balancer"))
+        .args(options)
         .args(&args)
         .output()?;
     if !status.status.success() {
@@ -501,6 +513,23 @@ fn main() -> Result<(), Error> {
                 ),
             ],
         )?;
+        // The same, generated with `--combined`: router and balancer as one Wasm filter.
+        let dircomb = Scratch::new("throughput-combined")?;
+        let gencomb = generate_with(
+            dircomb.path(),
+            &[
+                ("mci.yaml", multicluster_yaml()),
+                (
+                    "inventory.yaml",
+                    inventory_yaml(upstream_listen, &["east", "west"]),
+                ),
+            ],
+            &[
+                "--combined".into(),
+                "--combined-wasm".into(),
+                wasm("wasmgate_combined").into_os_string(),
+            ],
+        )?;
         let reqs = ten.requests();
         let mut fronts = Vec::new();
         for (label, file, gen_dir, noop) in [
@@ -509,6 +538,7 @@ fn main() -> Result<(), Error> {
             ("native-1-route", "envoy-native.yaml", &gen1, false),
             ("native+noop-wasm", "envoy-native.yaml", &gen, true),
             ("router+balancer", "envoy.yaml", &genmc, false),
+            ("combined", "envoy.yaml", &gencomb, false),
         ] {
             let (mut boot, listen, admin) = load_bootstrap(&gen_dir.join(file))?;
             if noop {
@@ -608,24 +638,27 @@ fn main() -> Result<(), Error> {
             extra.push(label);
         }
         run_rounds(&mut fronts, &scratch, seconds, rounds, tick)?;
-        for (label, b) in extra.iter().zip(fronts.iter().skip(5)) {
+        for (label, b) in extra.iter().zip(fronts.iter().skip(6)) {
             line(label, &fronts[0], b);
         }
-        let [native, wasm, one, noop, mc, ..] = &fronts[..] else {
-            return Err("five fronts expected".into());
+        let [native, wasm, one, noop, mc, combined, ..] = &fronts[..] else {
+            return Err("six fronts expected".into());
         };
         line("10", native, wasm);
         line("  1 route native (baseline)", native, one);
         line("  native + do-nothing wasm", native, noop);
         line("  router + balancer", native, mc);
+        line("  combined (one module)", native, combined);
         let extra = |f: &Front| f.cpu_us() - native.cpu_us();
         println!(
-            "  over native, CPU us/request: router {:.0}, do-nothing filter {:.0} (router/floor {:.2}), router+balancer {:.0} (r+b/router CPU {:.2})",
+            "  over native, CPU us/request: router {:.0}, do-nothing filter {:.0} (router/floor {:.2}), router+balancer {:.0} (r+b/router CPU {:.2}), combined {:.0} (combined/router CPU {:.2})",
             extra(wasm),
             extra(noop),
             extra(wasm) / extra(noop),
             extra(mc),
-            mc.cpu_us() / wasm.cpu_us()
+            mc.cpu_us() / wasm.cpu_us(),
+            extra(combined),
+            combined.cpu_us() / wasm.cpu_us()
         );
     }
 

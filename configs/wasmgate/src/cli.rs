@@ -107,6 +107,19 @@ pub struct FileOptions {
     /// Balancer module path in envoy.yaml.
     #[arg(long, value_name = "FILE", default_value_os_t = Options::default().balancer_wasm)]
     pub balancer_wasm: PathBuf,
+    /// Run the router and the balancer as one Wasm filter (the combined module) on the HTTP
+    /// listeners of envoy.yaml. TCP listeners keep the two modules; not with --xds, and
+    /// istio.yaml keeps the two plugins.
+    #[arg(long, conflicts_with = "xds")]
+    pub combined: bool,
+    /// Combined module path in envoy.yaml (with --combined).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "combined",
+        default_value = "target/wasm32-wasip1/release/wasmgate_combined.wasm"
+    )]
+    pub combined_wasm: PathBuf,
     /// Listener and admin address.
     #[arg(long, value_name = "ADDR", default_value_t = Options::default().listen_address)]
     pub listen_address: String,
@@ -161,6 +174,7 @@ impl FileOptions {
     pub fn apply(&self, opts: &mut Options) {
         opts.router_wasm = self.router_wasm.clone();
         opts.balancer_wasm = self.balancer_wasm.clone();
+        opts.combined_wasm = self.combined.then(|| self.combined_wasm.clone());
         opts.listen_address = self.listen_address.clone();
         opts.admin_port = self.admin_port;
         opts.access_log = self.access_log.clone();
@@ -214,7 +228,7 @@ mod tests {
 
     #[test]
     fn options_a_command_would_ignore_are_refused() {
-        let refused: [(&str, &[&str]); 7] = [
+        let refused: [(&str, &[&str]); 9] = [
             (
                 "--request outside explain",
                 &["generate", "--request", "GET a /", "in"],
@@ -228,6 +242,14 @@ mod tests {
             (
                 "--out with --xds",
                 &["generate", "--out", "o", "--xds", "x", "in"],
+            ),
+            (
+                "--combined with --xds (ECDS names the two filters)",
+                &["generate", "--combined", "--xds", "x", "in"],
+            ),
+            (
+                "--combined-wasm without --combined",
+                &["generate", "--combined-wasm", "c.wasm", "in"],
             ),
             ("explain without --request", &["explain", "in"]),
             ("no input", &["check"]),

@@ -23,6 +23,9 @@ use crate::status::{GatewayStatus, RouteStatus};
 pub struct Options {
     pub router_wasm: PathBuf,
     pub balancer_wasm: PathBuf,
+    /// Set: a listener with multi-cluster services runs this one module (router and balancer
+    /// in one Wasm filter, `filters/combined`) instead of the two.
+    pub combined_wasm: Option<PathBuf>,
     pub listen_address: String,
     /// The HTTP listener when no Gateway declares one.
     pub http_port: u16,
@@ -46,6 +49,7 @@ impl Default for Options {
         Options {
             router_wasm: PathBuf::from("target/wasm32-wasip1/release/wasmgate_router.wasm"),
             balancer_wasm: PathBuf::from("target/wasm32-wasip1/release/wasmgate_balancer.wasm"),
+            combined_wasm: None,
             listen_address: "127.0.0.1".into(),
             http_port: 10000,
             admin_port: 9901,
@@ -252,6 +256,7 @@ pub fn generate(inputs: &Inputs, opts: &Options) -> Result<Output, Errors> {
             .collect(),
         router_wasm: &opts.router_wasm,
         balancer_wasm: &opts.balancer_wasm,
+        combined_wasm: opts.combined_wasm.as_deref(),
         access_log: &opts.access_log,
         region: opts.region.as_deref(),
         zone: opts.zone.as_deref(),

@@ -25,6 +25,8 @@ pub struct Layout<'a> {
     pub http: Vec<(&'a str, u16, &'a RouterConfig)>,
     pub router_wasm: &'a Path,
     pub balancer_wasm: &'a Path,
+    /// Set: the router and balancer run as this one module on the HTTP listeners.
+    pub combined_wasm: Option<&'a Path>,
     /// Where the access log goes (`/dev/stdout` by default).
     pub access_log: &'a str,
     /// The proxy's own region and zone: the failover order of member clusters starts there.
@@ -294,10 +296,22 @@ pub fn bootstrap(
         .iter()
         .map(|(name, port, own)| {
             let own_json = serde_json::to_string(own).unwrap_or_default();
-            let mut filters = vec![http_wasm("wasmgate.router", layout.router_wasm, &own_json)];
-            if let Some(b) = &balancer_json {
-                filters.push(http_wasm("wasmgate.balancer", layout.balancer_wasm, b));
-            }
+            let filters = match (layout.combined_wasm, balancer) {
+                // One Wasm filter: Envoy's per-filter cost (a context per stream, a VM entry
+                // per callback) paid once.
+                (Some(combined), Some(b)) => {
+                    let config = json!({"router": own, "balancer": b}).to_string();
+                    vec![http_wasm("wasmgate.combined", combined, &config)]
+                }
+                _ => {
+                    let mut filters =
+                        vec![http_wasm("wasmgate.router", layout.router_wasm, &own_json)];
+                    if let Some(b) = &balancer_json {
+                        filters.push(http_wasm("wasmgate.balancer", layout.balancer_wasm, b));
+                    }
+                    filters
+                }
+            };
             let log = access_log(layout.access_log, true);
             let hcm = api::http_connection_manager(route_config.clone(), filters, vec![log]);
             api::listener(*name, api::socket(layout.address, *port), vec![hcm])

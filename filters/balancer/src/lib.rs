@@ -9,4 +9,4 @@
 #[cfg(target_arch = "wasm32")]
 mod hostcalls;
 #[cfg(target_arch = "wasm32")]
-mod plugin;
+pub mod plugin;

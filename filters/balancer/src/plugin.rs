@@ -6,20 +6,23 @@ use std::rc::Rc;
 use log::error;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
+use proxy_wasm::types::{Action, BufferType, ContextType};
 use wasmgate_core::multicluster::http_stream::ATTEMPT_COUNT;
 use wasmgate_core::multicluster::{
     tcp_connection, BalancerHost, BalancerStream, BalancerWorker, HealthChecker, StreamAction,
 };
+use wasmgate_core::ConfigError;
 
 use crate::hostcalls::ProxyHost;
 
 type Worker = BalancerWorker<ProxyHost>;
 
+// Left out when another module (filters/combined) links this crate and drives its contexts.
+#[cfg(feature = "standalone")]
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(BalancerRoot { worker: None, checks: None })
+        Box::new(BalancerRoot::default())
     });
 }}
 
@@ -30,9 +33,50 @@ fn action(a: StreamAction) -> Action {
     }
 }
 
-struct BalancerRoot {
+/// The balancer's root: its own in the balancer module, one half of the combined module's.
+#[derive(Default)]
+pub struct BalancerRoot {
     worker: Option<Rc<Worker>>,
     checks: Option<HealthChecker>,
+}
+
+impl BalancerRoot {
+    /// Compiles `config` (the balancer's JSON) and sets up health checks; on error the root
+    /// keeps no worker.
+    pub fn configure(&mut self, config: &[u8]) -> Result<(), ConfigError> {
+        let (worker, checks) = Worker::configure(ProxyHost, config)?;
+        self.worker = Some(Rc::new(worker));
+        self.checks = Some(checks);
+        Ok(())
+    }
+
+    /// Whether the config serves TCP connections rather than HTTP streams.
+    pub fn serves_tcp(&self) -> bool {
+        self.worker.as_ref().is_some_and(|w| w.serves_tcp())
+    }
+
+    /// The health-check tick.
+    pub fn tick(&mut self) {
+        if let (Some(w), Some(checks)) = (&self.worker, &mut self.checks) {
+            checks.on_tick(w);
+        }
+    }
+
+    /// A health check's answer; a failed call (reset, timeout, no cluster) calls back with no
+    /// headers.
+    pub fn health_check_response(&mut self, token: u32, num_headers: usize) {
+        if let (Some(w), Some(checks)) = (&self.worker, &mut self.checks) {
+            checks.on_response(w, token, num_headers > 0);
+        }
+    }
+
+    /// The balancer's state for one HTTP stream.
+    pub fn http_stream(&self) -> BalancerHttp {
+        BalancerHttp {
+            worker: self.worker.clone(),
+            stream: BalancerStream::new(),
+        }
+    }
 }
 
 impl Context for BalancerRoot {
@@ -43,10 +87,7 @@ impl Context for BalancerRoot {
         _body: usize,
         _trailers: usize,
     ) {
-        if let (Some(w), Some(checks)) = (&self.worker, &mut self.checks) {
-            // A failed call (reset, timeout, no cluster) calls back with no headers.
-            checks.on_response(w, token, num_headers > 0);
-        }
+        self.health_check_response(token, num_headers);
     }
 }
 
@@ -56,12 +97,8 @@ impl RootContext for BalancerRoot {
             .ok()
             .flatten()
             .unwrap_or_default();
-        match Worker::configure(ProxyHost, &config) {
-            Ok((worker, checks)) => {
-                self.worker = Some(Rc::new(worker));
-                self.checks = Some(checks);
-                true
-            }
+        match self.configure(&config) {
+            Ok(()) => true,
             Err(e) => {
                 // Reject the whole config: the proxy refuses the plugin rather than run half of it.
                 error!("wasmgate.balancer: invalid configuration: {e}");
@@ -71,13 +108,11 @@ impl RootContext for BalancerRoot {
     }
 
     fn on_tick(&mut self) {
-        if let (Some(w), Some(checks)) = (&self.worker, &mut self.checks) {
-            checks.on_tick(w);
-        }
+        self.tick();
     }
 
     fn get_type(&self) -> Option<ContextType> {
-        Some(if self.worker.as_ref().is_some_and(|w| w.serves_tcp()) {
+        Some(if self.serves_tcp() {
             ContextType::StreamContext
         } else {
             ContextType::HttpContext
@@ -85,10 +120,7 @@ impl RootContext for BalancerRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(BalancerHttp {
-            worker: self.worker.clone(),
-            stream: BalancerStream::new(),
-        }))
+        Some(Box::new(self.http_stream()))
     }
 
     fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
@@ -98,7 +130,8 @@ impl RootContext for BalancerRoot {
     }
 }
 
-struct BalancerHttp {
+/// The balancer's part of one HTTP stream.
+pub struct BalancerHttp {
     worker: Option<Rc<Worker>>,
     stream: BalancerStream,
 }
@@ -107,13 +140,29 @@ impl Context for BalancerHttp {}
 
 impl HttpContext for BalancerHttp {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.on_request_headers()
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.on_response_headers()
+    }
+
+    fn on_log(&mut self) {
+        self.on_stream_log();
+    }
+}
+
+impl BalancerHttp {
+    /// Picks the member cluster (Continue) or replies (Pause).
+    pub fn on_request_headers(&mut self) -> Action {
         match &self.worker {
             Some(w) => action(self.stream.on_request_headers(w)),
             None => Action::Continue,
         }
     }
 
-    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+    /// Passive health and retries from the response.
+    pub fn on_response_headers(&mut self) -> Action {
         match &self.worker {
             Some(w) => action(self.stream.on_response_headers(w)),
             None => {
@@ -123,7 +172,8 @@ impl HttpContext for BalancerHttp {
         }
     }
 
-    fn on_log(&mut self) {
+    /// The stream's end: its outcome counts for the member's health.
+    pub fn on_stream_log(&mut self) {
         if let Some(w) = &self.worker {
             self.stream.on_log(w);
         }

@@ -60,6 +60,8 @@ pub enum ConfigErrorKind {
     InvalidName(String),
     /// A field that applies only when another one is set (named here).
     NeedsField(&'static str),
+    /// The combined router+balancer module serves HTTP streams only.
+    CombinedHttpOnly,
 }
 
 impl ConfigError {
@@ -152,6 +154,11 @@ impl fmt::Display for ConfigErrorKind {
             OutOfRange(r) => write!(f, "out of range: expected {r}"),
             InvalidName(n) => write!(f, "invalid name {}", quote(n)),
             NeedsField(other) => write!(f, "applies only together with `{other}`"),
+            CombinedHttpOnly => write!(
+                f,
+                "the combined module serves HTTP only: load the router and balancer modules \
+                 for a TCP root (id ending in `.tcp`)"
+            ),
         }
     }
 }

@@ -13,6 +13,7 @@
     )
 )]
 
+pub mod combined;
 pub mod config;
 pub mod effects;
 pub mod error;

@@ -10,4 +10,4 @@ mod hostcalls;
 #[cfg(target_arch = "wasm32")]
 mod metrics;
 #[cfg(target_arch = "wasm32")]
-mod plugin;
+pub mod plugin;

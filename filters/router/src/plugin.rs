@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use log::{info, warn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, ContextType, MapType};
 use wasmgate_core::{
     apply_edits, apply_request, HeaderEdits, HeaderMap, Outcome, Random, Reply, RequestView,
     RouteTable, Step, TcpOutcome, XorShift,
@@ -15,15 +15,17 @@ use wasmgate_core::{
 
 use wasmgate_core::observe::{self, RouteLabels};
 use wasmgate_core::route_table::bucket::is_missing_key;
-use wasmgate_core::RouterConfig;
+use wasmgate_core::{ConfigError, RouterConfig};
 
 use crate::hostcalls::{self, HostHeaders};
 use crate::metrics::Counters;
 
+// Left out when another module (filters/combined) links this crate and drives its contexts.
+#[cfg(feature = "standalone")]
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(RouterRoot { shared: None, tcp: false })
+        Box::new(RouterRoot::default())
     });
 }}
 
@@ -47,17 +49,19 @@ impl Shared {
     }
 }
 
-struct RouterRoot {
+/// The router's root: its own in the router module, one half of the combined module's.
+#[derive(Default)]
+pub struct RouterRoot {
     shared: Option<Rc<Shared>>,
     tcp: bool,
 }
 
 impl Context for RouterRoot {}
 
-impl RootContext for RouterRoot {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        let config = hostcalls::plugin_configuration();
-        let parsed = wasmgate_core::error::from_json::<RouterConfig>(&config)
+impl RouterRoot {
+    /// Compiles `config` (the router's JSON); on error the root keeps no table.
+    pub fn configure(&mut self, config: &[u8]) -> Result<(), ConfigError> {
+        let parsed = wasmgate_core::error::from_json::<RouterConfig>(config)
             .and_then(|c| Ok((RouteTable::compile(&c)?, RouteLabels::new(&c))));
         match parsed {
             Ok((table, labels)) => {
@@ -81,8 +85,31 @@ impl RootContext for RouterRoot {
                     labels,
                     route_states,
                 }));
-                true
+                Ok(())
             }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the root serves TCP listeners (its id ends in `.tcp`).
+    pub fn serves_tcp(&self) -> bool {
+        self.tcp
+    }
+
+    /// The router's state for one HTTP stream.
+    pub fn http_stream(&self) -> RouterHttp {
+        RouterHttp {
+            shared: self.shared.clone(),
+            response_edits: Vec::new(),
+            bucket_not_found: None,
+        }
+    }
+}
+
+impl RootContext for RouterRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        match self.configure(&hostcalls::plugin_configuration()) {
+            Ok(()) => true,
             Err(e) => {
                 // Reject the whole config: the proxy refuses the plugin rather than run half of it.
                 log::error!("wasmgate.router: invalid configuration: {e}");
@@ -100,11 +127,7 @@ impl RootContext for RouterRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(RouterHttp {
-            shared: self.shared.clone(),
-            response_edits: Vec::new(),
-            bucket_not_found: None,
-        }))
+        Some(Box::new(self.http_stream()))
     }
 
     fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
@@ -155,7 +178,8 @@ impl OwnedEdits {
     }
 }
 
-struct RouterHttp {
+/// The router's part of one HTTP stream.
+pub struct RouterHttp {
     shared: Option<Rc<Shared>>,
     /// The rule's, then the picked backend's.
     response_edits: Vec<OwnedEdits>,
@@ -219,6 +243,17 @@ fn observe_outcome(shared: &Shared, outcome: &Outcome<'_>) {
 
 impl HttpContext for RouterHttp {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.on_request_headers()
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.on_response_headers()
+    }
+}
+
+impl RouterHttp {
+    /// Routes the request: steers it (Continue) or replies (Pause).
+    pub fn on_request_headers(&mut self) -> Action {
         let Some(shared) = self.shared.clone() else {
             send_reply(&Reply {
                 rule: None,
@@ -286,7 +321,8 @@ impl HttpContext for RouterHttp {
         }
     }
 
-    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+    /// Applies the rule's response edits, or answers a bucket's missing key.
+    pub fn on_response_headers(&mut self) -> Action {
         if let Some(body) = self.bucket_not_found.take() {
             let status = hostcalls::response_header(":status")
                 .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());

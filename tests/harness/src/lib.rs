@@ -4,7 +4,8 @@
 //!
 //! - Processes and servers: a real Envoy ([`envoy_process`]), local backends standing in
 //!   for clusters ([`backend`]), a gRPC server ([`grpc_server`]), an S3 store ([`s3store`]).
-//! - Envoy configs: hand-built bootstraps around a filter config ([`bootstrap`]), the
+//! - Envoy configs: hand-built bootstraps around a filter config ([`bootstrap`]), the router
+//!   and balancer filters merged into the combined module ([`combined_filter`]), the
 //!   balancer alone with backends that go and come back ([`balancer_setup`]), the router
 //!   case table's bootstrap ([`router_case_setup`]), generated config deployed
 //!   ([`deploy`]).
@@ -18,6 +19,7 @@
 pub mod backend;
 pub mod balancer_setup;
 pub mod bootstrap;
+pub mod combined_filter;
 pub mod conformance_runner;
 pub mod deploy;
 pub mod envoy_process;
