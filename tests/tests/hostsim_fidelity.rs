@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use host_sim::bootstrap_reader::parse_bootstrap;
 use host_sim::{HostSim, HttpRequest, TcpConnection, UpstreamReply};
 use serde_json::{json, Value};
-use wasmgate_harness::bootstrap::{socket, HttpBootstrap};
+use wasmgate_harness::bootstrap::{socket, static_cluster, HttpBootstrap};
 use wasmgate_harness::{
     free_port, paths, post, post_chunked, request, Backend, Envoy, Scratch, TcpBackend,
 };
@@ -377,16 +377,6 @@ fn tcp_bootstrap(
     backend: SocketAddr,
     fallback: SocketAddr,
 ) -> Value {
-    let cluster = |name: &str, addr: SocketAddr| {
-        json!({
-            "name": name,
-            "type": "STATIC",
-            "connect_timeout": "1s",
-            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": socket(addr)}}
-            ]}]}
-        })
-    };
     json!({
         "admin": {"address": socket(admin)},
         "static_resources": {
@@ -417,7 +407,7 @@ fn tcp_bootstrap(
                     }}
                 ]}]
             }],
-            "clusters": [cluster("backend", backend), cluster("fallback", fallback)]
+            "clusters": [static_cluster("backend", backend), static_cluster("fallback", fallback)]
         }
     })
 }
