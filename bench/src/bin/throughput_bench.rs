@@ -122,6 +122,18 @@ fn generate(dir: &Path, inputs: &[(&str, String)]) -> Result<PathBuf, Error> {
     generate_with(dir, inputs, &[])
 }
 
+/// `generate` on a route table with the bench's service and one-cluster inventory.
+fn generate_table(dir: &Path, table: &Table, upstream: SocketAddr) -> Result<PathBuf, Error> {
+    generate(
+        dir,
+        &[
+            ("routes.yaml", table.virtual_host_yaml()),
+            ("service.yaml", SERVICE_YAML.into()),
+            ("inventory.yaml", inventory_yaml(upstream, &["local"])),
+        ],
+    )
+}
+
 /// `generate` with more options (`--combined`).
 fn generate_with(
     dir: &Path,
@@ -475,33 +487,13 @@ fn main() -> Result<(), Error> {
             hosts: 1,
             per_host: 10,
         };
-        let gen = generate(
-            dir.path(),
-            &[
-                ("routes.yaml", ten.virtual_host_yaml()),
-                ("service.yaml", SERVICE_YAML.into()),
-                (
-                    "inventory.yaml",
-                    inventory_yaml(upstream_listen, &["local"]),
-                ),
-            ],
-        )?;
+        let gen = generate_table(dir.path(), &ten, upstream_listen)?;
         let one = Table {
             hosts: 1,
             per_host: 1,
         };
         let dir1 = Scratch::new("throughput-1")?;
-        let gen1 = generate(
-            dir1.path(),
-            &[
-                ("routes.yaml", one.virtual_host_yaml()),
-                ("service.yaml", SERVICE_YAML.into()),
-                (
-                    "inventory.yaml",
-                    inventory_yaml(upstream_listen, &["local"]),
-                ),
-            ],
-        )?;
+        let gen1 = generate_table(dir1.path(), &one, upstream_listen)?;
         let dirmc = Scratch::new("throughput-mc")?;
         let genmc = generate(
             dirmc.path(),
@@ -690,17 +682,7 @@ fn main() -> Result<(), Error> {
     .take(rows.saturating_sub(1))
     {
         let dir = Scratch::new("throughput-row")?;
-        let gen = generate(
-            dir.path(),
-            &[
-                ("routes.yaml", table.virtual_host_yaml()),
-                ("service.yaml", SERVICE_YAML.into()),
-                (
-                    "inventory.yaml",
-                    inventory_yaml(upstream_listen, &["local"]),
-                ),
-            ],
-        )?;
+        let gen = generate_table(dir.path(), &table, upstream_listen)?;
         let mut fronts = Vec::new();
         for (label, file) in [("native", "envoy-native.yaml"), ("wasm", "envoy.yaml")] {
             let (boot, listen, admin) = load_bootstrap(&gen.join(file))?;
