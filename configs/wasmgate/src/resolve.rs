@@ -250,14 +250,42 @@ impl<'a> Ctx<'a> {
         self.mcs.insert(name.to_string(), def);
     }
 
-    fn port_of(ports: &[ServicePort], port: &PortRef) -> Option<u16> {
-        ports
-            .iter()
-            .find(|p| match port {
-                PortRef::Number(n) => p.port == *n,
-                PortRef::Name(name) => p.name.as_deref() == Some(name.as_str()),
-            })
-            .map(|p| p.port)
+    /// The port a backend names on a Service (by number or name); without one, the Service's
+    /// only port. An unknown or ambiguous port is reported at `field.port_field`.
+    fn service_port(
+        &mut self,
+        at: &Location,
+        field: &str,
+        port_field: &str,
+        service: &str,
+        ports: &[ServicePort],
+        port: Option<&PortRef>,
+    ) -> Option<u16> {
+        let found = match port {
+            Some(wanted) => ports
+                .iter()
+                .find(|p| match wanted {
+                    PortRef::Number(n) => p.port == *n,
+                    PortRef::Name(name) => p.name.as_deref() == Some(name.as_str()),
+                })
+                .map(|p| p.port),
+            // Without a port, a service with exactly one port is unambiguous.
+            None => match ports {
+                [only] => Some(only.port),
+                _ => None,
+            },
+        };
+        if found.is_none() {
+            self.fail(
+                at,
+                format!("{field}.{port_field}"),
+                ErrorKind::UnknownPort {
+                    service: service.to_string(),
+                    port: port.map_or_else(|| "(none)".to_string(), PortRef::to_string),
+                },
+            );
+        }
+        found
     }
 
     fn inventory_clusters(&self) -> impl Iterator<Item = &'a InventoryCluster> {
@@ -313,25 +341,8 @@ impl<'a> Ctx<'a> {
             );
             return None;
         };
-        let resolved = match port {
-            Some(p) => Self::port_of(&svc.value.spec.ports, p),
-            // Without a port, a service with exactly one port is unambiguous.
-            None => match svc.value.spec.ports.as_slice() {
-                [only] => Some(only.port),
-                _ => None,
-            },
-        };
-        let Some(port_number) = resolved else {
-            self.fail(
-                at,
-                format!("{field}.{port_field}"),
-                ErrorKind::UnknownPort {
-                    service: service.to_string(),
-                    port: port.map_or_else(|| "(none)".to_string(), PortRef::to_string),
-                },
-            );
-            return None;
-        };
+        let port_number =
+            self.service_port(at, field, port_field, service, &svc.value.spec.ports, port)?;
         let ns = namespace_of(svc.value.metadata.namespace.as_deref()).to_string();
         // An inventory names a Service `namespace/name`, or just `name`.
         let qualified = format!("{ns}/{service}");
@@ -388,24 +399,7 @@ impl<'a> Ctx<'a> {
         weight: u32,
         port_field: &str,
     ) -> Option<fc::Backend> {
-        let resolved = match port {
-            Some(p) => Self::port_of(&def.ports, p),
-            None => match def.ports.as_slice() {
-                [only] => Some(only.port),
-                _ => None,
-            },
-        };
-        let Some(port_number) = resolved else {
-            self.fail(
-                at,
-                format!("{field}.{port_field}"),
-                ErrorKind::UnknownPort {
-                    service: name.to_string(),
-                    port: port.map_or_else(|| "(none)".to_string(), PortRef::to_string),
-                },
-            );
-            return None;
-        };
+        let port_number = self.service_port(at, field, port_field, name, &def.ports, port)?;
         if let Some(used) = self.used_mcs.get(name) {
             let used_port = used
                 .members
