@@ -494,28 +494,20 @@ fn main() -> Result<(), Error> {
         };
         let dir1 = Scratch::new("throughput-1")?;
         let gen1 = generate_table(dir1.path(), &one, upstream_listen)?;
+        // The multi-cluster inputs, as two filters and with `--combined` as one Wasm filter.
+        let mc_inputs = [
+            ("mci.yaml", multicluster_yaml()),
+            (
+                "inventory.yaml",
+                inventory_yaml(upstream_listen, &["east", "west"]),
+            ),
+        ];
         let dirmc = Scratch::new("throughput-mc")?;
-        let genmc = generate(
-            dirmc.path(),
-            &[
-                ("mci.yaml", multicluster_yaml()),
-                (
-                    "inventory.yaml",
-                    inventory_yaml(upstream_listen, &["east", "west"]),
-                ),
-            ],
-        )?;
-        // The same, generated with `--combined`: router and balancer as one Wasm filter.
+        let genmc = generate(dirmc.path(), &mc_inputs)?;
         let dircomb = Scratch::new("throughput-combined")?;
         let gencomb = generate_with(
             dircomb.path(),
-            &[
-                ("mci.yaml", multicluster_yaml()),
-                (
-                    "inventory.yaml",
-                    inventory_yaml(upstream_listen, &["east", "west"]),
-                ),
-            ],
+            &mc_inputs,
             &[
                 "--combined".into(),
                 "--combined-wasm".into(),
